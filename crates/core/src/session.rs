@@ -1,0 +1,51 @@
+//! Sessions and handles as the core keeps them.
+
+use crate::InstanceId;
+use jano_plugin::{HandleRef, Plugin, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Trickle candidates that arrived before there was a PeerConnection to give them to.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingTrickle {
+    pub received_us: u64,
+    /// Handed to the PeerConnection once the media engine creates one.
+    #[allow(dead_code)]
+    pub candidate: Value,
+}
+
+/// The most early candidates kept per handle; more are dropped (and counted) so a client
+/// cannot grow the server's memory without bound.
+pub(crate) const MAX_PENDING_TRICKLES: usize = 256;
+
+pub(crate) struct Handle {
+    pub href: HandleRef,
+    pub plugin: Arc<dyn Plugin>,
+    pub created_us: u64,
+    pub pending_trickles: Vec<PendingTrickle>,
+    pub dropped_trickles: u64,
+}
+
+pub(crate) struct Session {
+    pub id: u64,
+    pub source: InstanceId,
+    pub last_activity_us: u64,
+    /// The owning transport instance went away; the session waits to be claimed.
+    pub transport_gone: bool,
+    /// Admin override: `None` = global timeout, `Some(0)` = never, `Some(n)` = n seconds.
+    pub timeout_override: Option<u64>,
+    pub handles: HashMap<u64, Handle>,
+}
+
+impl Session {
+    pub(crate) fn new(id: u64, source: InstanceId, now_us: u64) -> Self {
+        Session {
+            id,
+            source,
+            last_activity_us: now_us,
+            transport_gone: false,
+            timeout_override: None,
+            handles: HashMap::new(),
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! The plugin contract, shaped like Janus's plugin API so that every Janus plugin can be written
+//! against it.
+//!
+//! The gateway calls a [`Plugin`] (attach, messages, media from the handle's PeerConnection,
+//! hang-ups, detach); a plugin calls back through [`CoreServices`] (events to the client, media to
+//! a handle's PeerConnection, closing a PeerConnection, ending a handle).
+//!
+//! Two rules keep this free of the deadlocks Janus plugins are known for:
+//! - `Plugin` methods must not block: work that takes time goes to the plugin's own task and is
+//!   reported later with [`CoreServices::push_event`] (an `ack` now, an `event` later).
+//! - `CoreServices` never calls back into the plugin synchronously: everything it receives is
+//!   queued and applied by the gateway after the current call returns. A plugin may therefore call
+//!   it from anywhere, including from inside `handle_message`.
+
+use std::sync::Arc;
+
+pub use jano_api::{Map, Value};
+pub use jano_config::Jcfg;
+
+/// Identifies one attachment of a client to a plugin. Cheap to clone; plugins key their
+/// per-handle state by `handle_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HandleRef {
+    pub session_id: u64,
+    pub handle_id: u64,
+    pub opaque_id: Option<Arc<str>>,
+    /// The token used at attach time, if any (plugins may use it for their own checks).
+    pub token: Option<Arc<str>>,
+}
+
+/// What `info` reports about a plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginInfo {
+    /// Unique package name, e.g. `janus.plugin.echotest`.
+    pub package: &'static str,
+    pub name: &'static str,
+    pub author: &'static str,
+    pub description: &'static str,
+    pub version: i64,
+    pub version_string: &'static str,
+}
+
+/// How a plugin answered a `message`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PluginResult {
+    /// Synchronous answer: the object becomes `plugindata.data` of a `success` response.
+    Ok(Map<String, Value>),
+    /// Accepted; the answer follows as an `event` carrying the same transaction. The optional
+    /// text is sent as the `ack`'s `hint`.
+    OkWait(Option<String>),
+    /// A severe failure reported as Janus error 462 with this text (plugins normally report
+    /// their own errors inside `Ok` data instead).
+    Error(String),
+}
+
+/// A JSEP as the gateway hands it to a plugin (ICE/DTLS details already taken care of).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Jsep {
+    /// `offer` or `answer`.
+    pub kind: JsepType,
+    pub sdp: String,
+    /// Everything else the client or core attached (`simulcast`, `svc`, `update`, `e2ee`…).
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsepType {
+    Offer,
+    Answer,
+}
+
+impl JsepType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JsepType::Offer => "offer",
+            JsepType::Answer => "answer",
+        }
+    }
+}
+
+/// An RTP packet from or to a handle's PeerConnection (the media engine fills these in).
+#[derive(Debug, Clone, Copy)]
+pub struct RtpPacket<'a> {
+    /// The m-line index the packet belongs to; `None` = the first audio/video m-line.
+    pub mindex: Option<usize>,
+    pub video: bool,
+    pub buffer: &'a [u8],
+}
+
+/// An RTCP compound packet from or to a handle's PeerConnection.
+#[derive(Debug, Clone, Copy)]
+pub struct RtcpPacket<'a> {
+    pub mindex: Option<usize>,
+    pub video: bool,
+    pub buffer: &'a [u8],
+}
+
+/// A data-channel message.
+#[derive(Debug, Clone, Copy)]
+pub struct DataMessage<'a> {
+    /// `None` = the default channel.
+    pub label: Option<&'a str>,
+    pub protocol: Option<&'a str>,
+    pub binary: bool,
+    pub buffer: &'a [u8],
+}
+
+/// Why a `push_event` was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushError {
+    /// The message was not a JSON object.
+    NotAnObject,
+    /// The gateway is shutting down.
+    Closed,
+}
+
+/// What the gateway offers plugins. Calls are queued and never re-enter the plugin.
+pub trait CoreServices: Send + Sync {
+    /// Sends a plugin `event` to the handle's client; with `transaction` when it answers a request.
+    fn push_event(
+        &self,
+        handle: &HandleRef,
+        transaction: Option<String>,
+        message: Map<String, Value>,
+        jsep: Option<Jsep>,
+    ) -> Result<(), PushError>;
+    /// Detaches the handle from the plugin side (the client gets `detached`).
+    fn end_session(&self, handle: &HandleRef);
+    /// Hangs up the handle's PeerConnection (reason `Close PC`).
+    fn close_pc(&self, handle: &HandleRef);
+    /// Sends RTP to the handle's peer.
+    fn relay_rtp(&self, _handle: &HandleRef, _packet: &RtpPacket<'_>) {}
+    /// Sends RTCP to the handle's peer.
+    fn relay_rtcp(&self, _handle: &HandleRef, _packet: &RtcpPacket<'_>) {}
+    /// Sends a data-channel message to the handle's peer.
+    fn relay_data(&self, _handle: &HandleRef, _message: &DataMessage<'_>) {}
+    /// Asks the peer for a keyframe (all video streams, or one m-line).
+    fn send_pli(&self, _handle: &HandleRef, _mindex: Option<usize>) {}
+    /// Sends a REMB with this bitrate cap to the peer.
+    fn send_remb(&self, _handle: &HandleRef, _bitrate: u32) {}
+    /// Whether event handlers want this plugin's events.
+    fn events_enabled(&self) -> bool {
+        false
+    }
+    /// Hands a plugin event to the event handlers.
+    fn notify_event(&self, _plugin: &'static str, _handle: Option<&HandleRef>, _event: Value) {}
+}
+
+/// A plugin, as the gateway sees it. See the module docs for the threading rules.
+pub trait Plugin: Send + Sync {
+    fn info(&self) -> &PluginInfo;
+
+    /// A client attached: set up per-handle state. `Err(n)` refuses the attach (Janus 461).
+    fn create_session(&self, handle: &HandleRef) -> Result<(), i32>;
+
+    /// A `message` for this handle. `jsep` is present when the client negotiates.
+    fn handle_message(
+        &self,
+        handle: &HandleRef,
+        transaction: &str,
+        body: Map<String, Value>,
+        jsep: Option<Jsep>,
+    ) -> PluginResult;
+
+    /// An Admin API `message_plugin` request; `None` when the plugin has no admin hook (490).
+    fn handle_admin_message(&self, _request: Value) -> Option<Value> {
+        None
+    }
+
+    /// The handle's PeerConnection is up (same moment as `webrtcup`).
+    fn setup_media(&self, _handle: &HandleRef) {}
+    fn incoming_rtp(&self, _handle: &HandleRef, _packet: &RtpPacket<'_>) {}
+    fn incoming_rtcp(&self, _handle: &HandleRef, _packet: &RtcpPacket<'_>) {}
+    fn incoming_data(&self, _handle: &HandleRef, _message: &DataMessage<'_>) {}
+    /// The data channel can take more data.
+    fn data_ready(&self, _handle: &HandleRef) {}
+    /// Packet loss crossed `slowlink_threshold` in one direction.
+    fn slow_link(&self, _handle: &HandleRef, _mindex: usize, _video: bool, _uplink: bool) {}
+    /// The handle's PeerConnection was torn down.
+    fn hangup_media(&self, _handle: &HandleRef) {}
+
+    /// The handle is going away: free its state. `Err(n)` is reported as Janus 463.
+    fn destroy_session(&self, handle: &HandleRef) -> Result<(), i32>;
+
+    /// Plugin-specific state for the Admin API's `handle_info`.
+    fn query_session(&self, _handle: &HandleRef) -> Value {
+        Value::Object(Map::new())
+    }
+
+    /// The server is shutting down.
+    fn shutdown(&self) {}
+}
+
+/// Builds a plugin from its `.jcfg` (if the configuration folder has one) and the gateway's
+/// services.
+pub type PluginFactory =
+    fn(config: Option<&Jcfg>, services: Arc<dyn CoreServices>) -> Result<Arc<dyn Plugin>, String>;

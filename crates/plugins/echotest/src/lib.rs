@@ -1,0 +1,289 @@
+//! `janus.plugin.echotest`: the first plugin a Janus user tries. It answers every message
+//! asynchronously (an `ack` with a hint, then an `event` carrying the request's transaction), as
+//! Janus's EchoTest does, and keeps the per-handle settings (audio/video on or off, REMB cap,
+//! simulcast and SVC targets, recording) that the media engine will apply to the echoed stream.
+
+use jano_api::fields::{self, Kind};
+use jano_api::JanusError;
+use jano_plugin::{
+    CoreServices, HandleRef, Jcfg, Jsep, Map, Plugin, PluginInfo, PluginResult, Value,
+};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub const PACKAGE: &str = "janus.plugin.echotest";
+
+const INFO: PluginInfo = PluginInfo {
+    package: PACKAGE,
+    name: "JANUS EchoTest plugin",
+    author: "jano",
+    description: "Echoes back whatever a peer sends: audio, video and data channel messages.",
+    version: 7,
+    version_string: "0.0.7",
+};
+
+/// EchoTest's own error codes (inside `plugindata.data`).
+mod code {
+    pub const INVALID_ELEMENT: u16 = 413;
+}
+
+/// The hint Janus's EchoTest puts in its `ack`; some clients log it.
+const ACK_HINT: &str = "I'm taking my time!";
+
+/// Per-handle settings.
+#[derive(Debug, Clone)]
+struct EchoSession {
+    audio_active: bool,
+    video_active: bool,
+    bitrate: u64,
+    substream: Option<u64>,
+    temporal: Option<u64>,
+    fallback: Option<u64>,
+    spatial_layer: Option<u64>,
+    temporal_layer: Option<u64>,
+    audiocodec: Option<String>,
+    videocodec: Option<String>,
+    videoprofile: Option<String>,
+    opusred: bool,
+    min_delay: Option<i64>,
+    max_delay: Option<i64>,
+    recording: bool,
+    filename: Option<String>,
+}
+
+impl Default for EchoSession {
+    fn default() -> Self {
+        EchoSession {
+            audio_active: true,
+            video_active: true,
+            bitrate: 0,
+            substream: None,
+            temporal: None,
+            fallback: None,
+            spatial_layer: None,
+            temporal_layer: None,
+            audiocodec: None,
+            videocodec: None,
+            videoprofile: None,
+            opusred: false,
+            min_delay: None,
+            max_delay: None,
+            recording: false,
+            filename: None,
+        }
+    }
+}
+
+/// The fields EchoTest understands, with their types.
+const FIELDS: &[(&str, Kind)] = &[
+    ("audio", Kind::Bool),
+    ("video", Kind::Bool),
+    ("bitrate", Kind::PositiveInteger),
+    ("record", Kind::Bool),
+    ("filename", Kind::String),
+    ("substream", Kind::PositiveInteger),
+    ("temporal", Kind::PositiveInteger),
+    ("fallback", Kind::PositiveInteger),
+    ("svc", Kind::Bool),
+    ("spatial_layer", Kind::PositiveInteger),
+    ("temporal_layer", Kind::PositiveInteger),
+    ("audiocodec", Kind::String),
+    ("videocodec", Kind::String),
+    ("videoprofile", Kind::String),
+    ("opusred", Kind::Bool),
+    ("min_delay", Kind::Integer),
+    ("max_delay", Kind::Integer),
+];
+
+pub struct EchoTest {
+    services: Arc<dyn CoreServices>,
+    sessions: Mutex<HashMap<u64, EchoSession>>,
+}
+
+impl EchoTest {
+    pub fn new(services: Arc<dyn CoreServices>) -> Self {
+        EchoTest {
+            services,
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The [`jano_plugin::PluginFactory`] for the registry.
+    pub fn factory(
+        _config: Option<&Jcfg>,
+        services: Arc<dyn CoreServices>,
+    ) -> Result<Arc<dyn Plugin>, String> {
+        Ok(Arc::new(EchoTest::new(services)))
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<u64, EchoSession>> {
+        // A poisoned lock only means another thread panicked mid-update of plain settings;
+        // the map is still usable.
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies a request to the handle's settings; the error is EchoTest's (code, text).
+    fn apply(
+        &self,
+        handle: &HandleRef,
+        body: &Map<String, Value>,
+        has_jsep: bool,
+    ) -> Result<(), (u16, String)> {
+        let invalid = |e: JanusError| (code::INVALID_ELEMENT, e.reason);
+        for (name, kind) in FIELDS {
+            fields::check(body, name, *kind, false).map_err(invalid)?;
+        }
+        if !has_jsep && !FIELDS.iter().any(|(n, _)| body.contains_key(*n)) {
+            return Err((
+                code::INVALID_ELEMENT,
+                "Message error: no supported attributes found".into(),
+            ));
+        }
+        let mut all = self.sessions();
+        let s = all.get_mut(&handle.handle_id).ok_or((
+            code::INVALID_ELEMENT,
+            "No session associated with this handle".to_string(),
+        ))?;
+        let b = |n: &str| body.get(n).and_then(Value::as_bool);
+        let u = |n: &str| body.get(n).and_then(Value::as_u64);
+        let st = |n: &str| body.get(n).and_then(Value::as_str).map(str::to_owned);
+        if let Some(v) = b("audio") {
+            s.audio_active = v;
+        }
+        if let Some(v) = b("video") {
+            s.video_active = v;
+        }
+        if let Some(v) = u("bitrate") {
+            s.bitrate = v;
+        }
+        if let Some(v) = u("substream") {
+            s.substream = Some(v);
+        }
+        if let Some(v) = u("temporal") {
+            s.temporal = Some(v);
+        }
+        if let Some(v) = u("fallback") {
+            s.fallback = Some(v);
+        }
+        if let Some(v) = u("spatial_layer") {
+            s.spatial_layer = Some(v);
+        }
+        if let Some(v) = u("temporal_layer") {
+            s.temporal_layer = Some(v);
+        }
+        if let Some(v) = st("audiocodec") {
+            s.audiocodec = Some(v);
+        }
+        if let Some(v) = st("videocodec") {
+            s.videocodec = Some(v);
+        }
+        if let Some(v) = st("videoprofile") {
+            s.videoprofile = Some(v);
+        }
+        if let Some(v) = b("opusred") {
+            s.opusred = v;
+        }
+        if let Some(v) = body.get("min_delay").and_then(Value::as_i64) {
+            s.min_delay = Some(v);
+        }
+        if let Some(v) = body.get("max_delay").and_then(Value::as_i64) {
+            s.max_delay = Some(v);
+        }
+        if let Some(v) = st("filename") {
+            s.filename = Some(v);
+        }
+        if let Some(v) = b("record") {
+            s.recording = v;
+        }
+        Ok(())
+    }
+}
+
+fn event_map(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+impl Plugin for EchoTest {
+    fn info(&self) -> &PluginInfo {
+        &INFO
+    }
+
+    fn create_session(&self, handle: &HandleRef) -> Result<(), i32> {
+        self.sessions()
+            .insert(handle.handle_id, EchoSession::default());
+        Ok(())
+    }
+
+    fn handle_message(
+        &self,
+        handle: &HandleRef,
+        transaction: &str,
+        body: Map<String, Value>,
+        jsep: Option<Jsep>,
+    ) -> PluginResult {
+        let data = match self.apply(handle, &body, jsep.is_some()) {
+            Ok(()) => json!({"echotest": "event", "result": "ok"}),
+            Err((code, text)) => json!({"echotest": "event", "error_code": code, "error": text}),
+        };
+        // The answer is queued behind the ack by the gateway, so the client sees ack → event
+        // with the same transaction, as from Janus.
+        if self
+            .services
+            .push_event(handle, Some(transaction.to_owned()), event_map(data), None)
+            .is_err()
+        {
+            tracing::warn!(handle = handle.handle_id, "could not queue echotest event");
+        }
+        PluginResult::OkWait(Some(ACK_HINT.into()))
+    }
+
+    fn handle_admin_message(&self, request: Value) -> Option<Value> {
+        // Janus's EchoTest answers admin messages by echoing them.
+        Some(request)
+    }
+
+    fn hangup_media(&self, handle: &HandleRef) {
+        let done = self.sessions().contains_key(&handle.handle_id);
+        if done {
+            let data = json!({"echotest": "event", "result": "done"});
+            let _ = self
+                .services
+                .push_event(handle, None, event_map(data), None);
+        }
+    }
+
+    fn destroy_session(&self, handle: &HandleRef) -> Result<(), i32> {
+        match self.sessions().remove(&handle.handle_id) {
+            Some(_) => Ok(()),
+            None => Err(-1),
+        }
+    }
+
+    fn query_session(&self, handle: &HandleRef) -> Value {
+        match self.sessions().get(&handle.handle_id) {
+            None => json!({}),
+            Some(s) => json!({
+                "audio_active": s.audio_active,
+                "video_active": s.video_active,
+                "bitrate": s.bitrate,
+                "substream": s.substream,
+                "temporal": s.temporal,
+                "spatial_layer": s.spatial_layer,
+                "temporal_layer": s.temporal_layer,
+                "audiocodec": s.audiocodec,
+                "videocodec": s.videocodec,
+                "videoprofile": s.videoprofile,
+                "opusred": s.opusred,
+                "recording": s.recording,
+                "filename": s.filename,
+                "min_delay": s.min_delay,
+                "max_delay": s.max_delay,
+                "fallback": s.fallback,
+            }),
+        }
+    }
+}

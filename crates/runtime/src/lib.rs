@@ -1,0 +1,374 @@
+//! The glue between the sans-IO gateway core and the world.
+//!
+//! - Owns the [`Gateway`] behind one short-held lock: every call feeds one input, delivers the
+//!   response, then dispatches the queued outputs — all without IO (sinks only queue), so the
+//!   lock is never held across a socket write.
+//! - Gives the core a real clock and runs its watchdog once a second.
+//! - Implements the plugins' [`CoreServices`] as a queue that a task applies to the core, so a
+//!   plugin can call back from anywhere without re-entering the core (no lock-order deadlocks).
+//! - Routes events to the transport instance that owns a session through [`TransportSink`].
+
+use jano_api::Value;
+use jano_core::{CoreConfig, Gateway, Incoming, InstanceId, Now, Output, PluginEvent};
+use jano_plugin::{CoreServices, HandleRef, Jsep, Map, PushError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+
+pub use jano_core::{PluginRegistry, TransportInfo};
+
+/// How a transport receives what the core sends on its own: events and session notices.
+/// Implementations must not block (they run with the gateway lock held): queue and return.
+pub trait TransportSink: Send + Sync {
+    /// An event for the client behind `conn`.
+    fn send_event(&self, conn: u64, session_id: u64, event: Value);
+    /// `conn` created `session_id`.
+    fn session_created(&self, _conn: u64, _session_id: u64) {}
+    /// `session_id` is no longer `conn`'s: destroyed, timed out, or claimed elsewhere.
+    fn session_over(&self, _conn: u64, _session_id: u64, _timeout: bool, _claimed: bool) {}
+    /// `conn` claimed `session_id`.
+    fn session_claimed(&self, _conn: u64, _session_id: u64) {}
+}
+
+struct Inner {
+    gw: Mutex<Gateway>,
+    sinks: RwLock<Vec<Arc<dyn TransportSink>>>,
+    start: Instant,
+    next_conn: AtomicU64,
+    log_level: Mutex<Option<Box<dyn Fn(u8) + Send + Sync>>>,
+    closed: AtomicBool,
+}
+
+/// A cheap, clonable handle on the running gateway.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+/// The plugins' view of the gateway: a queue.
+struct Services {
+    tx: mpsc::UnboundedSender<PluginEvent>,
+    package: &'static str,
+}
+
+impl CoreServices for Services {
+    fn push_event(
+        &self,
+        handle: &HandleRef,
+        transaction: Option<String>,
+        message: Map<String, Value>,
+        jsep: Option<Jsep>,
+    ) -> Result<(), PushError> {
+        self.tx
+            .send(PluginEvent::Push {
+                plugin: self.package,
+                handle: handle.clone(),
+                transaction,
+                message,
+                jsep,
+            })
+            .map_err(|_| PushError::Closed)
+    }
+
+    fn end_session(&self, handle: &HandleRef) {
+        let _ = self.tx.send(PluginEvent::EndSession {
+            handle: handle.clone(),
+        });
+    }
+
+    fn close_pc(&self, handle: &HandleRef) {
+        let _ = self.tx.send(PluginEvent::ClosePc {
+            handle: handle.clone(),
+        });
+    }
+}
+
+/// Creates the plugin-services queue. Each plugin gets its own [`CoreServices`] from
+/// [`PluginQueue::services_for`]; the queue goes to [`Runtime::start`].
+pub struct PluginQueue {
+    tx: mpsc::UnboundedSender<PluginEvent>,
+    rx: mpsc::UnboundedReceiver<PluginEvent>,
+}
+
+impl Default for PluginQueue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PluginQueue {
+    pub fn new() -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        PluginQueue { tx, rx }
+    }
+
+    /// The services for the plugin with this package name.
+    pub fn services_for(&self, package: &'static str) -> Arc<dyn CoreServices> {
+        Arc::new(Services {
+            tx: self.tx.clone(),
+            package,
+        })
+    }
+}
+
+impl Runtime {
+    /// Builds the gateway and starts its watchdog and plugin-event tasks on the current tokio
+    /// runtime.
+    pub fn start(cfg: CoreConfig, plugins: PluginRegistry, queue: PluginQueue) -> Runtime {
+        let start = Instant::now();
+        let gw = Gateway::new(cfg, plugins, rand::random());
+        let rt = Runtime {
+            inner: Arc::new(Inner {
+                gw: Mutex::new(gw),
+                sinks: RwLock::new(Vec::new()),
+                start,
+                next_conn: AtomicU64::new(1),
+                log_level: Mutex::new(None),
+                closed: AtomicBool::new(false),
+            }),
+        };
+        let PluginQueue { tx, mut rx } = queue;
+        // The runtime keeps no sender of its own, so the pump ends when every plugin is gone.
+        drop(tx);
+        let pump = rt.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                let now = pump.now();
+                let mut gw = pump.lock();
+                gw.handle_plugin_event(now, ev);
+                // Apply whatever else is already queued under the same lock.
+                while let Ok(ev) = rx.try_recv() {
+                    gw.handle_plugin_event(now, ev);
+                }
+                pump.dispatch(&mut gw);
+            }
+        });
+        let watchdog = Arc::downgrade(&rt.inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(inner) = watchdog.upgrade() else {
+                    break;
+                };
+                let rt = Runtime { inner };
+                if rt.inner.closed.load(Ordering::Relaxed) {
+                    break;
+                }
+                let now = rt.now();
+                let mut gw = rt.lock();
+                gw.handle_timeout(now);
+                rt.dispatch(&mut gw);
+            }
+        });
+        rt
+    }
+
+    /// Called when the Admin API changes the log level.
+    pub fn on_log_level(&self, f: impl Fn(u8) + Send + Sync + 'static) {
+        *self
+            .inner
+            .log_level
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Box::new(f));
+    }
+
+    fn now(&self) -> Now {
+        now_at(self.inner.start)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Gateway> {
+        // The core never panics on input; a poisoned lock would mean a bug in a plugin call.
+        // Keep serving rather than taking the whole server down with it.
+        self.inner.gw.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a transport; its requests go through the returned handle.
+    pub fn register_transport(
+        &self,
+        info: TransportInfo,
+        sink: Arc<dyn TransportSink>,
+    ) -> TransportHandle {
+        let id = self.lock().register_transport(info);
+        let mut sinks = self.inner.sinks.write().unwrap_or_else(|e| e.into_inner());
+        let idx = usize::from(id);
+        if sinks.len() <= idx {
+            // Indices are dense and assigned in order, so this only ever appends.
+            sinks.push(sink);
+        }
+        TransportHandle {
+            rt: self.clone(),
+            id,
+        }
+    }
+
+    fn dispatch(&self, gw: &mut Gateway) {
+        let sinks = self.inner.sinks.read().unwrap_or_else(|e| e.into_inner());
+        let sink = |to: InstanceId| sinks.get(usize::from(to.transport));
+        while let Some(out) = gw.poll_output() {
+            match out {
+                Output::Event {
+                    to,
+                    session_id,
+                    event,
+                } => {
+                    if let Some(s) = sink(to) {
+                        s.send_event(to.conn, session_id, event);
+                    }
+                }
+                Output::SessionCreated { to, session_id } => {
+                    if let Some(s) = sink(to) {
+                        s.session_created(to.conn, session_id);
+                    }
+                }
+                Output::SessionOver {
+                    to,
+                    session_id,
+                    timeout,
+                    claimed,
+                } => {
+                    if let Some(s) = sink(to) {
+                        s.session_over(to.conn, session_id, timeout, claimed);
+                    }
+                }
+                Output::SessionClaimed { to, session_id } => {
+                    if let Some(s) = sink(to) {
+                        s.session_claimed(to.conn, session_id);
+                    }
+                }
+                Output::SetLogLevel(level) => {
+                    if let Some(f) = self
+                        .inner
+                        .log_level
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .as_ref()
+                    {
+                        f(level);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Numbers of live sessions and handles.
+    pub fn counts(&self) -> (usize, usize) {
+        let gw = self.lock();
+        (gw.session_count(), gw.handle_count())
+    }
+
+    /// Destroys every session (owners are told) and stops the watchdog.
+    pub fn shutdown(&self) {
+        self.inner.closed.store(true, Ordering::Relaxed);
+        let mut gw = self.lock();
+        gw.shutdown();
+        self.dispatch(&mut gw);
+    }
+
+    /// Runs `f` on the gateway (tests and diagnostics).
+    pub fn with_gateway<R>(&self, f: impl FnOnce(&mut Gateway) -> R) -> R {
+        let mut gw = self.lock();
+        let r = f(&mut gw);
+        self.dispatch(&mut gw);
+        r
+    }
+}
+
+fn now_at(start: Instant) -> Now {
+    let mono_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let unix_s = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    Now { mono_us, unix_s }
+}
+
+/// Where and how one listener of a transport serves.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub addr: std::net::SocketAddr,
+    /// Address prefixes allowed to connect (empty = everyone), like Janus's `acl` options.
+    pub acl: Vec<String>,
+}
+
+/// Janus's ACL rule: the peer's address must start with one of the prefixes.
+pub fn acl_allows(acl: &[String], peer: &std::net::SocketAddr) -> bool {
+    if acl.is_empty() {
+        return true;
+    }
+    let ip = peer.ip().to_string();
+    acl.iter().any(|p| ip.starts_with(p.as_str()))
+}
+
+/// A transport's handle on the gateway.
+#[derive(Clone)]
+pub struct TransportHandle {
+    rt: Runtime,
+    id: u16,
+}
+
+impl TransportHandle {
+    /// A fresh instance id for a new client context (a WebSocket, a Unix peer…).
+    pub fn new_instance(&self) -> u64 {
+        self.rt.inner.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn instance(&self, conn: u64) -> InstanceId {
+        InstanceId {
+            transport: self.id,
+            conn,
+        }
+    }
+
+    /// A Janus API request from `conn`. `respond` receives the response before any event the
+    /// request caused is dispatched, so a transport that queues both on one connection keeps
+    /// Janus's order (e.g. `success` of `detach` before `detached`).
+    pub fn request<R>(&self, conn: u64, input: Incoming, respond: impl FnOnce(Value) -> R) -> R {
+        let now = self.rt.now();
+        let mut gw = self.rt.lock();
+        let resp = gw.handle_request(now, self.instance(conn), input);
+        let r = respond(resp);
+        self.rt.dispatch(&mut gw);
+        r
+    }
+
+    /// An Admin API request from `conn`.
+    pub fn admin_request<R>(
+        &self,
+        conn: u64,
+        input: Incoming,
+        respond: impl FnOnce(Value) -> R,
+    ) -> R {
+        let now = self.rt.now();
+        let mut gw = self.rt.lock();
+        let resp = gw.handle_admin(now, self.instance(conn), input);
+        let r = respond(resp);
+        self.rt.dispatch(&mut gw);
+        r
+    }
+
+    /// `conn` went away (a socket closed).
+    pub fn gone(&self, conn: u64) {
+        let now = self.rt.now();
+        let mut gw = self.rt.lock();
+        gw.transport_gone(now, self.instance(conn));
+        self.rt.dispatch(&mut gw);
+    }
+
+    /// The HTTP long poll's query-string credential check.
+    pub fn credentials_ok(&self, apisecret: Option<&str>, token: Option<&str>) -> bool {
+        let now = self.rt.now();
+        self.rt.lock().check_api_credentials(now, apisecret, token)
+    }
+
+    /// A random transaction for synthetic requests.
+    pub fn random_transaction(&self) -> String {
+        self.rt.lock().random_transaction()
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.rt
+    }
+}

@@ -1,0 +1,579 @@
+//! Listeners, routing and the HTTP-specific rules (status codes, CORS, path ids, long polls).
+
+use crate::longpoll::Queues;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming as Body};
+use hyper::header::{HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use jano_api::json::JsonFormat;
+use jano_api::{msg, ErrorCode, JanusError, Map, Value};
+use jano_runtime::{acl_allows, Listener, Runtime, TransportHandle};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+
+/// How long an idle long poll waits before answering `keepalive`.
+const LONG_POLL: Duration = Duration::from_secs(30);
+
+/// The HTTP transport's settings (the server fills them from `janus.transport.http.jcfg`).
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub api: Option<Listener>,
+    pub admin: Option<Listener>,
+    pub base_path: String,
+    pub admin_base_path: String,
+    pub json: JsonFormat,
+    /// `Access-Control-Allow-Origin` value; `None` = `*`.
+    pub allow_origin: Option<String>,
+    pub enforce_cors: bool,
+    /// Most simultaneous connections per listener (Janus: `mhd_connection_limit`).
+    pub connection_limit: usize,
+    /// Largest request body accepted, in bytes.
+    pub max_body: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            api: None,
+            admin: None,
+            base_path: "/janus".into(),
+            admin_base_path: "/admin".into(),
+            json: JsonFormat::Compact,
+            allow_origin: None,
+            enforce_cors: false,
+            connection_limit: 1020,
+            max_body: 1 << 20,
+        }
+    }
+}
+
+struct State {
+    handle: TransportHandle,
+    queues: Arc<Queues>,
+    settings: HttpSettings,
+}
+
+/// A running HTTP transport.
+pub struct HttpServer {
+    /// The addresses actually bound (useful with port 0).
+    pub api_addr: Option<SocketAddr>,
+    pub admin_addr: Option<SocketAddr>,
+    stop: watch::Sender<bool>,
+    state: Arc<State>,
+}
+
+impl HttpServer {
+    /// Stops accepting connections.
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Sessions with an event queue (for diagnostics and tests).
+    pub fn queued_sessions(&self) -> usize {
+        self.state.queues.len()
+    }
+}
+
+/// Binds the configured listeners and serves until [`HttpServer::stop`].
+pub async fn serve(rt: &Runtime, settings: HttpSettings) -> std::io::Result<HttpServer> {
+    let queues = Arc::new(Queues::default());
+    let handle = rt.register_transport(crate::INFO, queues.clone());
+    let state = Arc::new(State {
+        handle,
+        queues,
+        settings: settings.clone(),
+    });
+    let (stop, stopped) = watch::channel(false);
+    let mut api_addr = None;
+    let mut admin_addr = None;
+    if let Some(l) = &settings.api {
+        let listener = TcpListener::bind(l.addr).await?;
+        api_addr = Some(listener.local_addr()?);
+        tracing::info!(addr = %l.addr, path = %settings.base_path, "HTTP Janus API listening");
+        tokio::spawn(accept_loop(
+            listener,
+            l.acl.clone(),
+            false,
+            state.clone(),
+            stopped.clone(),
+        ));
+    }
+    if let Some(l) = &settings.admin {
+        let listener = TcpListener::bind(l.addr).await?;
+        admin_addr = Some(listener.local_addr()?);
+        tracing::info!(addr = %l.addr, path = %settings.admin_base_path, "HTTP Admin API listening");
+        tokio::spawn(accept_loop(
+            listener,
+            l.acl.clone(),
+            true,
+            state.clone(),
+            stopped,
+        ));
+    }
+    Ok(HttpServer {
+        api_addr,
+        admin_addr,
+        stop,
+        state,
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    acl: Vec<String>,
+    admin: bool,
+    state: Arc<State>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let limit = Arc::new(Semaphore::new(state.settings.connection_limit.max(1)));
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = stopped.changed() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Typically EMFILE: back off instead of spinning.
+                tracing::warn!(error = %e, "HTTP accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if !acl_allows(&acl, &peer) {
+            tracing::debug!(%peer, "HTTP connection refused by ACL");
+            continue;
+        }
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "HTTP connection limit reached");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, std::convert::Infallible>(route(&state, admin, req).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), svc);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::trace!(error = %e, "HTTP connection ended");
+                    }
+                }
+                _ = stopped.changed() => {}
+            }
+            drop(permit);
+        });
+    }
+}
+
+type Resp = Response<Full<Bytes>>;
+
+fn empty(status: StatusCode) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = status;
+    r
+}
+
+impl State {
+    fn json(&self, v: &Value) -> Resp {
+        self.json_status(StatusCode::OK, v)
+    }
+
+    fn json_status(&self, status: StatusCode, v: &Value) -> Resp {
+        let mut r = Response::new(Full::new(Bytes::from(self.settings.json.to_vec(v))));
+        *r.status_mut() = status;
+        r.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        r
+    }
+
+    fn cors(&self, req_headers: &HeaderMap, resp: &mut Resp) {
+        let h = resp.headers_mut();
+        match &self.settings.allow_origin {
+            None => {
+                h.insert("Access-Control-Allow-Origin", HeaderValue::from_static("*"));
+            }
+            Some(o) => {
+                if let Ok(v) = HeaderValue::from_str(o) {
+                    h.insert("Access-Control-Allow-Origin", v);
+                }
+                h.insert(
+                    "Access-Control-Allow-Credentials",
+                    HeaderValue::from_static("true"),
+                );
+                h.insert("Vary", HeaderValue::from_static("Origin"));
+            }
+        }
+        h.insert("Access-Control-Max-Age", HeaderValue::from_static("86400"));
+        if let Some(m) = req_headers.get("access-control-request-method") {
+            h.insert("Access-Control-Allow-Methods", m.clone());
+        }
+        if let Some(m) = req_headers.get("access-control-request-headers") {
+            h.insert("Access-Control-Allow-Headers", m.clone());
+        }
+    }
+
+    fn origin_allowed(&self, headers: &HeaderMap) -> bool {
+        let (true, Some(allowed)) = (self.settings.enforce_cors, &self.settings.allow_origin)
+        else {
+            return true;
+        };
+        let origin = headers
+            .get("origin")
+            .or_else(|| headers.get("referer"))
+            .and_then(|v| v.to_str().ok());
+        origin.is_some_and(|o| o.starts_with(allowed.as_str()))
+    }
+}
+
+/// The path below the base, split into components, or `None` when not under the base.
+fn components<'a>(path: &'a str, base: &str) -> Option<Vec<&'a str>> {
+    let rest = path.strip_prefix(base)?;
+    if !(rest.is_empty() || rest.starts_with('/')) {
+        return None;
+    }
+    Some(rest.split('/').filter(|c| !c.is_empty()).collect())
+}
+
+/// A path id. Janus reads them as unsigned 64-bit numbers; anything else is no valid path.
+fn path_id(s: &str) -> Option<u64> {
+    s.parse::<u64>().ok()
+}
+
+fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
+    query?
+        .split('&')
+        .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+async fn route(state: &Arc<State>, admin: bool, req: Request<Body>) -> Resp {
+    let headers = req.headers().clone();
+    let mut resp = if !state.origin_allowed(&headers) {
+        empty(StatusCode::FORBIDDEN)
+    } else if admin {
+        route_admin(state, req).await
+    } else {
+        route_api(state, req).await
+    };
+    state.cors(&headers, &mut resp);
+    resp
+}
+
+fn transport_error(state: &State, text: String) -> Resp {
+    let e = JanusError::new(ErrorCode::TransportSpecific, text);
+    state.json(&msg::error(0, None, &e))
+}
+
+/// Reads the body within the size limit: `Err` is the response to send instead.
+async fn read_body(state: &State, req: Request<Body>) -> Result<Bytes, Resp> {
+    let limit = state.settings.max_body;
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                let err = JanusError::new(
+                    ErrorCode::TransportSpecific,
+                    format!("Request too large (the limit is {limit} bytes)"),
+                );
+                Err(state.json_status(StatusCode::PAYLOAD_TOO_LARGE, &msg::error(0, None, &err)))
+            } else {
+                Err(empty(StatusCode::BAD_REQUEST))
+            }
+        }
+    }
+}
+
+/// Parses a request body the way the transport hands it to the core.
+fn parse(body: &[u8]) -> Result<Value, String> {
+    serde_json::from_slice::<Value>(body)
+        .map_err(|e| format!("on line {}: {}", e.line(), strip_position(&e.to_string())))
+}
+
+fn strip_position(s: &str) -> &str {
+    s.rsplit_once(" at line ").map(|(a, _)| a).unwrap_or(s)
+}
+
+fn payload_missing(state: &State) -> Resp {
+    let e = JanusError::new(ErrorCode::InvalidJson, "Request payload missing");
+    state.json(&msg::error(0, None, &e))
+}
+
+/// Puts the path's ids into the body; a different id already there is error 457.
+fn inject_ids(
+    root: &mut Map<String, Value>,
+    sid: Option<u64>,
+    hid: Option<u64>,
+) -> Result<(), Value> {
+    let tx = root
+        .get("transaction")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    for (name, id, what) in [("session_id", sid, "session"), ("handle_id", hid, "handle")] {
+        let Some(id) = id else { continue };
+        match root.get(name).and_then(Value::as_u64) {
+            Some(existing) if existing != id => {
+                let e = JanusError::new(
+                    ErrorCode::InvalidRequestPath,
+                    format!("Conflicting {what} ID (payload and path)"),
+                );
+                return Err(msg::error(sid.unwrap_or(0), tx.as_deref(), &e));
+            }
+            _ => {
+                root.insert(name.into(), id.into());
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn route_api(state: &Arc<State>, req: Request<Body>) -> Resp {
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().map(str::to_owned);
+    let Some(parts) = components(&path, &state.settings.base_path) else {
+        return empty(StatusCode::NOT_FOUND);
+    };
+    if parts.len() > 2 {
+        return empty(StatusCode::NOT_FOUND);
+    }
+    let method = req.method().clone();
+    match method {
+        Method::OPTIONS => empty(StatusCode::OK),
+        Method::GET => {
+            match parts.as_slice() {
+                [] => {
+                    let e = JanusError::new(
+                        ErrorCode::TransportSpecific,
+                        "Use POST to create a session",
+                    );
+                    state.json(&msg::error(0, None, &e))
+                }
+                ["info"] | ["ping"] => {
+                    let verb = parts.first().copied().unwrap_or("info");
+                    let tx = state.handle.random_transaction();
+                    let body = serde_json::json!({"janus": verb, "transaction": tx});
+                    state.handle.request(0, Ok(body), |v| state.json(&v))
+                }
+                [sid] => match path_id(sid) {
+                    Some(sid) if sid > 0 => long_poll(state, sid, query.as_deref()).await,
+                    _ => empty(StatusCode::NOT_FOUND),
+                },
+                [sid, _hid] => match path_id(sid) {
+                    Some(sid) if sid > 0 => {
+                        // Janus answers a GET on a handle by counting it as session activity
+                        // and redirecting to the session's poll endpoint.
+                        keepalive(state, sid, query.as_deref());
+                        let mut r = empty(StatusCode::FOUND);
+                        let loc = format!("{}/{}", state.settings.base_path, sid);
+                        if let Ok(v) = HeaderValue::from_str(&loc) {
+                            r.headers_mut().insert(hyper::header::LOCATION, v);
+                        }
+                        r
+                    }
+                    _ => empty(StatusCode::NOT_FOUND),
+                },
+                _ => empty(StatusCode::NOT_FOUND),
+            }
+        }
+        Method::POST => {
+            if matches!(parts.as_slice(), ["info"] | ["ping"]) {
+                return empty(StatusCode::BAD_REQUEST);
+            }
+            let (sid, hid) = match parts.as_slice() {
+                [] => (None, None),
+                [s] => match path_id(s) {
+                    Some(s) => (Some(s), None),
+                    None => return empty(StatusCode::NOT_FOUND),
+                },
+                [s, h] => match (path_id(s), path_id(h)) {
+                    (Some(s), Some(h)) => (Some(s), Some(h)),
+                    _ => return empty(StatusCode::NOT_FOUND),
+                },
+                _ => return empty(StatusCode::NOT_FOUND),
+            };
+            let body = match read_body(state, req).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            if body.is_empty() {
+                return payload_missing(state);
+            }
+            let input = match parse(&body) {
+                Ok(Value::Object(mut root)) => {
+                    if let Err(v) = inject_ids(&mut root, sid, hid) {
+                        return state.json(&v);
+                    }
+                    Ok(Value::Object(root))
+                }
+                other => other,
+            };
+            state.handle.request(0, input, |v| state.json(&v))
+        }
+        other => transport_error(state, format!("Unsupported method {other}")),
+    }
+}
+
+/// The synthetic keepalive a poll sends so that polling keeps the session alive.
+fn keepalive(state: &State, sid: u64, query: Option<&str>) {
+    let mut m = Map::new();
+    m.insert("janus".into(), "keepalive".into());
+    m.insert("session_id".into(), sid.into());
+    m.insert(
+        "transaction".into(),
+        state.handle.random_transaction().into(),
+    );
+    if let Some(s) = query_param(query, "apisecret") {
+        m.insert("apisecret".into(), s.into());
+    }
+    if let Some(t) = query_param(query, "token") {
+        m.insert("token".into(), t.into());
+    }
+    state.handle.request(0, Ok(Value::Object(m)), |_| ());
+}
+
+async fn long_poll(state: &Arc<State>, sid: u64, query: Option<&str>) -> Resp {
+    let apisecret = query_param(query, "apisecret");
+    let token = query_param(query, "token");
+    if !state.handle.credentials_ok(apisecret, token) {
+        return empty(StatusCode::FORBIDDEN);
+    }
+    keepalive(state, sid, query);
+    let Some(queue) = state.queues.get(sid) else {
+        return empty(StatusCode::NOT_FOUND);
+    };
+    let maxev = query_param(query, "maxev")
+        .and_then(|m| m.parse::<i64>().ok())
+        .unwrap_or(1)
+        .max(1) as usize;
+    let answer = |events: Vec<Value>| -> Resp {
+        if maxev == 1 {
+            match events.into_iter().next() {
+                Some(ev) => state.json(&ev),
+                None => state.json(&serde_json::json!({"janus": "keepalive"})),
+            }
+        } else if events.is_empty() {
+            state.json(&serde_json::json!([{"janus": "keepalive"}]))
+        } else {
+            state.json(&Value::Array(events))
+        }
+    };
+    let notified = queue.notify.notified();
+    tokio::pin!(notified);
+    notified.as_mut().enable();
+    let ready = queue.take(maxev);
+    if !ready.is_empty() || queue.is_closed() {
+        return answer(ready);
+    }
+    tokio::select! {
+        _ = notified => answer(queue.take(maxev)),
+        _ = tokio::time::sleep(LONG_POLL) => answer(Vec::new()),
+    }
+}
+
+async fn route_admin(state: &Arc<State>, req: Request<Body>) -> Resp {
+    let path = req.uri().path().to_owned();
+    let Some(parts) = components(&path, &state.settings.admin_base_path) else {
+        return empty(StatusCode::NOT_FOUND);
+    };
+    if parts.len() > 2 {
+        return empty(StatusCode::NOT_FOUND);
+    }
+    let method = req.method().clone();
+    match method {
+        Method::OPTIONS => empty(StatusCode::OK),
+        Method::GET => match parts.as_slice() {
+            ["info"] | ["ping"] => {
+                let verb = parts.first().copied().unwrap_or("info");
+                let tx = state.handle.random_transaction();
+                let body = serde_json::json!({"janus": verb, "transaction": tx});
+                state.handle.admin_request(0, Ok(body), |v| state.json(&v))
+            }
+            _ => transport_error(state, "Use POST for Admin API requests".into()),
+        },
+        Method::POST => {
+            if matches!(parts.as_slice(), ["info"] | ["ping"]) {
+                return transport_error(state, "Use GET for the info endpoint".into());
+            }
+            let (sid, hid) = match parts.as_slice() {
+                [] => (None, None),
+                [s] => match path_id(s) {
+                    Some(s) => (Some(s), None),
+                    None => return empty(StatusCode::NOT_FOUND),
+                },
+                [s, h] => match (path_id(s), path_id(h)) {
+                    (Some(s), Some(h)) => (Some(s), Some(h)),
+                    _ => return empty(StatusCode::NOT_FOUND),
+                },
+                _ => return empty(StatusCode::NOT_FOUND),
+            };
+            let body = match read_body(state, req).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            if body.is_empty() {
+                return payload_missing(state);
+            }
+            let input = match parse(&body) {
+                Ok(Value::Object(mut root)) => {
+                    if let Err(v) = inject_ids(&mut root, sid, hid) {
+                        return state.json(&v);
+                    }
+                    Ok(Value::Object(root))
+                }
+                other => other,
+            };
+            state.handle.admin_request(0, input, |v| state.json(&v))
+        }
+        other => transport_error(state, format!("Unsupported method {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_components() {
+        assert_eq!(components("/janus", "/janus"), Some(vec![]));
+        assert_eq!(components("/janus/", "/janus"), Some(vec![]));
+        assert_eq!(components("/janus/1/2", "/janus"), Some(vec!["1", "2"]));
+        assert_eq!(components("/janusx", "/janus"), None);
+        assert_eq!(components("/other", "/janus"), None);
+    }
+
+    #[test]
+    fn query_params() {
+        let q = Some("rid=1&maxev=5&token=abc&flag");
+        assert_eq!(query_param(q, "maxev"), Some("5"));
+        assert_eq!(query_param(q, "token"), Some("abc"));
+        assert_eq!(query_param(q, "flag"), Some(""));
+        assert_eq!(query_param(q, "nope"), None);
+        assert_eq!(query_param(None, "maxev"), None);
+    }
+
+    #[test]
+    fn conflicting_ids() {
+        let mut m = Map::new();
+        m.insert("session_id".into(), 5.into());
+        assert!(inject_ids(&mut m, Some(6), None).is_err());
+        let mut m = Map::new();
+        assert!(inject_ids(&mut m, Some(6), Some(7)).is_ok());
+        assert_eq!(m.get("handle_id").and_then(Value::as_u64), Some(7));
+    }
+}
