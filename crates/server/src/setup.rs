@@ -81,7 +81,7 @@ fn core_config(cfg: &ConfigSet, args: &Args) -> CoreConfig {
         accept_new_sessions: true,
         opaqueid_in_api: g.opaqueid_in_api,
         hide_dependencies: g.hide_dependencies,
-        log_level: args.debug_level.unwrap_or(g.debug_level),
+        log_level: log_level(cfg, args),
         log_timestamps: g.debug_timestamps,
         log_colors: g.debug_colors,
         log_to_stdout: g.log_to_stdout,
@@ -196,20 +196,67 @@ fn ws_settings(c: &WsConfig, args: &Args) -> Result<jano_ws::WsSettings, String>
     })
 }
 
-/// Loads the configuration, starts everything, and waits for SIGINT/SIGTERM.
-pub async fn run(args: Args) -> Result<(), String> {
-    let cfg = if args.configs_folder.is_none() && args.config.is_none() {
-        ConfigSet::builtin()
+/// A running server.
+pub struct Running {
+    pub runtime: Runtime,
+    pub http: Option<jano_http::HttpServer>,
+    pub ws: Option<jano_ws::WsServer>,
+    pub config: ConfigSet,
+}
+
+impl Running {
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(|h| h.api_addr)
+    }
+    pub fn admin_http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(|h| h.admin_addr)
+    }
+    pub fn ws_addr(&self) -> Option<SocketAddr> {
+        self.ws.as_ref().and_then(|w| w.api_addr)
+    }
+    pub fn admin_ws_addr(&self) -> Option<SocketAddr> {
+        self.ws.as_ref().and_then(|w| w.admin_addr)
+    }
+
+    /// Stops accepting, destroys every session (plugins and transports are told), closes the
+    /// sockets.
+    pub async fn shutdown(self) {
+        if let Some(h) = &self.http {
+            h.stop();
+        }
+        self.runtime.shutdown();
+        if let Some(w) = &self.ws {
+            w.stop();
+        }
+        // Give sockets a moment to flush their last frames.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let (sessions, handles) = self.runtime.counts();
+        tracing::info!(sessions, handles, "stopped");
+    }
+}
+
+/// Reads the configuration the arguments point at (or the built-in default).
+pub fn load_config(args: &Args) -> Result<ConfigSet, String> {
+    if args.configs_folder.is_none() && args.config.is_none() {
+        Ok(ConfigSet::builtin())
     } else {
         ConfigSet::load(args.configs_folder.as_deref(), args.config.as_deref())
-            .map_err(|e| e.to_string())?
-    };
-    let core = core_config(&cfg, &args);
-    let (filter, reload_handle) = reload::Layer::new(filter_for(core.log_level));
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_ansi(core.log_colors)
-        .with_target(false);
-    tracing_subscriber::registry().with(filter).with(fmt).init();
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The log level the configuration and arguments ask for.
+pub fn log_level(cfg: &ConfigSet, args: &Args) -> u8 {
+    args.debug_level.unwrap_or(cfg.janus.general.debug_level)
+}
+
+/// Starts plugins and transports. `on_log_level` is called when the Admin API changes the level.
+pub async fn start(
+    args: &Args,
+    cfg: ConfigSet,
+    on_log_level: impl Fn(u8) + Send + Sync + 'static,
+) -> Result<Running, String> {
+    let core = core_config(&cfg, args);
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
@@ -232,14 +279,10 @@ pub async fn run(args: Args) -> Result<(), String> {
         registry.add(plugin);
     }
     let rt = Runtime::start(core, registry, queue);
-    rt.on_log_level(move |level| {
-        if reload_handle.modify(|f| *f = filter_for(level)).is_err() {
-            tracing::warn!("could not change the log level");
-        }
-    });
+    rt.on_log_level(on_log_level);
 
     let http = if cfg.transport_enabled(jano_http::INFO.package) || args.http_port.is_some() {
-        let settings = http_settings(&cfg.http, &args)?;
+        let settings = http_settings(&cfg.http, args)?;
         Some(
             jano_http::serve(&rt, settings)
                 .await
@@ -249,7 +292,7 @@ pub async fn run(args: Args) -> Result<(), String> {
         None
     };
     let ws = if cfg.transport_enabled(jano_ws::INFO.package) || args.ws_port.is_some() {
-        let settings = ws_settings(&cfg.websockets, &args)?;
+        let settings = ws_settings(&cfg.websockets, args)?;
         Some(
             jano_ws::serve(&rt, settings)
                 .await
@@ -258,26 +301,37 @@ pub async fn run(args: Args) -> Result<(), String> {
     } else {
         None
     };
-    if http.as_ref().and_then(|h| h.api_addr).is_none()
-        && ws.as_ref().and_then(|w| w.api_addr).is_none()
-    {
+    let running = Running {
+        runtime: rt,
+        http,
+        ws,
+        config: cfg,
+    };
+    if running.http_addr().is_none() && running.ws_addr().is_none() {
         tracing::warn!("no Janus API transport is enabled: nobody can reach this server");
     }
-    tracing::info!("jano ready");
+    Ok(running)
+}
 
+/// The whole program: configuration, logs, start, wait for SIGINT/SIGTERM, clean shutdown.
+pub async fn run(args: Args) -> Result<(), String> {
+    let cfg = load_config(&args)?;
+    let level = log_level(&cfg, &args);
+    let (filter, reload_handle) = reload::Layer::new(filter_for(level));
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_ansi(cfg.janus.general.debug_colors)
+        .with_target(false);
+    tracing_subscriber::registry().with(filter).with(fmt).init();
+    let running = start(&args, cfg, move |level| {
+        if reload_handle.modify(|f| *f = filter_for(level)).is_err() {
+            tracing::warn!("could not change the log level");
+        }
+    })
+    .await?;
+    tracing::info!("jano ready");
     wait_for_signal().await;
     tracing::info!("shutting down");
-    if let Some(h) = &http {
-        h.stop();
-    }
-    rt.shutdown();
-    if let Some(w) = &ws {
-        w.stop();
-    }
-    // Give sockets a moment to flush their last frames.
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    let (sessions, handles) = rt.counts();
-    tracing::info!(sessions, handles, "bye");
+    running.shutdown().await;
     Ok(())
 }
 
