@@ -31,12 +31,15 @@ pub trait TransportSink: Send + Sync {
     fn session_claimed(&self, _conn: u64, _session_id: u64) {}
 }
 
+/// Called when the Admin API changes the log level.
+type LogLevelHook = Box<dyn Fn(u8) + Send + Sync>;
+
 struct Inner {
     gw: Mutex<Gateway>,
     sinks: RwLock<Vec<Arc<dyn TransportSink>>>,
     start: Instant,
     next_conn: AtomicU64,
-    log_level: Mutex<Option<Box<dyn Fn(u8) + Send + Sync>>>,
+    log_level: Mutex<Option<LogLevelHook>>,
     closed: AtomicBool,
 }
 

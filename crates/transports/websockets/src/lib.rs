@@ -218,6 +218,8 @@ fn refuse(status: StatusCode, text: &str) -> ErrorResponse {
 }
 
 /// The handshake rule: the right subprotocol must be offered (and the origin allowed).
+// The error type is tungstenite's callback contract, not ours to shrink.
+#[allow(clippy::result_large_err)]
 fn check_handshake(
     req: &Request,
     mut resp: Response,
@@ -253,6 +255,7 @@ fn check_handshake(
     Ok(resp)
 }
 
+#[allow(clippy::result_large_err)]
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
