@@ -29,6 +29,8 @@ pub struct CoreConfig {
     pub ice_lite: bool,
     pub ice_tcp: bool,
     pub full_trickle: bool,
+    /// `mdns-enabled` in `info`: mDNS candidates are resolved unless `ignore_mdns`.
+    pub mdns_enabled: bool,
     pub min_nack_queue: u64,
     pub nack_optimizations: bool,
     pub no_media_timer: u64,
@@ -67,6 +69,7 @@ impl Default for CoreConfig {
             ice_lite: false,
             ice_tcp: false,
             full_trickle: false,
+            mdns_enabled: true,
             min_nack_queue: 200,
             nack_optimizations: false,
             no_media_timer: 1,

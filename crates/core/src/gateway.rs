@@ -12,7 +12,8 @@ use jano_plugin::{HandleRef, Jsep, PluginResult};
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
-/// A request as a transport hands it over: parsed JSON, or the parser's complaint.
+/// A request as a transport hands it over: parsed JSON, or the parser's complaint, written
+/// `<source>(<line>,<column>): <text>` (it becomes the reason of error 454).
 pub type Incoming = Result<Value, String>;
 
 /// What a plugin asked of the gateway through its `CoreServices`; applied in order by
@@ -95,14 +96,16 @@ pub(crate) struct Request {
 pub(crate) fn first_level(input: Incoming) -> Result<Request, Value> {
     let root = match input {
         Err(detail) => {
-            let e = JanusError::new(ErrorCode::InvalidJson, format!("JSON error: {detail}"));
+            let e = JanusError::new(
+                ErrorCode::InvalidJson,
+                format!("Invalid Janus API request - {detail}"),
+            );
             return Err(msg::error(0, None, &e));
         }
         Ok(Value::Object(m)) => m,
-        Ok(_) => {
-            let e = JanusError::new(ErrorCode::InvalidJsonObject, "JSON error: not an object");
-            return Err(msg::error(0, None, &e));
-        }
+        // Like Janus's core, a non-object simply has no `transaction` (the HTTP transport
+        // answers 455 itself before getting here).
+        Ok(_) => return Err(msg::error(0, None, &JanusError::missing("transaction"))),
     };
     let ids = RequestIds::read(&root);
     let fail = |e: JanusError| msg::error(ids.echo(), None, &e);
@@ -172,9 +175,10 @@ impl Gateway {
         self.outputs.pop_front()
     }
 
-    /// A random alphanumeric string (transports use it for synthetic transactions).
+    /// A random 11-character alphanumeric transaction, as Janus makes up for synthetic
+    /// requests (e.g. `GET /janus/info`).
     pub fn random_transaction(&mut self) -> String {
-        self.rng.alnum(12)
+        self.rng.alnum(11)
     }
 
     /// Whether the HTTP long poll's query-string credentials pass (Janus checks them in the
@@ -268,7 +272,9 @@ impl Gateway {
                 let wanted = fields::opt_u64(&req.root, "id")?.unwrap_or(0);
                 let sid = if wanted > 0 {
                     if self.sessions.contains_key(&wanted) {
-                        return Err(JanusError::of(ErrorCode::SessionConflict));
+                        // Janus names the taken id as the error's session_id.
+                        let e = JanusError::of(ErrorCode::SessionConflict);
+                        return Ok(msg::error(wanted, Some(tx), &e));
                     }
                     wanted
                 } else {
@@ -361,8 +367,12 @@ impl Gateway {
                 if hid == 0 {
                     return Err(JanusError::unhandled_at_path(&req.verb));
                 }
-                // Without a media engine no handle has a PeerConnection: nothing to hang up,
-                // and Janus answers a plain success with no event in that case.
+                // Without a media engine no handle has a PeerConnection, so the core sends no
+                // `hangup` event; the plugin is still told, as Janus 1.1.2 does (EchoTest
+                // answers with its "done" event).
+                if let Some(h) = self.sessions.get(&sid).and_then(|s| s.handles.get(&hid)) {
+                    h.plugin.hangup_media(&h.href);
+                }
                 Ok(msg::success(sid, tx))
             }
             "claim" => {
@@ -635,28 +645,19 @@ impl Gateway {
                     "Can't have both candidate and candidates",
                 ))
             }
-            (Some(c), None) => {
-                validate_candidate(c)?;
-                accepted.push(c.clone());
-            }
-            (None, Some(list)) => {
-                let list = list
-                    .as_array()
-                    .ok_or_else(|| JanusError::invalid("candidates", "an array"))?;
-                // Janus ignores bad entries inside an array rather than failing the request.
-                accepted.extend(
-                    list.iter()
-                        .filter(|c| validate_candidate(c).is_ok())
-                        .cloned(),
-                );
-            }
+            (Some(c), None) => accepted.push(c.clone()),
+            (None, Some(Value::Array(list))) => accepted.extend(list.iter().cloned()),
+            // Janus 1.1.2 queues whatever came while there is no PeerConnection and
+            // validates when applying it; a non-array `candidates` is queued as one item.
+            (None, Some(other)) => accepted.push(other.clone()),
         }
         if let Some(h) = self
             .sessions
             .get_mut(&sid)
             .and_then(|s| s.handles.get_mut(&hid))
         {
-            // No PeerConnection yet: keep the candidates for when one exists, as Janus does.
+            // No PeerConnection yet (there is no media engine): keep the candidates for when
+            // one exists, as Janus does, and check them then (`validate_candidate`).
             for c in accepted {
                 if h.pending_trickles.len() >= MAX_PENDING_TRICKLES {
                     h.dropped_trickles += 1;
@@ -842,8 +843,9 @@ fn validate_jsep(j: &Map<String, Value>) -> Result<Jsep, JanusError> {
 }
 
 /// Validates one trickle candidate; `{"completed":true}`, `null` and other non-objects mean
-/// end-of-candidates.
-fn validate_candidate(c: &Value) -> Result<(), JanusError> {
+/// end-of-candidates. Applied when candidates reach a PeerConnection.
+#[allow(dead_code)] // called by the media engine's trickle path (issue 4)
+pub(crate) fn validate_candidate(c: &Value) -> Result<(), JanusError> {
     let Value::Object(o) = c else {
         return Ok(());
     };
@@ -887,4 +889,45 @@ fn validate_candidate(c: &Value) -> Result<(), JanusError> {
 /// Token names of the plugins a token may use, for the Admin API.
 pub(crate) fn plugin_names(set: &BTreeSet<String>) -> Value {
     Value::Array(set.iter().map(|p| Value::String(p.clone())).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn reason(v: Value) -> String {
+        validate_candidate(&v)
+            .err()
+            .map(|e| e.reason)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn candidate_validation_wording() {
+        let ok = json!({"sdpMid":"0","sdpMLineIndex":0,"candidate":"candidate:1 1 udp 1 10.0.0.1 5000 typ host"});
+        assert!(validate_candidate(&ok).is_ok());
+        assert!(validate_candidate(&json!({"completed": true})).is_ok());
+        assert!(validate_candidate(&Value::Null).is_ok());
+        assert_eq!(
+            reason(json!({"candidate":"x"})),
+            "Trickle error: missing mandatory element (sdpMid or sdpMLineIndex)"
+        );
+        assert_eq!(
+            reason(json!({"sdpMid":1,"candidate":"x"})),
+            "Trickle error: invalid element type (sdpMid should be a string)"
+        );
+        assert_eq!(
+            reason(json!({"sdpMLineIndex":-1,"candidate":"x"})),
+            "Trickle error: invalid element type (sdpMLineIndex should be a positive integer)"
+        );
+        assert_eq!(
+            reason(json!({"sdpMid":"0"})),
+            "Trickle error: missing mandatory element (candidate)"
+        );
+        assert_eq!(
+            reason(json!({"sdpMid":"0","candidate":5})),
+            "Trickle error: invalid element type (candidate should be a string)"
+        );
+    }
 }

@@ -45,11 +45,9 @@ impl Gateway {
         put("ice-lite", c.ice_lite.into());
         put("ice-tcp", c.ice_tcp.into());
         put("ice-nomination", "aggressive".into());
-        put("ice-consent-freshness", false.into());
         put("ice-keepalive-conncheck", false.into());
-        put("hangup-on-failed", false.into());
         put("full-trickle", c.full_trickle.into());
-        put("mdns-enabled", false.into());
+        put("mdns-enabled", c.mdns_enabled.into());
         put("min-nack-queue", c.min_nack_queue.into());
         put("nack-optimizations", c.nack_optimizations.into());
         put("twcc-period", c.twcc_period.into());

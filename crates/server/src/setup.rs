@@ -92,6 +92,7 @@ fn core_config(cfg: &ConfigSet, args: &Args) -> CoreConfig {
         ice_lite: n.ice_lite,
         ice_tcp: n.ice_tcp,
         full_trickle: n.full_trickle,
+        mdns_enabled: !n.ignore_mdns,
         min_nack_queue: u64::from(m.min_nack_queue),
         nack_optimizations: m.nack_optimizations,
         no_media_timer: u64::from(m.no_media_timer),

@@ -300,10 +300,28 @@ async fn read_body(state: &State, req: Request<Body>) -> Result<Bytes, Resp> {
     }
 }
 
-/// Parses a request body the way the transport hands it to the core.
-fn parse(body: &[u8]) -> Result<Value, String> {
-    serde_json::from_slice::<Value>(body)
-        .map_err(|e| format!("on line {}: {}", e.line(), strip_position(&e.to_string())))
+/// Parses a request body. Like Janus's HTTP transport, only a JSON object is handed on: a
+/// parse failure or a bare scalar is 454, an array 455 — answered here, as Janus does.
+fn parse(body: &[u8]) -> Result<Map<String, Value>, JanusError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(Value::Array(_)) => Err(JanusError::new(
+            ErrorCode::InvalidJsonObject,
+            "JSON error: not an object",
+        )),
+        Ok(_) => Err(JanusError::new(
+            ErrorCode::InvalidJson,
+            "JSON error: on line 1: '[' or '{' expected",
+        )),
+        Err(e) => Err(JanusError::new(
+            ErrorCode::InvalidJson,
+            format!(
+                "JSON error: on line {}: {}",
+                e.line(),
+                strip_position(&e.to_string())
+            ),
+        )),
+    }
 }
 
 fn strip_position(s: &str) -> &str {
@@ -321,10 +339,6 @@ fn inject_ids(
     sid: Option<u64>,
     hid: Option<u64>,
 ) -> Result<(), Value> {
-    let tx = root
-        .get("transaction")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
     for (name, id, what) in [("session_id", sid, "session"), ("handle_id", hid, "handle")] {
         let Some(id) = id else { continue };
         match root.get(name).and_then(Value::as_u64) {
@@ -333,7 +347,8 @@ fn inject_ids(
                     ErrorCode::InvalidRequestPath,
                     format!("Conflicting {what} ID (payload and path)"),
                 );
-                return Err(msg::error(sid.unwrap_or(0), tx.as_deref(), &e));
+                // Janus answers this one with neither session_id nor transaction.
+                return Err(msg::error(0, None, &e));
             }
             _ => {
                 root.insert(name.into(), id.into());
@@ -414,16 +429,16 @@ async fn route_api(state: &Arc<State>, req: Request<Body>) -> Resp {
             if body.is_empty() {
                 return payload_missing(state);
             }
-            let input = match parse(&body) {
-                Ok(Value::Object(mut root)) => {
-                    if let Err(v) = inject_ids(&mut root, sid, hid) {
-                        return state.json(&v);
-                    }
-                    Ok(Value::Object(root))
-                }
-                other => other,
+            let mut root = match parse(&body) {
+                Ok(root) => root,
+                Err(e) => return state.json(&msg::error(0, None, &e)),
             };
-            state.handle.request(0, input, |v| state.json(&v))
+            if let Err(v) = inject_ids(&mut root, sid, hid) {
+                return state.json(&v);
+            }
+            state
+                .handle
+                .request(0, Ok(Value::Object(root)), |v| state.json(&v))
         }
         other => transport_error(state, format!("Unsupported method {other}")),
     }
@@ -529,16 +544,16 @@ async fn route_admin(state: &Arc<State>, req: Request<Body>) -> Resp {
             if body.is_empty() {
                 return payload_missing(state);
             }
-            let input = match parse(&body) {
-                Ok(Value::Object(mut root)) => {
-                    if let Err(v) = inject_ids(&mut root, sid, hid) {
-                        return state.json(&v);
-                    }
-                    Ok(Value::Object(root))
-                }
-                other => other,
+            let mut root = match parse(&body) {
+                Ok(root) => root,
+                Err(e) => return state.json(&msg::error(0, None, &e)),
             };
-            state.handle.admin_request(0, input, |v| state.json(&v))
+            if let Err(v) = inject_ids(&mut root, sid, hid) {
+                return state.json(&v);
+            }
+            state
+                .handle
+                .admin_request(0, Ok(Value::Object(root)), |v| state.json(&v))
         }
         other => transport_error(state, format!("Unsupported method {other}")),
     }

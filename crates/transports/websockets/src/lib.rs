@@ -361,21 +361,30 @@ fn frame(shared: &Shared, conn: u64, admin: bool, data: &[u8], tx: &mpsc::Sender
         match item {
             Ok(v) => values.push(v),
             Err(e) => {
-                let err = JanusError::new(
-                    ErrorCode::InvalidJson,
-                    format!(
-                        "JSON error: on line {}: {}",
-                        e.line(),
-                        strip_position(&e.to_string())
-                    ),
+                // The core words it: "Invalid Janus API request - <string>(line,col): text".
+                let detail = format!(
+                    "<string>({},{}): {}",
+                    e.line(),
+                    e.column(),
+                    strip_position(&e.to_string())
                 );
-                let _ = tx.try_send(Out::Json(msg::error(0, None, &err)));
+                let respond = |resp: Value| {
+                    let _ = tx.try_send(Out::Json(resp));
+                };
+                if admin {
+                    shared.handle.admin_request(conn, Err(detail), respond);
+                } else {
+                    shared.handle.request(conn, Err(detail), respond);
+                }
                 return;
             }
         }
     }
     if values.is_empty() {
-        let err = JanusError::new(ErrorCode::InvalidJson, "JSON error: empty message");
+        let err = JanusError::new(
+            ErrorCode::InvalidJson,
+            "Invalid Janus API request - empty message",
+        );
         let _ = tx.try_send(Out::Json(msg::error(0, None, &err)));
         return;
     }
