@@ -197,11 +197,16 @@ fn ws_settings(c: &WsConfig, args: &Args) -> Result<jano_ws::WsSettings, String>
     })
 }
 
+/// Stops one running transport.
+type Stopper = Box<dyn Fn() + Send + Sync>;
+
 /// A running server.
 pub struct Running {
     pub runtime: Runtime,
     pub http: Option<jano_http::HttpServer>,
     pub ws: Option<jano_ws::WsServer>,
+    /// The other transports (brokers, Nanomsg, Unix sockets), by package.
+    pub others: Vec<(&'static str, Stopper)>,
     pub config: ConfigSet,
 }
 
@@ -228,6 +233,10 @@ impl Running {
         self.runtime.shutdown();
         if let Some(w) = &self.ws {
             w.stop();
+        }
+        for (package, stop) in &self.others {
+            tracing::debug!(transport = package, "stopping");
+            stop();
         }
         // Give sockets a moment to flush their last frames.
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -302,10 +311,36 @@ pub async fn start(
     } else {
         None
     };
+    let mut others: Vec<(&'static str, Stopper)> = Vec::new();
+    // Each of these reads its own `janus.transport.<name>.jcfg` (absent = disabled).
+    macro_rules! other_transport {
+        ($krate:ident) => {
+            let package = $krate::INFO.package;
+            if let Some(j) = cfg
+                .transports
+                .get(package)
+                .filter(|_| cfg.transport_enabled(package))
+            {
+                let settings =
+                    $krate::Settings::from_jcfg(j).map_err(|e| format!("{package}.jcfg: {e}"))?;
+                if settings.enabled {
+                    let server = $krate::serve(&rt, settings)
+                        .await
+                        .map_err(|e| format!("{package}: {e}"))?;
+                    others.push((package, Box::new(move || server.stop())));
+                }
+            }
+        };
+    }
+    other_transport!(jano_rabbitmq);
+    other_transport!(jano_mqtt);
+    other_transport!(jano_nanomsg);
+    other_transport!(jano_pfunix);
     let running = Running {
         runtime: rt,
         http,
         ws,
+        others,
         config: cfg,
     };
     if running.http_addr().is_none() && running.ws_addr().is_none() {

@@ -438,7 +438,12 @@ async fn route_api(state: &Arc<State>, req: Request<Body>) -> Resp {
             }
             state
                 .handle
-                .request(0, Ok(Value::Object(root)), |v| state.json(&v))
+                // Every HTTP request is a transport instance of its own, as in Janus: the one
+                // that creates (or claims) a session owns it, so a `claim` from any other
+                // request moves the session to a fresh event queue.
+                .request(state.handle.new_instance(), Ok(Value::Object(root)), |v| {
+                    state.json(&v)
+                })
         }
         other => transport_error(state, format!("Unsupported method {other}")),
     }

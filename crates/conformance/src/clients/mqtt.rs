@@ -1,0 +1,1 @@
+//! The mqtt client of the conversation suite (being written).

@@ -1,0 +1,1 @@
+//! The nanomsg client of the conversation suite (being written).

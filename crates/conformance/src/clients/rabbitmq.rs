@@ -1,0 +1,1 @@
+//! The rabbitmq client of the conversation suite (being written).

@@ -1,0 +1,1 @@
+//! The unix client of the conversation suite (being written).
