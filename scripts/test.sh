@@ -21,6 +21,16 @@ count_cargo() { # sums "test result: ok. N passed; M failed" lines
   passed=$((passed + p)); failed=$((failed + f))
 }
 
+echo "== services and client packages"
+scripts/services.sh
+# npm packages for the client suites (and Janode's Unix-socket test run by cargo test)
+if [ ! -d tests/clients/node_modules ] || [ tests/clients/package-lock.json -nt tests/clients/node_modules/.package-lock.json ]; then
+  (cd tests/clients && npm ci --no-audit --no-fund >/dev/null 2>&1) || echo "npm ci failed"
+fi
+if [ -f tests/python/requirements.txt ]; then
+  python3 -m pip install -q -r tests/python/requirements.txt >/dev/null 2>&1 || echo "pip install failed"
+fi
+
 echo "== cargo test (workspace)"
 cargo test --workspace 2>&1 | tee "$logdir/cargo.log"
 rc=${PIPESTATUS[0]}

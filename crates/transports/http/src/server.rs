@@ -179,6 +179,12 @@ async fn accept_loop(
 
 type Resp = Response<Full<Bytes>>;
 
+/// The request headers a CORS answer echoes.
+struct Preflight {
+    methods: Option<HeaderValue>,
+    headers: Option<HeaderValue>,
+}
+
 fn empty(status: StatusCode) -> Resp {
     let mut r = Response::new(Full::new(Bytes::new()));
     *r.status_mut() = status;
@@ -200,7 +206,7 @@ impl State {
         r
     }
 
-    fn cors(&self, req_headers: &HeaderMap, resp: &mut Resp) {
+    fn cors(&self, preflight: Preflight, resp: &mut Resp) {
         let h = resp.headers_mut();
         match &self.settings.allow_origin {
             None => {
@@ -218,11 +224,11 @@ impl State {
             }
         }
         h.insert("Access-Control-Max-Age", HeaderValue::from_static("86400"));
-        if let Some(m) = req_headers.get("access-control-request-method") {
-            h.insert("Access-Control-Allow-Methods", m.clone());
+        if let Some(m) = preflight.methods {
+            h.insert("Access-Control-Allow-Methods", m);
         }
-        if let Some(m) = req_headers.get("access-control-request-headers") {
-            h.insert("Access-Control-Allow-Headers", m.clone());
+        if let Some(m) = preflight.headers {
+            h.insert("Access-Control-Allow-Headers", m);
         }
     }
 
@@ -262,15 +268,19 @@ fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
 }
 
 async fn route(state: &Arc<State>, admin: bool, req: Request<Body>) -> Resp {
-    let headers = req.headers().clone();
-    let mut resp = if !state.origin_allowed(&headers) {
+    // Only what CORS needs is kept from the request headers (no copy of the whole map).
+    let preflight = Preflight {
+        methods: req.headers().get("access-control-request-method").cloned(),
+        headers: req.headers().get("access-control-request-headers").cloned(),
+    };
+    let mut resp = if !state.origin_allowed(req.headers()) {
         empty(StatusCode::FORBIDDEN)
     } else if admin {
         route_admin(state, req).await
     } else {
         route_api(state, req).await
     };
-    state.cors(&headers, &mut resp);
+    state.cors(preflight, &mut resp);
     resp
 }
 
