@@ -420,40 +420,7 @@ async fn route_api(state: &Arc<State>, req: Request<Body>) -> Resp {
             if matches!(parts.as_slice(), ["info"] | ["ping"]) {
                 return empty(StatusCode::BAD_REQUEST);
             }
-            let (sid, hid) = match parts.as_slice() {
-                [] => (None, None),
-                [s] => match path_id(s) {
-                    Some(s) => (Some(s), None),
-                    None => return empty(StatusCode::NOT_FOUND),
-                },
-                [s, h] => match (path_id(s), path_id(h)) {
-                    (Some(s), Some(h)) => (Some(s), Some(h)),
-                    _ => return empty(StatusCode::NOT_FOUND),
-                },
-                _ => return empty(StatusCode::NOT_FOUND),
-            };
-            let body = match read_body(state, req).await {
-                Ok(b) => b,
-                Err(r) => return r,
-            };
-            if body.is_empty() {
-                return payload_missing(state);
-            }
-            let mut root = match parse(&body) {
-                Ok(root) => root,
-                Err(e) => return state.json(&msg::error(0, None, &e)),
-            };
-            if let Err(v) = inject_ids(&mut root, sid, hid) {
-                return state.json(&v);
-            }
-            state
-                .handle
-                // Every HTTP request is a transport instance of its own, as in Janus: the one
-                // that creates (or claims) a session owns it, so a `claim` from any other
-                // request moves the session to a fresh event queue.
-                .request(state.handle.new_instance(), Ok(Value::Object(root)), |v| {
-                    state.json(&v)
-                })
+            post(state, req, &parts, false).await
         }
         other => transport_error(state, format!("Unsupported method {other}")),
     }
@@ -516,6 +483,47 @@ async fn long_poll(state: &Arc<State>, sid: u64, query: Option<&str>) -> Resp {
     }
 }
 
+/// A POST on `<base>[/<session>[/<handle>]]`: body → ids from the path → the core.
+async fn post(state: &Arc<State>, req: Request<Body>, parts: &[&str], admin: bool) -> Resp {
+    let (sid, hid) = match parts {
+        [] => (None, None),
+        [s] => match path_id(s) {
+            Some(s) => (Some(s), None),
+            None => return empty(StatusCode::NOT_FOUND),
+        },
+        [s, h] => match (path_id(s), path_id(h)) {
+            (Some(s), Some(h)) => (Some(s), Some(h)),
+            _ => return empty(StatusCode::NOT_FOUND),
+        },
+        _ => return empty(StatusCode::NOT_FOUND),
+    };
+    let body = match read_body(state, req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if body.is_empty() {
+        return payload_missing(state);
+    }
+    let mut root = match parse(&body) {
+        Ok(root) => root,
+        Err(e) => return state.json(&msg::error(0, None, &e)),
+    };
+    if let Err(v) = inject_ids(&mut root, sid, hid) {
+        return state.json(&v);
+    }
+    let input = Ok(Value::Object(root));
+    if admin {
+        state.handle.admin_request(0, input, |v| state.json(&v))
+    } else {
+        // Every HTTP request is a transport instance of its own, as in Janus: the one that
+        // creates (or claims) a session owns it, so a `claim` from any other request moves the
+        // session to a fresh event queue.
+        state
+            .handle
+            .request(state.handle.new_instance(), input, |v| state.json(&v))
+    }
+}
+
 async fn route_admin(state: &Arc<State>, req: Request<Body>) -> Resp {
     let path = req.uri().path().to_owned();
     let Some(parts) = components(&path, &state.settings.admin_base_path) else {
@@ -540,35 +548,7 @@ async fn route_admin(state: &Arc<State>, req: Request<Body>) -> Resp {
             if matches!(parts.as_slice(), ["info"] | ["ping"]) {
                 return transport_error(state, "Use GET for the info endpoint".into());
             }
-            let (sid, hid) = match parts.as_slice() {
-                [] => (None, None),
-                [s] => match path_id(s) {
-                    Some(s) => (Some(s), None),
-                    None => return empty(StatusCode::NOT_FOUND),
-                },
-                [s, h] => match (path_id(s), path_id(h)) {
-                    (Some(s), Some(h)) => (Some(s), Some(h)),
-                    _ => return empty(StatusCode::NOT_FOUND),
-                },
-                _ => return empty(StatusCode::NOT_FOUND),
-            };
-            let body = match read_body(state, req).await {
-                Ok(b) => b,
-                Err(r) => return r,
-            };
-            if body.is_empty() {
-                return payload_missing(state);
-            }
-            let mut root = match parse(&body) {
-                Ok(root) => root,
-                Err(e) => return state.json(&msg::error(0, None, &e)),
-            };
-            if let Err(v) = inject_ids(&mut root, sid, hid) {
-                return state.json(&v);
-            }
-            state
-                .handle
-                .admin_request(0, Ok(Value::Object(root)), |v| state.json(&v))
+            post(state, req, &parts, true).await
         }
         other => transport_error(state, format!("Unsupported method {other}")),
     }
