@@ -2,7 +2,7 @@
 //! effect on session activity.
 
 use crate::auth::secret_eq;
-use crate::gateway::{first_level, plugin_names, Incoming, Request};
+use crate::gateway::{first_level, int_field, plugin_names, Incoming, Request};
 use crate::{Gateway, InstanceId, Now, Output};
 use jano_api::fields::{self, Kind};
 use jano_api::{msg, ErrorCode, JanusError, Map, Value};
@@ -23,19 +23,16 @@ impl Gateway {
             Ok(r) => r,
             Err(resp) => return resp,
         };
-        let sid_raw = req.root.get("session_id");
-        let hid_raw = req.root.get("handle_id");
-        let sid_int = sid_raw.and_then(|v| v.as_i64().or(v.as_u64().map(|u| u as i64)));
-        let hid_int = hid_raw.and_then(|v| v.as_i64().or(v.as_u64().map(|u| u as i64)));
-        let sid = sid_int.unwrap_or(0);
-        let hid = hid_int.unwrap_or(0);
+        let sid = int_field(&req.root, "session_id");
+        let hid = int_field(&req.root, "handle_id");
+        let handle_present = req.root.contains_key("handle_id");
         let echo = u64::try_from(sid).unwrap_or(0);
         let verb = req.verb.to_ascii_lowercase();
         let tx = req.transaction.clone();
         let result = if sid == 0 && hid == 0 {
             self.admin_global(now, &req, &verb)
         } else {
-            self.admin_scoped(now, &req, &verb, sid, hid_raw.is_some(), hid)
+            self.admin_scoped(now, &req, &verb, sid, handle_present, hid)
         };
         match result {
             Ok(v) => v,
@@ -340,9 +337,9 @@ impl Gateway {
         now: Now,
         req: &Request,
         verb: &str,
-        sid: i64,
+        sid: i128,
         handle_present: bool,
-        hid: i64,
+        hid: i128,
     ) -> Result<Value, JanusError> {
         let tx = req.transaction.as_str();
         let root = &req.root;
@@ -355,7 +352,7 @@ impl Gateway {
         if !self.admin_authorized(root) {
             return Err(JanusError::unauthorized());
         }
-        let sid = sid as u64;
+        let sid = u64::try_from(sid).unwrap_or(0);
         let hid = u64::try_from(hid).unwrap_or(0);
         let session = self
             .sessions

@@ -58,7 +58,9 @@ struct RequestIds {
     handle_present: bool,
 }
 
-fn int_field(obj: &Map<String, Value>, name: &str) -> i128 {
+/// Reads an id as the Janus core does (any JSON integer; other types read as 0). Shared by the
+/// Janus and Admin APIs so both address the same sessions.
+pub(crate) fn int_field(obj: &Map<String, Value>, name: &str) -> i128 {
     match obj.get(name) {
         Some(v) => v
             .as_i64()
@@ -117,8 +119,17 @@ pub(crate) fn first_level(input: Incoming) -> Result<Request, Value> {
         Ok(v) => v.to_owned(),
         Err(e) => return Err(fail(e)),
     };
-    if let Err(e) = fields::check(&root, "id", Kind::PositiveInteger, false) {
-        return Err(fail(e));
+    // Janus's JSON integers are signed 64-bit: a larger `id` is no valid id at all (and would
+    // make a session the Admin API cannot address).
+    let id_ok = match root.get("id") {
+        None => true,
+        Some(v) => v.as_u64().is_some_and(|id| i64::try_from(id).is_ok()),
+    };
+    if !id_ok {
+        return Err(fail(JanusError::invalid(
+            "id",
+            Kind::PositiveInteger.phrase(),
+        )));
     }
     Ok(Request {
         root,

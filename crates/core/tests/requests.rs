@@ -448,3 +448,21 @@ fn echotest_signalling() {
         h.admin(json!({"janus":"handle_info","transaction":"i","session_id":sid,"handle_id":hid}));
     assert_eq!(r["info"]["plugin_specific"]["bitrate"], 128000);
 }
+
+#[test]
+fn ids_beyond_signed_64_bits_are_refused() {
+    // Found by fuzzing: such a session could be created but not addressed by the Admin API.
+    let mut h = Harness::default();
+    let r = h.req(json!({"janus":"create","transaction":"t","id":9223372036854775808u64}));
+    assert_eq!(
+        (code(&r), reason(&r)),
+        (
+            467,
+            "Invalid element type (id should be a positive integer)"
+        )
+    );
+    let r = h.req(json!({"janus":"create","transaction":"t","id":9223372036854775807u64}));
+    let sid = r["data"]["id"].as_u64().unwrap();
+    let r = h.admin(json!({"janus":"list_handles","transaction":"t","session_id":sid}));
+    assert_eq!(r["janus"], "success");
+}
