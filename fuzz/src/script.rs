@@ -1507,7 +1507,7 @@ fn check_response(req: Option<&Value>, resp: &Value) {
             // Ids are signed 64-bit integers on the wire (Janus's JSON library).
             let bad_id = r
                 .and_then(|r| r.get("id"))
-                .is_some_and(|v| !v.as_u64().is_some_and(|id| i64::try_from(id).is_ok()));
+                .is_some_and(|v| v.as_u64().is_none_or(|id| i64::try_from(id).is_err()));
             assert!(
                 bad_verb || bad_id,
                 "transaction dropped but the request passes first-level validation: request {req:?}, response {resp}"

@@ -48,7 +48,21 @@ macro_rules! suite {
 
 suite!(http, HttpSetup);
 suite!(ws, WsSetup);
-// suite:rabbitmq
-// suite:mqtt
-// suite:nanomsg
-// suite:unix
+suite!(
+    rabbitmq,
+    jano_conformance::clients::rabbitmq::RabbitSetup::new()
+);
+suite!(
+    mqtt_v311,
+    jano_conformance::clients::mqtt::MqttSetup::v311()
+);
+suite!(mqtt_v5, jano_conformance::clients::mqtt::MqttSetup::v5());
+suite!(nanomsg, jano_conformance::clients::nanomsg::NanomsgSetup);
+suite!(
+    unix_seqpacket,
+    jano_conformance::clients::unix::UnixSetup::seqpacket()
+);
+suite!(
+    unix_dgram,
+    jano_conformance::clients::unix::UnixSetup::dgram()
+);

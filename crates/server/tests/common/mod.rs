@@ -58,6 +58,11 @@ pub struct Server {
 
 impl Server {
     pub async fn start(opts: Opts) -> Server {
+        Server::start_with(opts, jano_config::ConfigSet::builtin()).await
+    }
+
+    /// Starts with a given configuration (e.g. the built-in one with a few fields changed).
+    pub async fn start_with(opts: Opts, cfg: jano_config::ConfigSet) -> Server {
         let args = jano::Args {
             http_port: Some(0),
             ws_port: Some(0),
@@ -71,13 +76,10 @@ impl Server {
             admin_secret: Some(ADMIN_SECRET.into()),
             ..Default::default()
         };
-        let running = tokio::time::timeout(
-            IO_TIMEOUT,
-            jano::start(&args, jano_config::ConfigSet::builtin(), |_| {}),
-        )
-        .await
-        .expect("server start timed out")
-        .expect("server start failed");
+        let running = tokio::time::timeout(IO_TIMEOUT, jano::start(&args, cfg, |_| {}))
+            .await
+            .expect("server start timed out")
+            .expect("server start failed");
         let http = running.http_addr().expect("http addr");
         let admin_http = running.admin_http_addr().expect("admin http addr");
         let ws = running.ws_addr().expect("ws addr");
@@ -126,6 +128,25 @@ impl Server {
         r["data"]["id"].as_u64().expect("data.id")
     }
 
+    /// With token auth on: stores a token for every plugin and creates a session with it.
+    pub async fn create_with_token_admin(&self) -> u64 {
+        let v = self
+            .admin(
+                "/admin",
+                json!({"janus":"add_token","token":"helper-token"}),
+            )
+            .await;
+        assert_eq!(v["janus"], "success", "add_token: {v}");
+        let r = self
+            .post(
+                "/janus",
+                json!({"janus":"create","token":"helper-token","transaction":tx()}),
+            )
+            .await;
+        assert_eq!(r["janus"], "success", "create: {r}");
+        r["data"]["id"].as_u64().expect("data.id")
+    }
+
     /// `attach` to EchoTest and return the handle id.
     pub async fn attach(&self, sid: u64) -> u64 {
         let r = self
@@ -162,7 +183,10 @@ impl Server {
         let r = self
             .post("/janus", json!({"janus":"info","transaction":"alive"}))
             .await;
-        assert_eq!(r["janus"], "server_info", "server no longer answers info: {r}");
+        assert_eq!(
+            r["janus"], "server_info",
+            "server no longer answers info: {r}"
+        );
     }
 
     // --- Admin API over HTTP ------------------------------------------------------------------
@@ -180,9 +204,7 @@ impl Server {
 
     /// The session ids admin `list_sessions` reports.
     pub async fn list_sessions(&self) -> Vec<u64> {
-        let r = self
-            .admin("/admin", json!({"janus":"list_sessions"}))
-            .await;
+        let r = self.admin("/admin", json!({"janus":"list_sessions"})).await;
         assert_eq!(r["janus"], "success", "list_sessions: {r}");
         r["sessions"]
             .as_array()
@@ -280,7 +302,12 @@ impl HttpResp {
 
     #[track_caller]
     pub fn assert_json_200(&self) {
-        assert_eq!(self.status, StatusCode::OK, "status; body {:?}", self.text());
+        assert_eq!(
+            self.status,
+            StatusCode::OK,
+            "status; body {:?}",
+            self.text()
+        );
         assert_eq!(
             self.header("content-type").as_deref(),
             Some("application/json"),

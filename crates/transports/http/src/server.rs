@@ -259,12 +259,35 @@ fn path_id(s: &str) -> Option<u64> {
     s.parse::<u64>().ok()
 }
 
-fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
+/// A query-string value, percent-decoded (janus.js encodes secrets and signed tokens, whose
+/// base64 has `+`, `/` and `=`). A `+` stays a `+`: raw tokens are base64, not form data.
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     query?
         .split('&')
         .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
         .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+        .map(|(_, v)| percent_decode(v))
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |j: usize| bytes.get(j).and_then(|c| (*c as char).to_digit(16));
+        match (bytes.get(i), hex(i + 1), hex(i + 2)) {
+            (Some(b'%'), Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (Some(c), _, _) => {
+                out.push(*c);
+                i += 1;
+            }
+            (None, _, _) => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn route(state: &Arc<State>, admin: bool, req: Request<Body>) -> Resp {
@@ -447,7 +470,10 @@ fn keepalive(state: &State, sid: u64, query: Option<&str>) {
 async fn long_poll(state: &Arc<State>, sid: u64, query: Option<&str>) -> Resp {
     let apisecret = query_param(query, "apisecret");
     let token = query_param(query, "token");
-    if !state.handle.credentials_ok(apisecret, token) {
+    if !state
+        .handle
+        .credentials_ok(apisecret.as_deref(), token.as_deref())
+    {
         return empty(StatusCode::FORBIDDEN);
     }
     keepalive(state, sid, query);
@@ -570,9 +596,13 @@ mod tests {
     #[test]
     fn query_params() {
         let q = Some("rid=1&maxev=5&token=abc&flag");
-        assert_eq!(query_param(q, "maxev"), Some("5"));
-        assert_eq!(query_param(q, "token"), Some("abc"));
-        assert_eq!(query_param(q, "flag"), Some(""));
+        assert_eq!(query_param(q, "maxev").as_deref(), Some("5"));
+        assert_eq!(query_param(q, "token").as_deref(), Some("abc"));
+        assert_eq!(query_param(q, "flag").as_deref(), Some(""));
+        let t = Some("token=1%2Cjanus%3AAb%2B%2F%3D&raw=a+b&bad=%zz%4");
+        assert_eq!(query_param(t, "token").as_deref(), Some("1,janus:Ab+/="));
+        assert_eq!(query_param(t, "raw").as_deref(), Some("a+b"));
+        assert_eq!(query_param(t, "bad").as_deref(), Some("%zz%4"));
         assert_eq!(query_param(q, "nope"), None);
         assert_eq!(query_param(None, "maxev"), None);
     }

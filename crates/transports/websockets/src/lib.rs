@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -34,8 +34,12 @@ pub const INFO: jano_runtime::TransportInfo = jano_runtime::TransportInfo {
 pub const API_PROTOCOL: &str = "janus-protocol";
 pub const ADMIN_PROTOCOL: &str = "janus-admin-protocol";
 
-/// Messages waiting for a slow client beyond this close its socket rather than growing memory.
+/// Messages waiting for a slow client. Requests are backpressured (a client that does not read
+/// stops being read from), so this fills only with events; when it is full the socket is closed
+/// rather than growing memory or silently losing events.
 const OUTBOUND_QUEUE: usize = 8192;
+/// Room kept free for events: a request is only taken when this much is free after its response.
+const EVENT_HEADROOM: usize = 1024;
 
 /// The WebSocket transport's settings (filled from `janus.transport.websockets.jcfg`).
 #[derive(Debug, Clone)]
@@ -75,32 +79,43 @@ enum Out {
     Close,
 }
 
+/// One socket's outbound side: its queue, and the alarm that closes it when the client stops
+/// reading (a full queue closes the socket instead of dropping messages or growing memory).
+#[derive(Clone)]
+struct Link {
+    tx: mpsc::Sender<Out>,
+    kill: Arc<Notify>,
+}
+
+impl Link {
+    fn push(&self, conn: u64, out: Out) {
+        if self.tx.try_send(out).is_err() {
+            tracing::warn!(
+                conn,
+                "WebSocket client too slow (outbound queue full): closing"
+            );
+            self.kill.notify_one();
+        }
+    }
+}
+
 /// The sockets by instance id: the transport's [`TransportSink`].
 #[derive(Default)]
 struct Conns {
-    map: Mutex<HashMap<u64, mpsc::Sender<Out>>>,
+    map: Mutex<HashMap<u64, Link>>,
 }
 
 impl Conns {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, mpsc::Sender<Out>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Link>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn send(&self, conn: u64, out: Out) {
-        let full = match self.lock().get(&conn) {
-            Some(tx) => tx.try_send(out).is_err(),
-            None => false,
-        };
-        if full {
-            tracing::warn!(conn, "WebSocket client too slow: closing");
-            self.lock().remove(&conn);
-        }
     }
 }
 
 impl TransportSink for Conns {
     fn send_event(&self, conn: u64, _session_id: u64, event: Value) {
-        self.send(conn, Out::Json(event));
+        if let Some(link) = self.lock().get(&conn) {
+            link.push(conn, Out::Json(event));
+        }
     }
 }
 
@@ -122,9 +137,9 @@ impl WsServer {
     /// Stops accepting and closes every socket.
     pub fn stop(&self) {
         let _ = self.stop.send(true);
-        let conns: Vec<mpsc::Sender<Out>> = self.shared.conns.lock().values().cloned().collect();
-        for tx in conns {
-            let _ = tx.try_send(Out::Close);
+        let links: Vec<Link> = self.shared.conns.lock().values().cloned().collect();
+        for link in links {
+            link.kill.notify_one();
         }
     }
 
@@ -203,6 +218,12 @@ async fn accept_loop(
             continue;
         }
         let _ = stream.set_nodelay(true);
+        // A peer that vanished without closing would otherwise hold its socket (and sessions'
+        // event queue) until the kernel gives up on a write that may never come.
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(Duration::from_secs(30))
+            .with_interval(Duration::from_secs(10));
+        let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
         let shared = shared.clone();
         let stopped = stopped.clone();
         tokio::spawn(async move {
@@ -286,7 +307,11 @@ async fn connection(
     };
     let conn = shared.handle.new_instance();
     let (tx, mut rx) = mpsc::channel::<Out>(OUTBOUND_QUEUE);
-    shared.conns.lock().insert(conn, tx.clone());
+    let link = Link {
+        tx: tx.clone(),
+        kill: Arc::new(Notify::new()),
+    };
+    shared.conns.lock().insert(conn, link.clone());
     tracing::debug!(%peer, conn, admin, "WebSocket connected");
     let (mut sink, mut stream) = ws.split();
     let format = settings.json;
@@ -326,20 +351,19 @@ async fn connection(
                     tracing::debug!(conn, "no pong from WebSocket client: closing");
                     break;
                 }
-                let _ = tx.try_send(Out::Ping);
+                link.push(conn, Out::Ping);
                 awaiting_pong = Some(tokio::time::Instant::now() + pong_wait);
                 continue;
             }
             _ = stopped.changed() => break,
+            _ = link.kill.notified() => break,
         };
         let Some(Ok(m)) = next else { break };
         awaiting_pong = None;
         match m {
-            Message::Text(t) => frame(&shared, conn, admin, t.as_bytes(), &tx),
-            Message::Binary(b) => frame(&shared, conn, admin, &b, &tx),
-            Message::Ping(p) => {
-                let _ = tx.try_send(Out::Pong(p));
-            }
+            Message::Text(t) => frame(&shared, conn, admin, t.as_bytes(), &link).await,
+            Message::Binary(b) => frame(&shared, conn, admin, &b, &link).await,
+            Message::Ping(p) => link.push(conn, Out::Pong(p)),
             Message::Pong(_) | Message::Frame(_) => {}
             Message::Close(_) => break,
         }
@@ -347,59 +371,90 @@ async fn connection(
     shared.conns.lock().remove(&conn);
     // The socket is gone: its sessions die now or wait for a claim (core's decision).
     shared.handle.gone(conn);
-    let _ = tx.try_send(Out::Close);
+    let killed = tx.try_send(Out::Close).is_err();
     drop(tx);
-    let _ = writer.await;
+    drop(link);
+    if killed {
+        // The client stopped reading: don't wait for it to drain the queue.
+        writer.abort();
+    } else {
+        let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    }
     tracing::debug!(%peer, conn, "WebSocket closed");
 }
 
 /// One WebSocket message: one or more concatenated JSON values. If any fails to parse, none is
-/// processed and a single 454 is answered, as Janus does.
-fn frame(shared: &Shared, conn: u64, admin: bool, data: &[u8], tx: &mpsc::Sender<Out>) {
+/// processed and a single 454 is answered, as Janus does. Like Janus's parser, a bare scalar is
+/// no valid message (only objects and arrays are).
+async fn frame(shared: &Shared, conn: u64, admin: bool, data: &[u8], link: &Link) {
     let mut values = Vec::new();
-    for item in serde_json::Deserializer::from_slice(data).into_iter::<Value>() {
-        match item {
-            Ok(v) => values.push(v),
-            Err(e) => {
-                // The core words it: "Invalid Janus API request - <string>(line,col): text".
-                let detail = format!(
+    let mut stream = serde_json::Deserializer::from_slice(data).into_iter::<Value>();
+    let mut failure = None;
+    loop {
+        let start = stream.byte_offset();
+        match stream.next() {
+            None => break,
+            Some(Ok(v)) if v.is_object() || v.is_array() => values.push(Ok(v)),
+            Some(Ok(_)) => {
+                let (line, col) = position(data, start);
+                failure = Some(format!("<string>({line},{col}): '[' or '{{' expected"));
+                break;
+            }
+            Some(Err(e)) => {
+                failure = Some(format!(
                     "<string>({},{}): {}",
                     e.line(),
                     e.column(),
                     strip_position(&e.to_string())
-                );
-                let respond = |resp: Value| {
-                    let _ = tx.try_send(Out::Json(resp));
-                };
-                if admin {
-                    shared.handle.admin_request(conn, Err(detail), respond);
-                } else {
-                    shared.handle.request(conn, Err(detail), respond);
-                }
-                return;
+                ));
+                break;
             }
         }
     }
-    if values.is_empty() {
+    if let Some(detail) = failure {
+        // The core words it: "Invalid Janus API request - <detail>"; nothing else is processed.
+        values = vec![Err(detail)];
+    } else if values.is_empty() {
         let err = JanusError::new(
             ErrorCode::InvalidJson,
             "Invalid Janus API request - empty message",
         );
-        let _ = tx.try_send(Out::Json(msg::error(0, None, &err)));
+        link.push(conn, Out::Json(msg::error(0, None, &err)));
         return;
     }
-    for v in values {
-        let respond = |resp: Value| {
-            if tx.try_send(Out::Json(resp)).is_err() {
-                tracing::warn!(conn, "WebSocket outbound queue full");
+    for input in values {
+        // Backpressure: take the request only when its response has a slot and events keep
+        // their headroom. A client that does not read is simply not read from.
+        let reserved = tokio::select! {
+            r = link.tx.reserve_many(EVENT_HEADROOM + 1) => r,
+            _ = link.kill.notified() => {
+                // Pass the alarm on to the connection loop, which closes the socket.
+                link.kill.notify_one();
+                return;
             }
         };
+        let Ok(mut permits) = reserved else {
+            return;
+        };
+        let Some(permit) = permits.next() else {
+            return;
+        };
+        drop(permits);
+        let respond = |resp: Value| permit.send(Out::Json(resp));
         if admin {
-            shared.handle.admin_request(conn, Ok(v), respond);
+            shared.handle.admin_request(conn, input, respond);
         } else {
-            shared.handle.request(conn, Ok(v), respond);
+            shared.handle.request(conn, input, respond);
         }
     }
+}
+
+/// 1-based line and column of a byte offset, for parser messages.
+fn position(data: &[u8], offset: usize) -> (usize, usize) {
+    let before = data.get(..offset).unwrap_or(data);
+    let line = 1 + before.iter().filter(|b| **b == b'\n').count();
+    let col = 1 + before.iter().rev().take_while(|b| **b != b'\n').count();
+    (line, col)
 }
 
 fn strip_position(s: &str) -> &str {
