@@ -375,3 +375,62 @@ impl TransportHandle {
         &self.rt
     }
 }
+
+/// Binds `spec` and accepts TCP connections on a task of its own until `stopped` changes:
+/// the ACL is checked, at most `limit` connections are open at once, sockets get `TCP_NODELAY`
+/// and keepalive probes (a peer that vanished without closing must not hold its socket and
+/// sessions forever), and each connection is served by `serve` on its own task. Returns the
+/// bound address (useful with port 0).
+pub async fn listen<F, Fut>(
+    spec: &Listener,
+    what: &'static str,
+    limit: usize,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+    serve: F,
+) -> std::io::Result<std::net::SocketAddr>
+where
+    F: Fn(tokio::net::TcpStream, std::net::SocketAddr) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind(spec.addr).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "{what} listening");
+    let acl = spec.acl.clone();
+    let slots = Arc::new(tokio::sync::Semaphore::new(limit.max(1)));
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                r = listener.accept() => r,
+                _ = stopped.changed() => return,
+            };
+            let (stream, peer) = match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    // Typically EMFILE: back off instead of spinning.
+                    tracing::warn!(error = %e, "{what}: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            if !acl_allows(&acl, &peer) {
+                tracing::debug!(%peer, "{what}: connection refused by ACL");
+                continue;
+            }
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                tracing::warn!(%peer, "{what}: connection limit reached");
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let keepalive = socket2::TcpKeepalive::new()
+                .with_time(Duration::from_secs(30))
+                .with_interval(Duration::from_secs(10));
+            let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
+            let conn = serve(stream, peer);
+            tokio::spawn(async move {
+                conn.await;
+                drop(slot);
+            });
+        }
+    });
+    Ok(addr)
+}

@@ -8,12 +8,11 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use jano_api::json::JsonFormat;
 use jano_api::{msg, ErrorCode, JanusError, Map, Value};
-use jano_runtime::{acl_allows, Listener, Runtime, TransportHandle};
+use jano_runtime::{listen, Listener, Runtime, TransportHandle};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 /// How long an idle long poll waits before answering `keepalive`.
 const LONG_POLL: Duration = Duration::from_secs(30);
@@ -88,31 +87,27 @@ pub async fn serve(rt: &Runtime, settings: HttpSettings) -> std::io::Result<Http
         settings: settings.clone(),
     });
     let (stop, stopped) = watch::channel(false);
+    let limit = settings.connection_limit;
     let mut api_addr = None;
     let mut admin_addr = None;
-    if let Some(l) = &settings.api {
-        let listener = TcpListener::bind(l.addr).await?;
-        api_addr = Some(listener.local_addr()?);
-        tracing::info!(addr = %l.addr, path = %settings.base_path, "HTTP Janus API listening");
-        tokio::spawn(accept_loop(
-            listener,
-            l.acl.clone(),
-            false,
-            state.clone(),
-            stopped.clone(),
-        ));
-    }
-    if let Some(l) = &settings.admin {
-        let listener = TcpListener::bind(l.addr).await?;
-        admin_addr = Some(listener.local_addr()?);
-        tracing::info!(addr = %l.addr, path = %settings.admin_base_path, "HTTP Admin API listening");
-        tokio::spawn(accept_loop(
-            listener,
-            l.acl.clone(),
-            true,
-            state.clone(),
-            stopped,
-        ));
+    for (spec, admin) in [(&settings.api, false), (&settings.admin, true)] {
+        let Some(spec) = spec else { continue };
+        let what = if admin {
+            "HTTP Admin API"
+        } else {
+            "HTTP Janus API"
+        };
+        let state = state.clone();
+        let conn_stopped = stopped.clone();
+        let addr = listen(spec, what, limit, stopped.clone(), move |stream, _peer| {
+            serve_connection(stream, admin, state.clone(), conn_stopped.clone())
+        })
+        .await?;
+        if admin {
+            admin_addr = Some(addr);
+        } else {
+            api_addr = Some(addr);
+        }
     }
     Ok(HttpServer {
         api_addr,
@@ -122,58 +117,28 @@ pub async fn serve(rt: &Runtime, settings: HttpSettings) -> std::io::Result<Http
     })
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    acl: Vec<String>,
+/// One HTTP/1.1 connection (keep-alive), until it ends or the server stops.
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
     admin: bool,
     state: Arc<State>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let limit = Arc::new(Semaphore::new(state.settings.connection_limit.max(1)));
-    loop {
-        let accepted = tokio::select! {
-            r = listener.accept() => r,
-            _ = stopped.changed() => return,
-        };
-        let (stream, peer) = match accepted {
-            Ok(x) => x,
-            Err(e) => {
-                // Typically EMFILE: back off instead of spinning.
-                tracing::warn!(error = %e, "HTTP accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        if !acl_allows(&acl, &peer) {
-            tracing::debug!(%peer, "HTTP connection refused by ACL");
-            continue;
-        }
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "HTTP connection limit reached");
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
+    let svc = hyper::service::service_fn(move |req| {
         let state = state.clone();
-        let mut stopped = stopped.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, std::convert::Infallible>(route(&state, admin, req).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), svc);
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::trace!(error = %e, "HTTP connection ended");
-                    }
-                }
-                _ = stopped.changed() => {}
+        async move { Ok::<_, std::convert::Infallible>(route(&state, admin, req).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::trace!(error = %e, "HTTP connection ended");
             }
-            drop(permit);
-        });
+        }
+        _ = stopped.changed() => {}
     }
 }
 

@@ -9,12 +9,12 @@
 use futures_util::{SinkExt, StreamExt};
 use jano_api::json::JsonFormat;
 use jano_api::{msg, ErrorCode, JanusError, Value};
-use jano_runtime::{acl_allows, Listener, Runtime, TransportHandle, TransportSink};
+use jano_runtime::{listen, Listener, Runtime, TransportHandle, TransportSink};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
@@ -38,6 +38,8 @@ pub const ADMIN_PROTOCOL: &str = "janus-admin-protocol";
 /// stops being read from), so this fills only with events; when it is full the socket is closed
 /// rather than growing memory or silently losing events.
 const OUTBOUND_QUEUE: usize = 8192;
+/// Most simultaneous WebSocket connections per listener (each costs a file descriptor).
+const CONNECTION_LIMIT: usize = 65_536;
 /// Room kept free for events: a request is only taken when this much is free after its response.
 const EVENT_HEADROOM: usize = 1024;
 
@@ -161,29 +163,30 @@ pub async fn serve(rt: &Runtime, settings: WsSettings) -> std::io::Result<WsServ
     let (stop, stopped) = watch::channel(false);
     let mut api_addr = None;
     let mut admin_addr = None;
-    if let Some(l) = &settings.api {
-        let listener = TcpListener::bind(l.addr).await?;
-        api_addr = Some(listener.local_addr()?);
-        tracing::info!(addr = %l.addr, "WebSockets Janus API listening");
-        tokio::spawn(accept_loop(
-            listener,
-            l.acl.clone(),
-            false,
-            shared.clone(),
+    for (spec, admin) in [(&settings.api, false), (&settings.admin, true)] {
+        let Some(spec) = spec else { continue };
+        let what = if admin {
+            "WebSockets Admin API"
+        } else {
+            "WebSockets Janus API"
+        };
+        let shared = shared.clone();
+        let conn_stopped = stopped.clone();
+        let addr = listen(
+            spec,
+            what,
+            CONNECTION_LIMIT,
             stopped.clone(),
-        ));
-    }
-    if let Some(l) = &settings.admin {
-        let listener = TcpListener::bind(l.addr).await?;
-        admin_addr = Some(listener.local_addr()?);
-        tracing::info!(addr = %l.addr, "WebSockets Admin API listening");
-        tokio::spawn(accept_loop(
-            listener,
-            l.acl.clone(),
-            true,
-            shared.clone(),
-            stopped,
-        ));
+            move |stream, peer| {
+                connection(stream, peer, admin, shared.clone(), conn_stopped.clone())
+            },
+        )
+        .await?;
+        if admin {
+            admin_addr = Some(addr);
+        } else {
+            api_addr = Some(addr);
+        }
     }
     Ok(WsServer {
         api_addr,
@@ -191,45 +194,6 @@ pub async fn serve(rt: &Runtime, settings: WsSettings) -> std::io::Result<WsServ
         stop,
         shared,
     })
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    acl: Vec<String>,
-    admin: bool,
-    shared: Arc<Shared>,
-    mut stopped: watch::Receiver<bool>,
-) {
-    loop {
-        let accepted = tokio::select! {
-            r = listener.accept() => r,
-            _ = stopped.changed() => return,
-        };
-        let (stream, peer) = match accepted {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!(error = %e, "WebSocket accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        if !acl_allows(&acl, &peer) {
-            tracing::debug!(%peer, "WebSocket connection refused by ACL");
-            continue;
-        }
-        let _ = stream.set_nodelay(true);
-        // A peer that vanished without closing would otherwise hold its socket (and sessions'
-        // event queue) until the kernel gives up on a write that may never come.
-        let keepalive = socket2::TcpKeepalive::new()
-            .with_time(Duration::from_secs(30))
-            .with_interval(Duration::from_secs(10));
-        let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
-        let shared = shared.clone();
-        let stopped = stopped.clone();
-        tokio::spawn(async move {
-            connection(stream, peer, admin, shared, stopped).await;
-        });
-    }
 }
 
 fn refuse(status: StatusCode, text: &str) -> ErrorResponse {
