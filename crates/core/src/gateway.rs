@@ -192,15 +192,24 @@ impl Gateway {
         self.rng.alnum(11)
     }
 
-    /// Whether the HTTP long poll's query-string credentials pass (Janus checks them in the
-    /// transport, before the synthetic keepalive).
-    pub fn check_api_credentials(
-        &self,
+    /// What an HTTP long poll does before waiting: check the query-string credentials and, if
+    /// they pass, count the poll as activity of the session (Janus injects a synthetic
+    /// `keepalive` for this; the effect is the same without building one). Returns whether the
+    /// credentials passed.
+    pub fn touch_session(
+        &mut self,
         now: Now,
+        session_id: u64,
         apisecret: Option<&str>,
         token: Option<&str>,
     ) -> bool {
-        self.authorized(now, apisecret, token)
+        if !self.authorized(now, apisecret, token) {
+            return false;
+        }
+        if let Some(s) = self.sessions.get_mut(&session_id) {
+            s.last_activity_us = now.mono_us;
+        }
+        true
     }
 
     fn auth_enabled(&self) -> bool {

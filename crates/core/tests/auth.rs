@@ -39,8 +39,9 @@ fn api_secret() {
     let r =
         h.req(json!({"janus":"keepalive","transaction":"t","session_id":sid,"apisecret":"s3cret"}));
     assert_eq!(r["janus"], "ack");
-    assert!(h.gw.check_api_credentials(h.now, Some("s3cret"), None));
-    assert!(!h.gw.check_api_credentials(h.now, None, None));
+    // The HTTP long poll's check: query-string credentials, and the poll refreshes the session.
+    assert!(!h.gw.touch_session(h.now, sid, None, None));
+    assert!(h.gw.touch_session(h.now, sid, Some("s3cret"), None));
 }
 
 #[test]

@@ -11,10 +11,11 @@
 use jano_api::Value;
 use jano_core::{CoreConfig, Gateway, Incoming, InstanceId, Now, Output, PluginEvent};
 use jano_plugin::{CoreServices, HandleRef, Jsep, Map, PushError};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 pub use jano_core::{PluginRegistry, TransportInfo};
 
@@ -41,6 +42,7 @@ struct Inner {
     next_conn: AtomicU64,
     log_level: Mutex<Option<LogLevelHook>>,
     closed: AtomicBool,
+    plugin_events: Arc<EventQueue>,
 }
 
 /// A cheap, clonable handle on the running gateway.
@@ -49,9 +51,37 @@ pub struct Runtime {
     inner: Arc<Inner>,
 }
 
+/// Plugin requests waiting to be applied to the core. A request's own plugin events are
+/// applied right after its response, under the same lock (no task switch); the pump task applies
+/// those a plugin pushes from elsewhere (its own tasks, media threads).
+#[derive(Default)]
+struct EventQueue {
+    events: Mutex<VecDeque<PluginEvent>>,
+    ready: Notify,
+    closed: AtomicBool,
+}
+
+impl EventQueue {
+    fn push(&self, ev: PluginEvent) -> Result<(), PushError> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(PushError::Closed);
+        }
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(ev);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    fn take(&self) -> VecDeque<PluginEvent> {
+        std::mem::take(&mut *self.events.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
 /// The plugins' view of the gateway: a queue.
 struct Services {
-    tx: mpsc::UnboundedSender<PluginEvent>,
+    queue: Arc<EventQueue>,
     package: &'static str,
 }
 
@@ -63,25 +93,23 @@ impl CoreServices for Services {
         message: Map<String, Value>,
         jsep: Option<Jsep>,
     ) -> Result<(), PushError> {
-        self.tx
-            .send(PluginEvent::Push {
-                plugin: self.package,
-                handle: handle.clone(),
-                transaction,
-                message,
-                jsep,
-            })
-            .map_err(|_| PushError::Closed)
+        self.queue.push(PluginEvent::Push {
+            plugin: self.package,
+            handle: handle.clone(),
+            transaction,
+            message,
+            jsep,
+        })
     }
 
     fn end_session(&self, handle: &HandleRef) {
-        let _ = self.tx.send(PluginEvent::EndSession {
+        let _ = self.queue.push(PluginEvent::EndSession {
             handle: handle.clone(),
         });
     }
 
     fn close_pc(&self, handle: &HandleRef) {
-        let _ = self.tx.send(PluginEvent::ClosePc {
+        let _ = self.queue.push(PluginEvent::ClosePc {
             handle: handle.clone(),
         });
     }
@@ -89,27 +117,20 @@ impl CoreServices for Services {
 
 /// Creates the plugin-services queue. Each plugin gets its own [`CoreServices`] from
 /// [`PluginQueue::services_for`]; the queue goes to [`Runtime::start`].
+#[derive(Default)]
 pub struct PluginQueue {
-    tx: mpsc::UnboundedSender<PluginEvent>,
-    rx: mpsc::UnboundedReceiver<PluginEvent>,
-}
-
-impl Default for PluginQueue {
-    fn default() -> Self {
-        Self::new()
-    }
+    queue: Arc<EventQueue>,
 }
 
 impl PluginQueue {
     pub fn new() -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
-        PluginQueue { tx, rx }
+        Self::default()
     }
 
     /// The services for the plugin with this package name.
     pub fn services_for(&self, package: &'static str) -> Arc<dyn CoreServices> {
         Arc::new(Services {
-            tx: self.tx.clone(),
+            queue: self.queue.clone(),
             package,
         })
     }
@@ -129,21 +150,18 @@ impl Runtime {
                 next_conn: AtomicU64::new(1),
                 log_level: Mutex::new(None),
                 closed: AtomicBool::new(false),
+                plugin_events: queue.queue,
             }),
         };
-        let PluginQueue { tx, mut rx } = queue;
-        // The runtime keeps no sender of its own, so the pump ends when every plugin is gone.
-        drop(tx);
         let pump = rt.clone();
         tokio::spawn(async move {
-            while let Some(ev) = rx.recv().await {
-                let now = pump.now();
-                let mut gw = pump.lock();
-                gw.handle_plugin_event(now, ev);
-                // Apply whatever else is already queued under the same lock.
-                while let Ok(ev) = rx.try_recv() {
-                    gw.handle_plugin_event(now, ev);
+            loop {
+                pump.inner.plugin_events.ready.notified().await;
+                if pump.inner.closed.load(Ordering::Relaxed) {
+                    break;
                 }
+                let mut gw = pump.lock();
+                pump.apply_plugin_events(&mut gw);
                 pump.dispatch(&mut gw);
             }
         });
@@ -163,6 +181,7 @@ impl Runtime {
                 let now = rt.now();
                 let mut gw = rt.lock();
                 gw.handle_timeout(now);
+                rt.apply_plugin_events(&mut gw);
                 rt.dispatch(&mut gw);
             }
         });
@@ -204,6 +223,18 @@ impl Runtime {
         TransportHandle {
             rt: self.clone(),
             id,
+        }
+    }
+
+    /// Applies the queued plugin requests, in order.
+    fn apply_plugin_events(&self, gw: &mut Gateway) {
+        let events = self.inner.plugin_events.take();
+        if events.is_empty() {
+            return;
+        }
+        let now = self.now();
+        for ev in events {
+            gw.handle_plugin_event(now, ev);
         }
     }
 
@@ -267,13 +298,20 @@ impl Runtime {
         self.inner.closed.store(true, Ordering::Relaxed);
         let mut gw = self.lock();
         gw.shutdown();
+        self.apply_plugin_events(&mut gw);
         self.dispatch(&mut gw);
+        self.inner
+            .plugin_events
+            .closed
+            .store(true, Ordering::Relaxed);
+        self.inner.plugin_events.ready.notify_one();
     }
 
     /// Runs `f` on the gateway (tests and diagnostics).
     pub fn with_gateway<R>(&self, f: impl FnOnce(&mut Gateway) -> R) -> R {
         let mut gw = self.lock();
         let r = f(&mut gw);
+        self.apply_plugin_events(&mut gw);
         self.dispatch(&mut gw);
         r
     }
@@ -333,6 +371,9 @@ impl TransportHandle {
         let mut gw = self.rt.lock();
         let resp = gw.handle_request(now, self.instance(conn), input);
         let r = respond(resp);
+        // What the plugin queued while handling it (an async answer) goes out now, after the
+        // response, without waiting for the pump task.
+        self.rt.apply_plugin_events(&mut gw);
         self.rt.dispatch(&mut gw);
         r
     }
@@ -348,6 +389,7 @@ impl TransportHandle {
         let mut gw = self.rt.lock();
         let resp = gw.handle_admin(now, self.instance(conn), input);
         let r = respond(resp);
+        self.rt.apply_plugin_events(&mut gw);
         self.rt.dispatch(&mut gw);
         r
     }
@@ -357,13 +399,21 @@ impl TransportHandle {
         let now = self.rt.now();
         let mut gw = self.rt.lock();
         gw.transport_gone(now, self.instance(conn));
+        self.rt.apply_plugin_events(&mut gw);
         self.rt.dispatch(&mut gw);
     }
 
-    /// The HTTP long poll's query-string credential check.
-    pub fn credentials_ok(&self, apisecret: Option<&str>, token: Option<&str>) -> bool {
+    /// An HTTP long poll starting: credentials checked and the session refreshed in one step.
+    pub fn touch_session(
+        &self,
+        session_id: u64,
+        apisecret: Option<&str>,
+        token: Option<&str>,
+    ) -> bool {
         let now = self.rt.now();
-        self.rt.lock().check_api_credentials(now, apisecret, token)
+        self.rt
+            .lock()
+            .touch_session(now, session_id, apisecret, token)
     }
 
     /// A random transaction for synthetic requests.

@@ -5,6 +5,11 @@ use clap::Parser;
 use jano::{setup, Args};
 use std::process::ExitCode;
 
+// Every request allocates a few small JSON maps and buffers; mimalloc's per-thread free lists
+// cost less per request than glibc's malloc (measured with jano-load, see BENCHMARKS.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

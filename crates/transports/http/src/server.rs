@@ -391,7 +391,7 @@ async fn route_api(state: &Arc<State>, req: Request<Body>) -> Resp {
                     Some(sid) if sid > 0 => {
                         // Janus answers a GET on a handle by counting it as session activity
                         // and redirecting to the session's poll endpoint.
-                        keepalive(state, sid, query.as_deref());
+                        let _ = keepalive(state, sid, query.as_deref());
                         let mut r = empty(StatusCode::FOUND);
                         let loc = format!("{}/{}", state.settings.base_path, sid);
                         if let Ok(v) = HeaderValue::from_str(&loc) {
@@ -414,34 +414,19 @@ async fn route_api(state: &Arc<State>, req: Request<Body>) -> Resp {
     }
 }
 
-/// The synthetic keepalive a poll sends so that polling keeps the session alive.
-fn keepalive(state: &State, sid: u64, query: Option<&str>) {
-    let mut m = Map::new();
-    m.insert("janus".into(), "keepalive".into());
-    m.insert("session_id".into(), sid.into());
-    m.insert(
-        "transaction".into(),
-        state.handle.random_transaction().into(),
-    );
-    if let Some(s) = query_param(query, "apisecret") {
-        m.insert("apisecret".into(), s.into());
-    }
-    if let Some(t) = query_param(query, "token") {
-        m.insert("token".into(), t.into());
-    }
-    state.handle.request(0, Ok(Value::Object(m)), |_| ());
+/// What Janus's synthetic keepalive does for a poll: credentials checked, session refreshed.
+fn keepalive(state: &State, sid: u64, query: Option<&str>) -> bool {
+    let apisecret = query_param(query, "apisecret");
+    let token = query_param(query, "token");
+    state
+        .handle
+        .touch_session(sid, apisecret.as_deref(), token.as_deref())
 }
 
 async fn long_poll(state: &Arc<State>, sid: u64, query: Option<&str>) -> Resp {
-    let apisecret = query_param(query, "apisecret");
-    let token = query_param(query, "token");
-    if !state
-        .handle
-        .credentials_ok(apisecret.as_deref(), token.as_deref())
-    {
+    if !keepalive(state, sid, query) {
         return empty(StatusCode::FORBIDDEN);
     }
-    keepalive(state, sid, query);
     let Some(queue) = state.queues.get(sid) else {
         return empty(StatusCode::NOT_FOUND);
     };
