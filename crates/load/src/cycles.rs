@@ -5,12 +5,14 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
+use std::sync::Arc;
+
+use crate::conn::{Conn, Endpoint, WireOpts};
 use crate::http::{HttpApi, Poll};
 use crate::janus::{self, Ids, Tx};
 use crate::procfs::{self, Snapshot};
 use crate::stats::{round3, Errors, Failure, Kind, Latencies, Unsolicited};
 use crate::target::{Target, Transport};
-use crate::ws::WsConn;
 
 pub struct CyclesOpts {
     pub target: Target,
@@ -18,8 +20,11 @@ pub struct CyclesOpts {
     pub duration: Duration,
     pub warmup: Duration,
     pub server_pid: Option<u32>,
+    /// The broker's process (RabbitMQ, Mosquitto): its CPU is reported beside the server's.
+    pub broker_pid: Option<u32>,
     pub timeout: Duration,
     pub label: Option<String>,
+    pub wire: WireOpts,
 }
 
 /// The run's time line. Samples count when they complete inside `[measure, end]`;
@@ -241,41 +246,39 @@ async fn pause_after_error(w: &Window) {
     tokio::time::sleep_until(until).await;
 }
 
-async fn ws_cycle(
-    c: &mut WsConn,
+async fn msg_cycle(
+    c: &mut Conn,
     tx: &mut Tx,
     st: &mut ClientStats,
     w: &Window,
+    sid_out: &mut Option<u64>,
 ) -> Result<(), CycleErr> {
     let cycle_start = Instant::now();
 
     let t = Instant::now();
     let id = tx.next();
-    c.send(
-        Kind::Create,
-        janus::request(Kind::Create, &id, Ids::NONE),
-        w.deadline(t),
-    )
-    .await
-    .map_err(tag(t))?;
     let v = c
-        .recv_tx(Kind::Create, &id, w.deadline(t))
+        .call(
+            Kind::Create,
+            &id,
+            janus::request(Kind::Create, &id, Ids::NONE),
+            w.deadline(t),
+        )
         .await
         .map_err(tag(t))?;
     let sid = janus::check_create(&v, &id).map_err(tag(t))?;
+    *sid_out = Some(sid);
     st.sample(w, Kind::Create, t);
 
     let t = Instant::now();
     let id = tx.next();
-    c.send(
-        Kind::Attach,
-        janus::request(Kind::Attach, &id, Ids::session(sid)),
-        w.deadline(t),
-    )
-    .await
-    .map_err(tag(t))?;
     let v = c
-        .recv_tx(Kind::Attach, &id, w.deadline(t))
+        .call(
+            Kind::Attach,
+            &id,
+            janus::request(Kind::Attach, &id, Ids::session(sid)),
+            w.deadline(t),
+        )
         .await
         .map_err(tag(t))?;
     let hid = janus::check_attach(&v, &id, sid).map_err(tag(t))?;
@@ -286,6 +289,7 @@ async fn ws_cycle(
     let id = tx.next();
     c.send(
         Kind::Message,
+        &id,
         janus::request(Kind::Message, &id, Ids::handle(sid, hid)),
         w.deadline(t_msg),
     )
@@ -316,15 +320,13 @@ async fn ws_cycle(
 
     let t = Instant::now();
     let id = tx.next();
-    c.send(
-        Kind::Detach,
-        janus::request(Kind::Detach, &id, Ids::handle(sid, hid)),
-        w.deadline(t),
-    )
-    .await
-    .map_err(tag(t))?;
     let v = c
-        .recv_tx(Kind::Detach, &id, w.deadline(t))
+        .call(
+            Kind::Detach,
+            &id,
+            janus::request(Kind::Detach, &id, Ids::handle(sid, hid)),
+            w.deadline(t),
+        )
         .await
         .map_err(tag(t))?;
     janus::check_success(Kind::Detach, &v, &id, sid).map_err(tag(t))?;
@@ -332,34 +334,34 @@ async fn ws_cycle(
 
     let t = Instant::now();
     let id = tx.next();
-    c.send(
-        Kind::Destroy,
-        janus::request(Kind::Destroy, &id, Ids::session(sid)),
-        w.deadline(t),
-    )
-    .await
-    .map_err(tag(t))?;
     let v = c
-        .recv_tx(Kind::Destroy, &id, w.deadline(t))
+        .call(
+            Kind::Destroy,
+            &id,
+            janus::request(Kind::Destroy, &id, Ids::session(sid)),
+            w.deadline(t),
+        )
         .await
         .map_err(tag(t))?;
     janus::check_success(Kind::Destroy, &v, &id, sid).map_err(tag(t))?;
+    *sid_out = None;
     st.sample(w, Kind::Destroy, t);
 
     st.cycle_done(w, cycle_start);
     Ok(())
 }
 
-async fn ws_client(url: String, w: Window) -> ClientStats {
+/// A client of a message-oriented transport (everything but HTTP).
+async fn msg_client(ep: Arc<Endpoint>, w: Window) -> ClientStats {
     let mut st = ClientStats::default();
     let mut tx = Tx::new();
-    let mut conn: Option<WsConn> = None;
+    let mut conn: Option<Conn> = None;
     while Instant::now() < w.end {
         let mut c = match conn.take() {
             Some(c) => c,
             None => {
                 let t = Instant::now();
-                match WsConn::connect(&url, w.deadline(t)).await {
+                match ep.connect(&tx, w.deadline(t)).await {
                     Ok(c) => c,
                     Err(f) => {
                         st.fail(&w, &f, t);
@@ -369,12 +371,24 @@ async fn ws_client(url: String, w: Window) -> ClientStats {
                 }
             }
         };
-        match ws_cycle(&mut c, &mut tx, &mut st, &w).await {
+        let mut sid = None;
+        match msg_cycle(&mut c, &mut tx, &mut st, &w, &mut sid).await {
             Ok(()) => conn = Some(c),
             Err((f, started)) => {
                 st.fail(&w, &f, started);
-                // Start afresh: closing the socket makes the server drop its sessions.
-                st.unsolicited.merge(&c.unsolicited);
+                if c.owns_sessions() {
+                    // Start afresh: closing the socket makes the server drop its sessions.
+                    st.unsolicited.merge(&c.unsolicited);
+                } else {
+                    // Best effort: do not leave the session behind (not measured).
+                    if let Some(sid) = sid {
+                        let id = tx.next();
+                        let dl = (Instant::now() + Duration::from_secs(2)).min(w.hard_end);
+                        let body = janus::request(Kind::Destroy, &id, Ids::session(sid));
+                        let _ = c.call(Kind::Destroy, &id, body, dl).await;
+                    }
+                    conn = Some(c);
+                }
                 pause_after_error(&w).await;
             }
         }
@@ -390,12 +404,32 @@ async fn ws_client(url: String, w: Window) -> ClientStats {
 struct Sampled {
     at_measure: Option<Snapshot>,
     at_end: Option<Snapshot>,
+    broker: (Option<Snapshot>, Option<Snapshot>),
     self_cpu: (f64, f64),
     cpus: Value,
     window: Duration,
 }
 
-pub async fn run(opts: CyclesOpts) -> Value {
+fn per_1000(cpu: f64, cycles: u64) -> Value {
+    if cycles > 0 {
+        Value::from((cpu * 1000.0 / cycles as f64 * 1e6).round() / 1e6)
+    } else {
+        Value::Null
+    }
+}
+
+pub async fn run(opts: CyclesOpts) -> Result<Value, String> {
+    // Shared channels (broker connections, the pair socket) are set up before the clock starts.
+    let endpoint = match opts.target.transport {
+        Transport::Http => None,
+        _ => {
+            let dl = Instant::now() + opts.timeout;
+            Some(Arc::new(
+                Endpoint::open(&opts.target, &opts.wire, dl).await?,
+            ))
+        }
+    };
+
     let start = Instant::now();
     let measure = start + opts.warmup;
     let end = measure + opts.duration;
@@ -407,37 +441,41 @@ pub async fn run(opts: CyclesOpts) -> Value {
     };
 
     let pid = opts.server_pid;
+    let broker_pid = opts.broker_pid;
     let sampler = tokio::spawn(async move {
         tokio::time::sleep_until(measure).await;
         let t0 = Instant::now();
         let s0 = pid.and_then(|p| Snapshot::take(p).ok());
+        let b0 = broker_pid.and_then(|p| Snapshot::take(p).ok());
         let c0 = procfs::self_cpu_s();
         let m0 = procfs::read_cpu_times();
         tokio::time::sleep_until(end).await;
         let t1 = Instant::now();
         let s1 = pid.and_then(|p| Snapshot::take(p).ok());
+        let b1 = broker_pid.and_then(|p| Snapshot::take(p).ok());
         let c1 = procfs::self_cpu_s();
         let m1 = procfs::read_cpu_times();
         Sampled {
             cpus: procfs::cpu_usage(&m0, &m1),
             at_measure: s0,
             at_end: s1,
+            broker: (b0, b1),
             self_cpu: (c0, c1),
             window: t1 - t0,
         }
     });
 
     let mut handles = Vec::with_capacity(opts.clients);
-    match opts.target.transport {
-        Transport::Http => {
+    match &endpoint {
+        None => {
             let api = HttpApi::new(&opts.target.url, opts.timeout);
             for _ in 0..opts.clients {
                 handles.push(tokio::spawn(http_client(api.clone(), w)));
             }
         }
-        Transport::Ws => {
+        Some(ep) => {
             for _ in 0..opts.clients {
-                handles.push(tokio::spawn(ws_client(opts.target.url.clone(), w)));
+                handles.push(tokio::spawn(msg_client(Arc::clone(ep), w)));
             }
         }
     }
@@ -459,11 +497,16 @@ pub async fn run(opts: CyclesOpts) -> Value {
             Err(_) => panicked += 1,
         }
     }
+    if let Some(ep) = &endpoint {
+        let u = ep.shutdown(Instant::now() + Duration::from_secs(3)).await;
+        total.unsolicited.merge(&u);
+    }
     let sampled = match sampler.await {
         Ok(s) => s,
         Err(_) => Sampled {
             at_measure: None,
             at_end: None,
+            broker: (None, None),
             self_cpu: (0.0, 0.0),
             cpus: Value::Null,
             window: opts.duration,
@@ -481,15 +524,10 @@ pub async fn run(opts: CyclesOpts) -> Value {
     let server = match (opts.server_pid, sampled.at_measure, sampled.at_end) {
         (Some(pid), Some(a), Some(b)) => {
             let cpu = b.cpu_ticks.saturating_sub(a.cpu_ticks) as f64 / procfs::clk_tck();
-            let per_k = if total.cycles > 0 {
-                Value::from((cpu * 1000.0 / total.cycles as f64 * 1e6).round() / 1e6)
-            } else {
-                Value::Null
-            };
             json!({
                 "pid": pid,
                 "cpu_s": round3(cpu),
-                "cpu_s_per_1000_cycles": per_k,
+                "cpu_s_per_1000_cycles": per_1000(cpu, total.cycles),
                 "cpu_utilisation": round3(cpu / secs),
                 // Time the server's (live) threads were runnable but waiting for a CPU, summed.
                 "runqueue_wait_s": round3(b.sched_wait_ns.saturating_sub(a.sched_wait_ns) as f64 / 1e9),
@@ -501,8 +539,21 @@ pub async fn run(opts: CyclesOpts) -> Value {
         (Some(pid), _, _) => json!({"pid": pid, "error": "could not read /proc for the server"}),
         _ => Value::Null,
     };
+    let broker = match (opts.broker_pid, sampled.broker) {
+        (Some(pid), (Some(a), Some(b))) => {
+            let cpu = b.cpu_ticks.saturating_sub(a.cpu_ticks) as f64 / procfs::clk_tck();
+            json!({
+                "pid": pid,
+                "cpu_s": round3(cpu),
+                "cpu_s_per_1000_cycles": per_1000(cpu, total.cycles),
+                "cpu_utilisation": round3(cpu / secs),
+            })
+        }
+        (Some(pid), _) => json!({"pid": pid, "error": "could not read /proc for the broker"}),
+        _ => Value::Null,
+    };
 
-    json!({
+    Ok(json!({
         "mode": "cycles",
         "label": opts.label,
         "transport": opts.target.transport.name(),
@@ -522,7 +573,8 @@ pub async fn run(opts: CyclesOpts) -> Value {
         "client_tasks_panicked": panicked,
         "latency_ms": Value::Object(latency),
         "server": server,
+        "broker": broker,
         "load_tool_cpu_s": round3(sampled.self_cpu.1 - sampled.self_cpu.0),
         "machine_cpus": sampled.cpus,
-    })
+    }))
 }

@@ -254,7 +254,8 @@ pub async fn run(opts: IdleOpts) -> Result<Value, String> {
     let (teardown_tx, teardown_rx) = watch::channel(false);
     let api = match opts.target.transport {
         Transport::Http => Some(HttpApi::new(&opts.target.url, opts.timeout)),
-        Transport::Ws => None,
+        // Only HTTP and WS are accepted for `idle` (checked in main).
+        _ => None,
     };
 
     let mut handles = Vec::with_capacity(parallel);

@@ -6,6 +6,9 @@ use crate::stats::{Failure, Kind};
 
 pub const ECHOTEST: &str = "janus.plugin.echotest";
 
+/// Length of a [`Tx`] prefix: shared channels route answers to clients by it.
+pub const TX_PREFIX_LEN: usize = 8;
+
 /// Transaction generator: a random per-client prefix plus a counter (unique, cheap).
 pub struct Tx {
     prefix: String,
@@ -18,10 +21,15 @@ impl Tx {
         use rand::Rng;
         let prefix: String = rand::thread_rng()
             .sample_iter(&Alphanumeric)
-            .take(8)
+            .take(TX_PREFIX_LEN)
             .map(char::from)
             .collect();
         Tx { prefix, n: 0 }
+    }
+
+    /// The client's prefix, which every transaction it makes starts with.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     pub fn next(&mut self) -> String {
@@ -109,6 +117,16 @@ pub fn janus_kind(v: &Value) -> &str {
 
 pub fn transaction(v: &Value) -> Option<&str> {
     v.get("transaction").and_then(Value::as_str)
+}
+
+/// The [`Tx`] prefix of a transaction (the client it belongs to), if it has one.
+pub fn tx_prefix(tx: &str) -> Option<&str> {
+    tx.get(..TX_PREFIX_LEN)
+}
+
+/// `{"janus":"ping"}`, answered with `pong` by any Janus API server.
+pub fn ping(tx: &str) -> String {
+    json!({"janus": "ping", "transaction": tx}).to_string()
 }
 
 /// Checks `janus == want` and the transaction; turns a Janus `error` into a categorised failure.

@@ -1,14 +1,21 @@
-//! `jano-load`: drives any Janus-API server (jano or Janus) over HTTP or WebSockets and measures
-//! throughput, latency and the server's CPU and memory. Loopback targets only.
+//! `jano-load`: drives any Janus-API server (jano or Janus) over HTTP, WebSockets, RabbitMQ,
+//! MQTT, Nanomsg or Unix sockets and measures throughput, latency and the server's CPU and
+//! memory. Loopback (and local socket) targets only.
 
+mod amqp;
+mod conn;
 mod cycles;
 mod http;
 mod idle;
 mod janus;
+mod mqtt;
+mod mux;
+mod nano;
 mod procfs;
 mod report;
 mod stats;
 mod target;
+mod unix;
 mod ws;
 
 use std::process::ExitCode;
@@ -33,8 +40,10 @@ struct Cli {
 enum Cmd {
     /// N clients loop: create → attach echotest → message (ack + event) → detach → destroy.
     Cycles(CyclesArgs),
-    /// Open many idle sessions (one echotest handle each) and measure the server's RSS.
+    /// Open many idle sessions (one echotest handle each) and measure the server's RSS (HTTP, WS).
     Idle(IdleArgs),
+    /// Send `ping` until the server answers `pong` (readiness check for scripts).
+    Ping(PingArgs),
     /// Markdown tables from a file of `--json` reports (one per line); label `janus` = baseline.
     Report {
         /// File with one JSON report per line.
@@ -47,9 +56,26 @@ struct Common {
     /// Transport to use.
     #[arg(long, value_enum)]
     transport: Transport,
-    /// e.g. http://127.0.0.1:8088/janus or ws://127.0.0.1:8188 (loopback only).
+    /// http://127.0.0.1:8088/janus, ws://127.0.0.1:8188, amqp://guest:guest@127.0.0.1:5672/%2f,
+    /// mqtt://127.0.0.1:1883, ipc:///tmp/janus.ipc (or tcp://127.0.0.1:port) for nanomsg, or the
+    /// socket's path for unix-seqpacket / unix-dgram. Loopback hosts only.
     #[arg(long)]
     url: String,
+    /// RabbitMQ: the queue the server consumes (its `to_janus`). MQTT: the topic it subscribes
+    /// to (its `subscribe_topic`).
+    #[arg(long)]
+    to_janus: Option<String>,
+    /// RabbitMQ: the queue the server's answers go to (its `from_janus`). MQTT: the topic it
+    /// publishes on (its `publish_topic`).
+    #[arg(long)]
+    from_janus: Option<String>,
+    /// MQTT: QoS of our publishes and of our subscription (Janus's default is 1).
+    #[arg(long, default_value_t = 1)]
+    mqtt_qos: u8,
+    /// RabbitMQ: delete the `from_janus` queue when done (the server publishes to the default
+    /// exchange, so the next client just declares it again).
+    #[arg(long)]
+    amqp_delete_reply_queue: bool,
     /// Timeout of every single request, seconds.
     #[arg(long, default_value_t = 10.0)]
     timeout: f64,
@@ -77,6 +103,18 @@ struct CyclesArgs {
     /// Server process to sample in /proc (CPU time, RSS, threads, fds).
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Broker process (RabbitMQ, Mosquitto) whose CPU time is reported too.
+    #[arg(long)]
+    broker_pid: Option<u32>,
+}
+
+#[derive(Args)]
+struct PingArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Keep trying this long, seconds.
+    #[arg(long, default_value_t = 20.0)]
+    wait: f64,
 }
 
 #[derive(Args)]
@@ -111,10 +149,20 @@ fn secs(name: &str, v: f64) -> Result<Duration, String> {
     }
 }
 
-fn check_pid(pid: u32) -> Result<(), String> {
+fn check_pid(flag: &str, pid: u32) -> Result<(), String> {
     procfs::read_stat(pid)
         .map(|_| ())
-        .map_err(|e| format!("--server-pid {pid}: cannot read /proc/{pid}/stat: {e}"))
+        .map_err(|e| format!("--{flag} {pid}: cannot read /proc/{pid}/stat: {e}"))
+}
+
+fn wire(c: &Common) -> Result<conn::WireOpts, String> {
+    mqtt::qos(c.mqtt_qos)?;
+    Ok(conn::WireOpts {
+        to_janus: c.to_janus.clone(),
+        from_janus: c.from_janus.clone(),
+        mqtt_qos: c.mqtt_qos,
+        amqp_delete_reply_queue: c.amqp_delete_reply_queue,
+    })
 }
 
 async fn run(cli: Cli) -> Result<bool, String> {
@@ -125,7 +173,10 @@ async fn run(cli: Cli) -> Result<bool, String> {
                 return Err("--clients must be between 1 and 100000".into());
             }
             if let Some(pid) = a.server_pid {
-                check_pid(pid)?;
+                check_pid("server-pid", pid)?;
+            }
+            if let Some(pid) = a.broker_pid {
+                check_pid("broker-pid", pid)?;
             }
             let timeout = secs("timeout", a.common.timeout)?;
             if timeout.is_zero() {
@@ -137,10 +188,12 @@ async fn run(cli: Cli) -> Result<bool, String> {
                 duration: secs("duration", a.duration)?,
                 warmup: secs("warmup", a.warmup)?,
                 server_pid: a.server_pid,
+                broker_pid: a.broker_pid,
                 timeout,
+                wire: wire(&a.common)?,
                 label: a.common.label,
             };
-            let r = cycles::run(opts).await;
+            let r = cycles::run(opts).await?;
             if a.common.json {
                 println!("{r}");
             } else {
@@ -151,8 +204,11 @@ async fn run(cli: Cli) -> Result<bool, String> {
             Ok(cycles > 0 && errors == 0)
         }
         Cmd::Idle(a) => {
+            if !matches!(a.common.transport, Transport::Http | Transport::Ws) {
+                return Err("idle supports --transport http and ws only".into());
+            }
             let target = target::validate(&a.common.url, a.common.transport).await?;
-            check_pid(a.server_pid)?;
+            check_pid("server-pid", a.server_pid)?;
             if a.sessions == 0 || a.sessions > 1_000_000 {
                 return Err("--sessions must be between 1 and 1000000".into());
             }
@@ -179,6 +235,40 @@ async fn run(cli: Cli) -> Result<bool, String> {
                 print!("{}", report::idle(&r));
             }
             Ok(r["errors"].as_u64() == Some(0))
+        }
+        Cmd::Ping(a) => {
+            let target = target::validate(&a.common.url, a.common.transport).await?;
+            let timeout = secs("timeout", a.common.timeout)?;
+            if timeout.is_zero() {
+                return Err("--timeout must be > 0".into());
+            }
+            let wait = secs("wait", a.wait)?;
+            match conn::ping(
+                &target,
+                &wire(&a.common)?,
+                wait,
+                timeout.min(Duration::from_secs(2)),
+            )
+            .await
+            {
+                Ok(after) => {
+                    println!(
+                        "pong from {} ({}) after {:.2} s",
+                        target.url,
+                        target.transport.name(),
+                        after.as_secs_f64()
+                    );
+                    Ok(true)
+                }
+                Err(e) => {
+                    eprintln!(
+                        "jano-load: {} ({}): {e}",
+                        target.url,
+                        target.transport.name()
+                    );
+                    Ok(false)
+                }
+            }
         }
         Cmd::Report { file } => {
             let text = std::fs::read_to_string(&file)

@@ -201,6 +201,100 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     }
 }
 
+fn cpu_per_k(r: &Value) -> Option<f64> {
+    r.pointer("/server/cpu_s_per_1000_cycles")
+        .and_then(Value::as_f64)
+}
+
+fn broker_per_k(r: &Value) -> Option<f64> {
+    r.pointer("/broker/cpu_s_per_1000_cycles")
+        .and_then(Value::as_f64)
+}
+
+fn p99(r: &Value) -> Option<f64> {
+    r.pointer("/latency_ms/overall/p99_ms")
+        .and_then(Value::as_f64)
+        .filter(|_| u(r, "/latency_ms/overall/count") > 0)
+}
+
+/// One transport: every run, then each server against the `janus` run with the same N.
+fn cycles_section(out: &mut String, transport: &str, rows: &[&Value]) {
+    let with_broker = rows.iter().any(|r| broker_per_k(r).is_some());
+    let _ = writeln!(out, "#### {transport}\n");
+    let _ = writeln!(
+        out,
+        "| server | N | cycles/s | server CPU-s per 1,000 cycles | server CPU (% of a core) \
+         | p50 ms | p99 ms | event p99 ms | cycle p50 ms | errors |{} load-tool CPU (% of a core) \
+         | machine CPUs busy/steal % |",
+        if with_broker {
+            " broker CPU-s per 1,000 cycles |"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        out,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|{}---:|---|",
+        if with_broker { "---:|" } else { "" }
+    );
+    for r in rows {
+        let secs = f(r, "/duration_s").max(1e-9);
+        let broker = if with_broker {
+            format!(" {} |", opt3(broker_per_k(r)))
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.1} | {} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} | {} |{} {:.0} | {} |",
+            label(r),
+            u(r, "/clients"),
+            f(r, "/cycles_per_s"),
+            opt3(cpu_per_k(r)),
+            f(r, "/server/cpu_utilisation") * 100.0,
+            f(r, "/latency_ms/overall/p50_ms"),
+            f(r, "/latency_ms/overall/p99_ms"),
+            f(r, "/latency_ms/event/p99_ms"),
+            f(r, "/latency_ms/cycle/p50_ms"),
+            u(r, "/errors"),
+            broker,
+            f(r, "/load_tool_cpu_s") / secs * 100.0,
+            cpus(r),
+        );
+    }
+    let base: Vec<&&Value> = rows.iter().filter(|r| label(r) == "janus").collect();
+    let others: Vec<&&Value> = rows.iter().filter(|r| label(r) != "janus").collect();
+    if !base.is_empty() && !others.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n| N | server | CPU-s per 1,000 cycles | Janus CPU-s per 1,000 cycles \
+             | **ratio CPU per cycle (server / Janus)** | p99 ms | Janus p99 ms \
+             | **ratio p99 (server / Janus)** | cycles/s | Janus cycles/s |"
+        );
+        let _ = writeln!(out, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for o in others {
+            let Some(b) = base.iter().find(|b| b["clients"] == o["clients"]) else {
+                continue;
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | **{}** | {} | {} | **{}** | {:.1} | {:.1} |",
+                u(o, "/clients"),
+                label(o),
+                opt3(cpu_per_k(o)),
+                opt3(cpu_per_k(b)),
+                ratio(cpu_per_k(o), cpu_per_k(b)),
+                opt3(p99(o)),
+                opt3(p99(b)),
+                ratio(p99(o), p99(b)),
+                f(o, "/cycles_per_s"),
+                f(b, "/cycles_per_s"),
+            );
+        }
+    }
+    out.push('\n');
+}
+
 /// Markdown tables from a file of JSON reports (one per line, as printed with `--json`).
 /// Rows labelled `janus` are the baseline every other label is compared against.
 pub fn markdown(text: &str) -> Result<String, String> {
@@ -223,69 +317,22 @@ pub fn markdown(text: &str) -> Result<String, String> {
             out,
             "### Cycles: create → attach echotest → message (ack + event) → detach → destroy\n"
         );
-        let _ = writeln!(
-            out,
-            "| server | transport | N | cycles/s | server CPU-s per 1,000 cycles | server CPU (% of a core) \
-             | p50 ms | p99 ms | event p99 ms | cycle p50 ms | errors | load-tool CPU (% of a core) \
-             | machine CPUs busy/steal % |"
-        );
-        let _ = writeln!(
-            out,
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
-        );
+        // One section per transport, in the order they first appear.
+        let mut transports: Vec<&str> = Vec::new();
         for r in &cyc {
-            let secs = f(r, "/duration_s").max(1e-9);
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {:.1} | {} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {:.0} | {} |",
-                label(r),
-                r["transport"].as_str().unwrap_or(""),
-                u(r, "/clients"),
-                f(r, "/cycles_per_s"),
-                opt3(r.pointer("/server/cpu_s_per_1000_cycles").and_then(Value::as_f64)),
-                f(r, "/server/cpu_utilisation") * 100.0,
-                f(r, "/latency_ms/overall/p50_ms"),
-                f(r, "/latency_ms/overall/p99_ms"),
-                f(r, "/latency_ms/event/p99_ms"),
-                f(r, "/latency_ms/cycle/p50_ms"),
-                u(r, "/errors"),
-                f(r, "/load_tool_cpu_s") / secs * 100.0,
-                cpus(r),
-            );
-        }
-        let base: Vec<&&Value> = cyc.iter().filter(|r| label(r) == "janus").collect();
-        let others: Vec<&&Value> = cyc.iter().filter(|r| label(r) != "janus").collect();
-        if !base.is_empty() && !others.is_empty() {
-            let _ = writeln!(
-                out,
-                "\n| transport | N | server | CPU-s per 1,000 cycles | Janus CPU-s per 1,000 cycles \
-                 | **ratio CPU per cycle (server / Janus)** | cycles/s | Janus cycles/s |"
-            );
-            let _ = writeln!(out, "|---|---:|---|---:|---:|---:|---:|---:|");
-            for o in others {
-                let b = base
-                    .iter()
-                    .find(|b| b["transport"] == o["transport"] && b["clients"] == o["clients"]);
-                let Some(b) = b else { continue };
-                let cpu = |r: &Value| {
-                    r.pointer("/server/cpu_s_per_1000_cycles")
-                        .and_then(Value::as_f64)
-                };
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | {} | {} | {} | **{}** | {:.1} | {:.1} |",
-                    o["transport"].as_str().unwrap_or(""),
-                    u(o, "/clients"),
-                    label(o),
-                    opt3(cpu(o)),
-                    opt3(cpu(b)),
-                    ratio(cpu(o), cpu(b)),
-                    f(o, "/cycles_per_s"),
-                    f(b, "/cycles_per_s"),
-                );
+            let t = r["transport"].as_str().unwrap_or("");
+            if !transports.contains(&t) {
+                transports.push(t);
             }
         }
-        out.push('\n');
+        for t in transports {
+            let rows: Vec<&Value> = cyc
+                .iter()
+                .copied()
+                .filter(|r| r["transport"].as_str().unwrap_or("") == t)
+                .collect();
+            cycles_section(&mut out, t, &rows);
+        }
     }
 
     if !idl.is_empty() {
@@ -390,17 +437,26 @@ mod tests {
     fn markdown_compares_against_janus() {
         let lines = [
             r#"{"mode":"cycles","label":"janus","transport":"ws","clients":1,"duration_s":10,"cycles_per_s":800,"errors":0,"server":{"cpu_s_per_1000_cycles":0.8,"cpu_utilisation":0.6},"latency_ms":{},"load_tool_cpu_s":3}"#,
+            r#"{"mode":"cycles","label":"janus","transport":"mqtt","clients":16,"duration_s":10,"cycles_per_s":500,"errors":0,"server":{"cpu_s_per_1000_cycles":1.0},"broker":{"cpu_s_per_1000_cycles":0.5},"latency_ms":{"overall":{"count":10,"p99_ms":4.0}},"load_tool_cpu_s":3}"#,
+            r#"{"mode":"cycles","label":"jano","transport":"mqtt","clients":16,"duration_s":10,"cycles_per_s":900,"errors":0,"server":{"cpu_s_per_1000_cycles":0.3},"broker":{"cpu_s_per_1000_cycles":0.6},"latency_ms":{"overall":{"count":10,"p99_ms":2.0}},"load_tool_cpu_s":3}"#,
             r#"{"mode":"cycles","label":"jano","transport":"ws","clients":1,"duration_s":10,"cycles_per_s":2000,"errors":0,"server":{"cpu_s_per_1000_cycles":0.2,"cpu_utilisation":0.4},"latency_ms":{},"load_tool_cpu_s":5}"#,
             r#"{"mode":"idle","label":"janus","transport":"ws","sessions_opened":10,"errors":0,"server":{"rss_bytes_per_10k_sessions":80000000}}"#,
             r#"{"mode":"idle","label":"jano","transport":"ws","sessions_opened":10,"errors":1,"error_kinds":[{"error":"create: timeout","count":1,"sample":"x"}],"server":{"rss_bytes_per_10k_sessions":20000000}}"#,
         ];
         let md = markdown(&lines.join("\n")).unwrap();
+        assert!(md.contains("#### ws\n"), "{md}");
         assert!(
-            md.contains("| ws | 1 | jano | 0.200 | 0.800 | **0.25** |"),
+            md.contains("| 1 | jano | 0.200 | 0.800 | **0.25** | – | – | **–** | 2000.0 | 800.0 |"),
             "{md}"
         );
         assert!(md.contains("**0.25** |\n"), "{md}");
         assert!(md.contains("create: timeout"), "{md}");
+        assert!(md.contains("#### mqtt\n"), "{md}");
+        assert!(
+            md.contains("| 16 | jano | 0.300 | 1.000 | **0.30** | 2.000 | 4.000 | **0.50** | 900.0 | 500.0 |"),
+            "{md}"
+        );
+        assert!(md.contains("broker CPU-s per 1,000 cycles"), "{md}");
         assert!(markdown("nope").is_err());
     }
 }
