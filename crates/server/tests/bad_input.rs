@@ -570,3 +570,24 @@ async fn odd_but_valid_values() {
     assert_eq!(v["janus"], "ack", "{v}");
     s.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_that_never_arrives_times_out() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = Server::default().await;
+    // Announce 100 bytes, send 10, then stall: the request ends after 10 s with HTTP 408
+    // instead of holding the connection forever.
+    let mut c = tokio::net::TcpStream::connect(s.http).await.unwrap();
+    c.write_all(b"POST /janus HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{\"janus\":")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(15), c.read(&mut buf))
+        .await
+        .expect("no answer within 15 s")
+        .unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    s.assert_alive().await;
+    s.shutdown().await;
+}

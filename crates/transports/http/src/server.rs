@@ -14,6 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// How long a request body may take to arrive.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How long an idle long poll waits before answering `keepalive`.
 const LONG_POLL: Duration = Duration::from_secs(30);
 
@@ -280,7 +283,16 @@ fn transport_error(state: &State, text: String) -> Resp {
 /// Reads the body within the size limit: `Err` is the response to send instead.
 async fn read_body(state: &State, req: Request<Body>) -> Result<Bytes, Resp> {
     let limit = state.settings.max_body;
-    match Limited::new(req.into_body(), limit).collect().await {
+    // Janus ends a request that is not answered within 10 s; here answering is immediate, so
+    // the only thing that can take that long is a client trickling its body in.
+    let collected = tokio::time::timeout(
+        REQUEST_TIMEOUT,
+        Limited::new(req.into_body(), limit).collect(),
+    );
+    let Ok(collected) = collected.await else {
+        return Err(empty(StatusCode::REQUEST_TIMEOUT));
+    };
+    match collected {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) => {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
