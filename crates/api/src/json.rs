@@ -48,6 +48,19 @@ pub enum JsonFormat {
 }
 
 impl JsonFormat {
+    /// Reads a transport's `json` option: `compact`, `indented` or `plain` (any case).
+    pub fn parse(text: &str) -> Option<JsonFormat> {
+        let t = text.trim();
+        [
+            ("compact", JsonFormat::Compact),
+            ("indented", JsonFormat::Indented),
+            ("plain", JsonFormat::Plain),
+        ]
+        .into_iter()
+        .find(|(name, _)| t.eq_ignore_ascii_case(name))
+        .map(|(_, f)| f)
+    }
+
     pub fn to_vec(self, v: &Value) -> Vec<u8> {
         match self {
             JsonFormat::Indented => {
@@ -77,10 +90,40 @@ impl JsonFormat {
     }
 }
 
+/// Parses one request the way every transport hands it to the core: the JSON value, or the
+/// parser's complaint written `<string>(line,col): text` (the core answers it with 454).
+pub fn decode(bytes: &[u8]) -> Result<Value, String> {
+    serde_json::from_slice::<Value>(bytes).map_err(|e| complaint(&e))
+}
+
+/// A parser error as the core words it after "Invalid Janus API request - ".
+pub fn complaint(e: &serde_json::Error) -> String {
+    format!("<string>({},{}): {}", e.line(), e.column(), parser_text(e))
+}
+
+/// serde_json's message without its trailing " at line L column C" (the position is given
+/// separately, Janus-style).
+pub fn parser_text(e: &serde_json::Error) -> String {
+    let s = e.to_string();
+    match s.rsplit_once(" at line ") {
+        Some((text, _)) => text.to_owned(),
+        None => s,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn decode_complaint() {
+        assert_eq!(decode(b"{}").ok(), Some(json!({})));
+        assert_eq!(
+            decode(b"{oops").err().as_deref(),
+            Some("<string>(1,2): key must be a string")
+        );
+    }
 
     #[test]
     fn three_layouts() {

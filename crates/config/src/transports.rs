@@ -4,33 +4,8 @@ use crate::error::ConfigError;
 use crate::jcfg::Jcfg;
 use crate::read::Reader;
 
-/// How a transport serialises JSON (`general.json`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum JsonFormat {
-    /// No whitespace at all (jano's default).
-    #[default]
-    Compact,
-    /// Three-space indentation, one member per line.
-    Indented,
-    /// Single line, but with spaces after separators.
-    Plain,
-}
-
-impl JsonFormat {
-    /// Parses `compact` / `indented` / `plain` (case-insensitive).
-    pub fn parse(text: &str) -> Option<JsonFormat> {
-        let t = text.trim();
-        if t.eq_ignore_ascii_case("compact") {
-            Some(JsonFormat::Compact)
-        } else if t.eq_ignore_ascii_case("indented") {
-            Some(JsonFormat::Indented)
-        } else if t.eq_ignore_ascii_case("plain") {
-            Some(JsonFormat::Plain)
-        } else {
-            None
-        }
-    }
-}
+/// How a transport serialises JSON (`general.json`): the one the transports write with.
+pub use jano_api::json::JsonFormat;
 
 fn json_format(r: &Reader<'_>) -> Result<JsonFormat, ConfigError> {
     match r.string("general", "json")? {

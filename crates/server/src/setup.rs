@@ -105,14 +105,6 @@ fn core_config(cfg: &ConfigSet, args: &Args) -> CoreConfig {
     }
 }
 
-fn json_format(f: jano_config::JsonFormat) -> jano_api::json::JsonFormat {
-    match f {
-        jano_config::JsonFormat::Compact => jano_api::json::JsonFormat::Compact,
-        jano_config::JsonFormat::Indented => jano_api::json::JsonFormat::Indented,
-        jano_config::JsonFormat::Plain => jano_api::json::JsonFormat::Plain,
-    }
-}
-
 fn http_settings(c: &HttpConfig, args: &Args) -> Result<jano_http::HttpSettings, String> {
     let api = if c.http || args.http_port.is_some() {
         let ip = match &args.bind {
@@ -144,7 +136,7 @@ fn http_settings(c: &HttpConfig, args: &Args) -> Result<jano_http::HttpSettings,
         admin,
         base_path: c.base_path.clone(),
         admin_base_path: c.admin_base_path.clone(),
-        json: json_format(c.json),
+        json: c.json,
         allow_origin: c.allow_origin.clone(),
         enforce_cors: c.enforce_cors,
         connection_limit: usize::try_from(c.mhd_connection_limit).unwrap_or(1020),
@@ -188,7 +180,7 @@ fn ws_settings(c: &WsConfig, args: &Args) -> Result<jano_ws::WsSettings, String>
     Ok(jano_ws::WsSettings {
         api,
         admin,
-        json: json_format(c.json),
+        json: c.json,
         pingpong_trigger: u64::from(c.pingpong_trigger),
         pingpong_timeout: u64::from(c.pingpong_timeout),
         allow_origin: c.allow_origin.clone(),
@@ -198,7 +190,8 @@ fn ws_settings(c: &WsConfig, args: &Args) -> Result<jano_ws::WsSettings, String>
 }
 
 /// Stops one running transport.
-type Stopper = Box<dyn Fn() + Send + Sync>;
+type Stopper =
+    Box<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>;
 
 /// A running server.
 pub struct Running {
@@ -234,9 +227,11 @@ impl Running {
         if let Some(w) = &self.ws {
             w.stop();
         }
+        // The broker transports wait (bounded) for their clean disconnect, so their status
+        // "disconnect" message and queued replies go out before the process ends.
         for (package, stop) in &self.others {
             tracing::debug!(transport = package, "stopping");
-            stop();
+            stop().await;
         }
         // Give sockets a moment to flush their last frames.
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -327,7 +322,14 @@ pub async fn start(
                     let server = $krate::serve(&rt, settings)
                         .await
                         .map_err(|e| format!("{package}: {e}"))?;
-                    others.push((package, Box::new(move || server.stop())));
+                    let server = Arc::new(server);
+                    others.push((
+                        package,
+                        Box::new(move || {
+                            let server = server.clone();
+                            Box::pin(async move { server.shutdown().await })
+                        }),
+                    ));
                 }
             }
         };

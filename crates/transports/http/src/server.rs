@@ -328,14 +328,10 @@ fn parse(body: &[u8]) -> Result<Map<String, Value>, JanusError> {
             format!(
                 "JSON error: on line {}: {}",
                 e.line(),
-                strip_position(&e.to_string())
+                jano_api::json::parser_text(&e)
             ),
         )),
     }
-}
-
-fn strip_position(s: &str) -> &str {
-    s.rsplit_once(" at line ").map(|(a, _)| a).unwrap_or(s)
 }
 
 fn payload_missing(state: &State) -> Resp {

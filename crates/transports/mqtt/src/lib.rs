@@ -611,18 +611,7 @@ fn parse(payload: &[u8], max: usize) -> Result<Value, String> {
             payload.len()
         ));
     }
-    serde_json::from_slice::<Value>(payload).map_err(|e| {
-        format!(
-            "<string>({},{}): {}",
-            e.line(),
-            e.column(),
-            strip_position(&e.to_string())
-        )
-    })
-}
-
-fn strip_position(s: &str) -> &str {
-    s.rsplit_once(" at line ").map(|(a, _)| a).unwrap_or(s)
+    jano_api::json::decode(payload)
 }
 
 #[cfg(test)]

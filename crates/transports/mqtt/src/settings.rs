@@ -238,11 +238,9 @@ impl Settings {
             s.password = v;
         }
         if let Some(f) = j.get_str(g, "json") {
-            s.json = match f.to_ascii_lowercase().as_str() {
-                "indented" => JsonFormat::Indented,
-                "plain" => JsonFormat::Plain,
-                "compact" => JsonFormat::Compact,
-                _ => {
+            s.json = match JsonFormat::parse(&f) {
+                Some(fmt) => fmt,
+                None => {
                     tracing::warn!("MQTT: unsupported JSON format option '{f}', using indented");
                     JsonFormat::Indented
                 }

@@ -125,10 +125,8 @@ impl Settings {
             return Ok(s);
         }
         if let Some(t) = j.get_str("general", "json") {
-            s.json = match jano_config::JsonFormat::parse(&t) {
-                Some(jano_config::JsonFormat::Compact) => JsonFormat::Compact,
-                Some(jano_config::JsonFormat::Indented) => JsonFormat::Indented,
-                Some(jano_config::JsonFormat::Plain) => JsonFormat::Plain,
+            s.json = match JsonFormat::parse(&t) {
+                Some(f) => f,
                 None => {
                     return Err(format!(
                         "general.json: {t:?} is not \"compact\", \"indented\" or \"plain\""
@@ -309,14 +307,7 @@ impl Drop for PeerSlot {
 impl Channel {
     /// One SP message: one JSON request. Parse failures go to the core, which answers 454.
     fn incoming(&self, data: &[u8]) {
-        let input = serde_json::from_slice::<Value>(data).map_err(|e| {
-            format!(
-                "<string>({},{}): {}",
-                e.line(),
-                e.column(),
-                strip_position(&e.to_string())
-            )
-        });
+        let input = jano_api::json::decode(data);
         let respond = |resp: Value| self.outbox.push(resp);
         if self.admin {
             self.handle.admin_request(self.conn, input, respond);
@@ -341,10 +332,6 @@ impl Channel {
         );
         self.outbox.push(msg::error(0, None, &err));
     }
-}
-
-fn strip_position(s: &str) -> &str {
-    s.rsplit_once(" at line ").map(|(a, _)| a).unwrap_or(s)
 }
 
 /// Serves one connected peer until it goes away or the transport stops. Returns whether the
@@ -711,6 +698,12 @@ pub struct Server {
 }
 
 impl Server {
+    /// [`Server::stop`]; nothing to wait for afterwards (the same shape as the broker
+    /// transports' `shutdown`, which wait for their clean disconnect).
+    pub async fn shutdown(&self) {
+        self.stop();
+    }
+
     /// Stops serving: closes the sockets and the peer connections, stops redialing, and
     /// removes the socket files it created.
     pub fn stop(&self) {

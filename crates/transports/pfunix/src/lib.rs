@@ -276,6 +276,12 @@ pub struct Server {
 }
 
 impl Server {
+    /// [`Server::stop`]; nothing to wait for afterwards (the same shape as the broker
+    /// transports' `shutdown`, which wait for their clean disconnect).
+    pub async fn shutdown(&self) {
+        self.stop();
+    }
+
     /// Stops serving: closes the sockets and every connection, and removes the socket files
     /// this process created.
     pub fn stop(&self) {

@@ -53,18 +53,7 @@ fn with_buf<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
 pub(crate) fn parse(bytes: &[u8]) -> Input {
     let end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
     let bytes = bytes.get(..end).unwrap_or_default();
-    serde_json::from_slice::<Value>(bytes).map_err(|e| {
-        format!(
-            "<string>({},{}): {}",
-            e.line(),
-            e.column(),
-            strip_position(&e.to_string())
-        )
-    })
-}
-
-fn strip_position(s: &str) -> &str {
-    s.rsplit_once(" at line ").map(|(a, _)| a).unwrap_or(s)
+    jano_api::json::decode(bytes)
 }
 
 /// Polls for the next packet on a SEQPACKET connection.

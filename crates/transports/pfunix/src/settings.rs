@@ -148,14 +148,14 @@ impl Settings {
         )?;
         let json = match j.get_str("general", "json") {
             None => JsonFormat::Compact,
-            Some(t) if t.eq_ignore_ascii_case("compact") => JsonFormat::Compact,
-            Some(t) if t.eq_ignore_ascii_case("indented") => JsonFormat::Indented,
-            Some(t) if t.eq_ignore_ascii_case("plain") => JsonFormat::Plain,
-            Some(t) => {
-                return Err(format!(
-                    "general.json: '{t}' is not \"compact\", \"indented\" or \"plain\""
-                ))
-            }
+            Some(t) => match JsonFormat::parse(&t) {
+                Some(f) => f,
+                None => {
+                    return Err(format!(
+                        "general.json: '{t}' is not \"compact\", \"indented\" or \"plain\""
+                    ))
+                }
+            },
         };
         let max_message = match j.get_str("general", "max_message_size") {
             None => DEFAULT_MAX_MESSAGE,

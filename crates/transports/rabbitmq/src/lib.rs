@@ -601,15 +601,8 @@ fn incoming(s: &Shared, admin: bool, d: &Delivery) {
         respond(msg::error(0, None, &e));
         return;
     }
-    let input = serde_json::from_slice::<Value>(&d.data).map_err(|e| {
-        // The core words it: "Invalid Janus API request - <string>(line,col): text".
-        let text = e.to_string();
-        let text = text
-            .rsplit_once(" at line ")
-            .map(|(a, _)| a)
-            .unwrap_or(&text);
-        format!("<string>({},{}): {}", e.line(), e.column(), text)
-    });
+    // Parse failures go to the core, which answers 454.
+    let input = jano_api::json::decode(&d.data);
     if admin {
         s.handle.admin_request(s.conn, input, respond);
     } else {

@@ -191,10 +191,8 @@ impl Settings {
         };
         let json = match text(j, g, "json") {
             None => d.json,
-            Some(v) => match jano_config::JsonFormat::parse(&v) {
-                Some(jano_config::JsonFormat::Compact) => JsonFormat::Compact,
-                Some(jano_config::JsonFormat::Indented) => JsonFormat::Indented,
-                Some(jano_config::JsonFormat::Plain) => JsonFormat::Plain,
+            Some(v) => match JsonFormat::parse(&v) {
+                Some(f) => f,
                 None => {
                     tracing::warn!("unsupported JSON format option '{v}', using compact");
                     JsonFormat::Compact

@@ -372,12 +372,7 @@ async fn frame(shared: &Shared, conn: u64, admin: bool, data: &[u8], link: &Link
                 break;
             }
             Some(Err(e)) => {
-                failure = Some(format!(
-                    "<string>({},{}): {}",
-                    e.line(),
-                    e.column(),
-                    strip_position(&e.to_string())
-                ));
+                failure = Some(jano_api::json::complaint(&e));
                 break;
             }
         }
@@ -426,8 +421,4 @@ fn position(data: &[u8], offset: usize) -> (usize, usize) {
     let line = 1 + before.iter().filter(|b| **b == b'\n').count();
     let col = 1 + before.iter().rev().take_while(|b| **b != b'\n').count();
     (line, col)
-}
-
-fn strip_position(s: &str) -> &str {
-    s.rsplit_once(" at line ").map(|(a, _)| a).unwrap_or(s)
 }
