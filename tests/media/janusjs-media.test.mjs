@@ -1,0 +1,270 @@
+// End-to-end media test: janus.js (npm `janus-gateway`) in Debian's headless Chromium, with
+// Chromium's fake camera and microphone, against the EchoTest plugin, over HTTP long poll
+// (JANUS_HTTP_URL) and WebSocket (JANUS_WS_URL). Runs inside the test network namespace
+// (tests/media/run.sh), so Chromium's host candidates are the namespace address.
+//
+// Proves: createOffer (audio + video + data channel) → send({audio,video}, jsep) → answer in
+// onmessage → webrtcState(true) → remote video plays (videoWidth > 0, requestVideoFrameCallback
+// counts frames, currentTime advances) → data channel answers → the server's `webrtcup` and
+// `media` events → hangup → the server's `hangup` event → detach → destroy.
+
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+import { chromium } from 'playwright-core';
+
+import { STEP_TIMEOUT_MS, withTimeout, waitFor, isPositiveSafeInteger, brief, requireEnv } from '../clients/lib/util.mjs';
+
+const HTTP_URL = requireEnv('JANUS_HTTP_URL').replace(/\/+$/, '');
+const WS_URL = requireEnv('JANUS_WS_URL');
+const MEDIA_ADDR = process.env.JANUS_MEDIA_ADDR || '';
+const CHROMIUM_PATH = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const MIN_FRAMES = Number(process.env.JANO_MEDIA_MIN_FRAMES || 30);
+const ECHO_TEXT_PREFIX = 'Janus EchoTest here! You wrote: ';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const CLIENTS = path.join(HERE, '..', 'clients');
+const require = createRequire(path.join(CLIENTS, 'package.json'));
+const pkgDir = (name) => path.dirname(require.resolve(`${name}/package.json`));
+const ASSETS = {
+  '/recorder.js': path.join(CLIENTS, 'page', 'recorder.js'),
+  '/adapter.js': path.join(pkgDir('webrtc-adapter'), 'out', 'adapter.js'),
+  '/janus.js': path.join(pkgDir('janus-gateway'), 'npm', 'src', 'janus.js'),
+  '/media-harness.js': path.join(HERE, 'page', 'media-harness.js'),
+};
+const PAGE = `<!doctype html>
+<html><head><meta charset="utf-8"><title>jano janus.js media test</title>
+<script>window.__STEP_MS = ${STEP_TIMEOUT_MS};</script>
+<script src="/recorder.js"></script>
+<script src="/adapter.js"></script>
+<script src="/janus.js"></script>
+<script src="/media-harness.js"></script>
+</head><body>jano janus.js media test</body></html>`;
+
+// shared/TESTING.md's flag set: fake devices, and real IP host candidates (no mDNS).
+const CHROMIUM_FLAGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--disable-crash-reporter', '--remote-debugging-pipe',
+  '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+  '--autoplay-policy=no-user-gesture-required', '--mute-audio',
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
+];
+
+const g = { tmp: null, server: null, origin: null, browser: null };
+
+before(async () => {
+  for (const [p, f] of Object.entries(ASSETS)) {
+    if (!fs.existsSync(f)) throw new Error(`asset for ${p} not found: ${f} (npm ci in tests/clients)`);
+  }
+  g.tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'jano-media-janusjs-'));
+  g.server = http.createServer((req, res) => {
+    const url = new URL(req.url, 'http://x');
+    if (url.pathname === '/' || url.pathname === '/index.html') {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+      res.end(PAGE);
+      return;
+    }
+    const f = ASSETS[url.pathname];
+    if (!f) { res.writeHead(404); res.end(); return; }
+    res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-store' });
+    fs.createReadStream(f).pipe(res);
+  });
+  await new Promise((resolve, reject) => {
+    g.server.once('error', reject);
+    g.server.listen(0, '127.0.0.1', resolve);
+  });
+  g.origin = `http://127.0.0.1:${g.server.address().port}`;
+  const home = path.join(g.tmp, 'home');
+  const runtime = path.join(g.tmp, 'xdg-runtime');
+  for (const d of [home, runtime]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+  g.browser = await chromium.launch({
+    executablePath: CHROMIUM_PATH,
+    ignoreDefaultArgs: true,
+    args: [...CHROMIUM_FLAGS, `--user-data-dir=${path.join(g.tmp, 'profile')}`],
+    env: {
+      ...process.env,
+      HOME: home,
+      XDG_CONFIG_HOME: path.join(home, '.config'),
+      XDG_CACHE_HOME: path.join(home, '.cache'),
+      XDG_DATA_HOME: path.join(home, '.local', 'share'),
+      XDG_STATE_HOME: path.join(home, '.local', 'state'),
+      XDG_RUNTIME_DIR: runtime,
+    },
+    timeout: 30000,
+  });
+  console.error(`[janus.js media] chromium ${g.browser.version()}; page ${g.origin}; ${HTTP_URL} ${WS_URL}; media address ${MEDIA_ADDR || '(any)'}`);
+});
+
+after(async () => {
+  if (g.browser) await withTimeout(g.browser.close(), 10000, 'browser.close').catch(() => {});
+  if (g.server) await new Promise((r) => g.server.close(r));
+  if (g.tmp) fs.rmSync(g.tmp, { recursive: true, force: true });
+});
+
+function mediaFlow(kind, server) {
+  describe(`janus.js EchoTest media over ${kind === 'ws' ? 'WebSocket' : 'HTTP long poll'} (${server})`, () => {
+    const s = { page: null, ctx: null, console: [], failed: null, sid: null, hid: null, wire: [] };
+
+    const ev = (fn, arg, label) => withTimeout(s.page.evaluate(fn, arg), STEP_TIMEOUT_MS + 2000, label);
+    const st = () => ev(() => window.jm.state(), undefined, 'state');
+    async function refreshWire() {
+      s.wire = await withTimeout(s.page.evaluate(() => window.jm.wire()), 3000, 'read wire log');
+      return s.wire;
+    }
+    /** Every Janus message the server sent: WS frames in, HTTP replies and long-poll arrays. */
+    function serverMessages() {
+      const out = [];
+      for (const e of s.wire) {
+        if (e.kind === 'ws' && e.dir === 'in') out.push(e.msg);
+        if (e.kind === 'http' && e.res !== undefined) for (const m of Array.isArray(e.res) ? e.res : [e.res]) out.push(m);
+      }
+      return out;
+    }
+    const stripSdp = (m) => (m && m.jsep && m.jsep.sdp ? { ...m, jsep: { ...m.jsep, sdp: `<${m.jsep.sdp.length} chars>` } } : m);
+    function dump() {
+      const wire = s.wire.slice(-40).map((e) => e.kind === 'http'
+        ? `  ${e.method} ${e.url} ${e.req ? brief(stripSdp(e.req), 300) : ''} → ${e.status ?? e.error ?? 'pending'} ${e.res !== undefined ? brief(Array.isArray(e.res) ? e.res.map(stripSdp) : stripSdp(e.res), 500) : ''}`
+        : `  ws ${e.dir} ${brief(stripSdp(e.msg) ?? { protocol: e.protocol, code: e.code }, 500)}`);
+      return `browser console (last 40):\n${s.console.slice(-40).map((l) => '  ' + l).join('\n')}\nwire (last ${wire.length}):\n${wire.join('\n')}`;
+    }
+    function step(name, fn, { timeoutMs = STEP_TIMEOUT_MS + 5000 } = {}) {
+      it(name, async (t) => {
+        if (s.failed) { t.skip(`earlier step failed: ${s.failed}`); return; }
+        try {
+          await withTimeout(fn(t), timeoutMs, name);
+        } catch (err) {
+          s.failed = name;
+          try { await refreshWire(); } catch { /* page gone */ }
+          let extra = '';
+          try { extra = `\nstate: ${brief({ ...(await st()), offerSdp: undefined, events: undefined }, 2000)}`; } catch { /* ignore */ }
+          console.error(`\n[janus.js media ${kind}] step "${name}" failed: ${err && err.stack || err}\n${dump()}${extra}\n`);
+          throw err;
+        }
+      });
+    }
+
+    before(async () => {
+      s.ctx = await g.browser.newContext();
+      s.page = await s.ctx.newPage();
+      s.page.on('console', (m) => s.console.push(`[${m.type()}] ${m.text()}`));
+      s.page.on('pageerror', (e) => s.console.push(`[pageerror] ${e.message}`));
+    });
+    after(async () => {
+      if (s.ctx) await withTimeout(s.ctx.close(), 5000, 'context.close').catch(() => {});
+    });
+
+    step('load page; Janus.init; new Janus({server}); attach echotest', async () => {
+      await s.page.goto(`${g.origin}/`, { timeout: STEP_TIMEOUT_MS });
+      const r = await ev(() => window.jm.init(), undefined, 'init');
+      assert.equal(r.webrtc, true);
+      const c = await ev((srv) => window.jm.create(srv), server, 'create');
+      assert.ok(isPositiveSafeInteger(c.sessionId), `session id ${brief(c.sessionId)}`);
+      s.sid = c.sessionId;
+      const a = await ev(() => window.jm.attach(), undefined, 'attach');
+      assert.ok(isPositiveSafeInteger(a.handleId), `handle id ${brief(a.handleId)}`);
+      s.hid = a.handleId;
+    });
+
+    step('createOffer (fake camera + mic + data channel) → send({audio,video}, jsep) → answer', async () => {
+      const r = await ev(() => window.jm.call(), undefined, 'call');
+      assert.equal(r.offerType, 'offer');
+      const e = await waitFor(async () => (await st()).events.find((x) => x.jsep), STEP_TIMEOUT_MS, 'onmessage with a jsep');
+      assert.deepEqual(e.msg, { echotest: 'event', result: 'ok' });
+      assert.equal(e.jsep.type, 'answer');
+      assert.match(e.jsep.sdp, /\r\na=fingerprint:sha-256 /);
+      assert.match(e.jsep.sdp, /\r\na=ice-ufrag:/);
+      assert.match(e.jsep.sdp, /\r\nm=audio /);
+      assert.match(e.jsep.sdp, /\r\nm=video /);
+      assert.match(e.jsep.sdp, /\r\nm=application /);
+      if (MEDIA_ADDR) {
+        // janus.js trickles its own candidates; the server (half-trickle) puts its candidates
+        // in the answer.
+        assert.ok(e.jsep.sdp.includes(` ${MEDIA_ADDR} `), `the answer carries no candidate on ${MEDIA_ADDR}`);
+      }
+      const offer = (await st()).offerSdp;
+      assert.ok(!/\.local /.test(offer || ''), 'Chromium must not use mDNS candidates (flag missing?)');
+    });
+
+    step('webrtcState(true) and the server\'s webrtcup + media {receiving:true} events', async () => {
+      const w = await waitFor(async () => (await st()).webrtcState.find((x) => x.on === true), 15000, 'webrtcState(true)');
+      assert.equal(w.on, true);
+      await waitFor(async () => {
+        await refreshWire();
+        const msgs = serverMessages().filter((m) => m.sender === s.hid);
+        return msgs.some((m) => m.janus === 'webrtcup') &&
+          ['audio', 'video'].every((k) => msgs.some((m) => m.janus === 'media' && m.type === k && m.receiving === true));
+      }, 10000, 'webrtcup + media events for audio and video');
+      for (const m of serverMessages().filter((x) => x.janus === 'media' && x.sender === s.hid)) {
+        assert.equal(m.session_id, s.sid);
+        assert.equal(typeof m.mid, 'string', `media event mid: ${brief(m)}`);
+      }
+      const ms = (await st()).mediaState;
+      assert.ok(ms.some((x) => x.medium === 'audio' && x.on) && ms.some((x) => x.medium === 'video' && x.on),
+        `janus.js mediaState callbacks: ${brief(ms)}`);
+    }, { timeoutMs: 30000 });
+
+    step(`remote video plays: videoWidth > 0, ≥ ${MIN_FRAMES} frames, currentTime advancing`, async () => {
+      const v0 = await waitFor(async () => {
+        const v = await ev(() => window.jm.videoState(), undefined, 'videoState');
+        return v && v.videoWidth > 0 ? v : null;
+      }, 10000, 'remote video with videoWidth > 0');
+      const v1 = await waitFor(async () => {
+        const v = await ev(() => window.jm.videoState(), undefined, 'videoState');
+        return v.frames >= v0.frames + MIN_FRAMES ? v : null;
+      }, 15000, `${MIN_FRAMES} more decoded frames (requestVideoFrameCallback)`, 100);
+      assert.ok(v1.videoWidth > 0 && v1.videoHeight > 0, `video size ${v1.videoWidth}x${v1.videoHeight}`);
+      assert.ok(v1.currentTime > v0.currentTime, `currentTime did not advance: ${v0.currentTime} → ${v1.currentTime}`);
+      assert.equal(v1.paused, false);
+      const stats = await ev(() => window.jm.pcStats(), undefined, 'stats');
+      const inVideo = stats.inbound.find((x) => x.kind === 'video');
+      const inAudio = stats.inbound.find((x) => x.kind === 'audio');
+      assert.ok(inVideo && inVideo.framesDecoded > 0, `inbound video stats: ${brief(stats.inbound)}`);
+      assert.ok(inAudio && inAudio.packetsReceived > 0, `inbound audio stats: ${brief(stats.inbound)}`);
+      if (MEDIA_ADDR && stats.remoteCandidate) {
+        assert.equal(stats.remoteCandidate.address, MEDIA_ADDR, `selected remote candidate ${brief(stats.remoteCandidate)}`);
+      }
+      console.error(`[janus.js media ${kind}] video ${v1.videoWidth}x${v1.videoHeight}, ${v1.frames} frames ${brief(v1.frameSizes)}, currentTime ${v1.currentTime.toFixed(2)}; pair ${brief(stats.remoteCandidate)}`);
+    }, { timeoutMs: 30000 });
+
+    step('data channel: ondataopen, a text message comes back from the EchoTest', async () => {
+      await waitFor(async () => (await st()).dataOpen.length > 0, 10000, 'ondataopen');
+      const text = `jano-media-${kind}-${Date.now()}`;
+      await ev((t) => window.jm.sendData(t), text, 'sendData');
+      const got = await waitFor(async () => (await st()).data.find((d) => typeof d.data === 'string' && d.data.includes(text)), 10000, 'data echo');
+      assert.equal(got.data, ECHO_TEXT_PREFIX + text);
+    });
+
+    step('hangup → the server\'s hangup event', async () => {
+      await ev(() => window.jm.hangup(), undefined, 'hangup');
+      await waitFor(async () => {
+        await refreshWire();
+        return serverMessages().some((m) => m.janus === 'hangup' && m.sender === s.hid);
+      }, 10000, 'a hangup event for the handle');
+      const h = serverMessages().find((m) => m.janus === 'hangup' && m.sender === s.hid);
+      assert.equal(h.session_id, s.sid);
+      assert.equal(typeof h.reason, 'string');
+      const reply = serverMessages().find((m) => m.janus === 'success' && s.wire.some((e) =>
+        ((e.kind === 'ws' && e.dir === 'out' && e.msg.janus === 'hangup') || (e.kind === 'http' && e.req && e.req.janus === 'hangup')) &&
+        (e.kind === 'ws' ? e.msg.transaction : e.req.transaction) === m.transaction));
+      assert.ok(reply, 'the hangup request must be answered with success');
+    });
+
+    step('detach + destroy', async () => {
+      await ev(() => window.jm.detach(), undefined, 'detach');
+      await ev(() => window.jm.destroy(), undefined, 'destroy');
+      const state = await st();
+      assert.deepEqual(state.errors, [], `janus.js reported errors: ${brief(state.errors)}`);
+      assert.deepEqual(s.console.filter((l) => l.startsWith('[pageerror]')), []);
+    });
+  });
+}
+
+mediaFlow('http', HTTP_URL);
+mediaFlow('ws', WS_URL);

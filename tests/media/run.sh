@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# End-to-end media tests with real WebRTC clients (aiortc, janus.js in headless Chromium, Janode)
+# against the EchoTest plugin of a server started here, inside a private network namespace.
+#
+# Usage:
+#   tests/media/run.sh --janus                      # the real Janus 1.1.2 (/usr/bin/janus)
+#   tests/media/run.sh --server '<cmd with {cfg}>'  # e.g. --server 'target/release/jano -F {cfg}'
+#   options: --only aiortc|janusjs|janode (repeatable)   --keep (keep the temp folder)
+#
+# What it does: creates network namespace jmedia-<pid> with a veth pair (both ends inside it,
+# address 10.<a>.<b>.1/24 derived from the pid), writes a config folder from /etc/janus's samples
+# (HTTP 8088 /janus, WS 8188, admins off, only the EchoTest plugin and the HTTP + WebSockets
+# transports, nat.ice_enforce_list = the veth address, media.rtp_port_range = 20000-40000),
+# starts the server inside the namespace, waits for http://<addr>:8088/janus/info, runs every
+# client inside the namespace, and always kills the server and deletes the namespace on exit.
+# Each suite prints node-test-style `ℹ pass N` / `ℹ fail M` lines; exit status 1 on any failure.
+#
+# Env: JANO_MEDIA_SERVER_LOG_LINES (80) lines of the server log printed on failure.
+set -uo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+CLIENTS="$ROOT/tests/clients"
+export CHROMIUM_PATH="${CHROMIUM_PATH:-/usr/bin/chromium}"
+LOG_LINES="${JANO_MEDIA_SERVER_LOG_LINES:-80}"
+
+usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+
+SERVER_CMD=""
+ONLY=()
+KEEP=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --janus)
+      if ! command -v janus >/dev/null 2>&1; then
+        echo "media/run.sh: installing janus (Debian package)" >&2
+        apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq janus >&2
+      fi
+      SERVER_CMD="$(command -v janus) -F {cfg} -C {cfg}/janus.jcfg -o"
+      shift ;;
+    --server) [ $# -ge 2 ] || usage; SERVER_CMD="$2"; shift 2 ;;
+    --only) [ $# -ge 2 ] || usage; ONLY+=("$2"); shift 2 ;;
+    --keep) KEEP=1; shift ;;
+    -h|--help) usage ;;
+    *) echo "media/run.sh: unknown argument $1" >&2; usage ;;
+  esac
+done
+[ -n "$SERVER_CMD" ] || usage
+case "$SERVER_CMD" in *"{cfg}"*) ;; *) echo "media/run.sh: the server command must contain {cfg}" >&2; exit 2 ;; esac
+want() { [ ${#ONLY[@]} -eq 0 ] && return 0; local x; for x in "${ONLY[@]}"; do [ "$x" = "$1" ] && return 0; done; return 1; }
+
+# --- prerequisites ----------------------------------------------------------------------------
+[ "$(id -u)" = 0 ] || { echo "media/run.sh: must run as root (ip netns)" >&2; exit 2; }
+command -v ip >/dev/null || { echo "media/run.sh: iproute2 (ip) is missing" >&2; exit 2; }
+command -v curl >/dev/null || { echo "media/run.sh: curl is missing" >&2; exit 2; }
+PYTHON="${PYTHON:-python3}"
+if want aiortc || want janode; then
+  if ! "$PYTHON" -c 'import aiortc, av, numpy, aiohttp' 2>/dev/null; then
+    echo "media/run.sh: python modules missing (aiortc, av, numpy, aiohttp):" >&2
+    echo "  run: $PYTHON -m pip install -q -r tests/python/requirements.txt" >&2
+    exit 2
+  fi
+fi
+if want janusjs || want janode; then
+  command -v node >/dev/null || { echo "media/run.sh: node is not installed (need Node 20+)" >&2; exit 2; }
+  [ "$(node -p 'process.versions.node.split(".")[0]')" -ge 20 ] || { echo "media/run.sh: need Node 20+" >&2; exit 2; }
+  # Same npm dependencies (and the same stamp) as tests/clients/run.sh.
+  lock_sum="$(cd "$CLIENTS" && sha256sum package-lock.json package.json | sha256sum | cut -d' ' -f1)"
+  stamp="$CLIENTS/node_modules/.jano-lock-sha256"
+  if [ ! -d "$CLIENTS/node_modules" ] || [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sum" ]; then
+    echo "media/run.sh: npm ci in tests/clients (node_modules missing or stale)" >&2
+    (cd "$CLIENTS" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund >&2) || exit 2
+    echo "$lock_sum" > "$stamp"
+  fi
+  # The tests here import the packages installed for tests/clients.
+  [ -L "$HERE/node_modules" ] || ln -sfn ../clients/node_modules "$HERE/node_modules"
+  if want janusjs && [ ! -x "$CHROMIUM_PATH" ]; then
+    echo "media/run.sh: installing chromium (Debian package)" >&2
+    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
+  fi
+fi
+
+# --- namespace, addresses ---------------------------------------------------------------------
+NS="jmedia-$$"
+IF="jm$$"
+ADDR="10.$(( 100 + ($$ / 250) % 150 )).$(( 1 + $$ % 250 )).1"
+TMP="$(mktemp -d /tmp/jano-media.XXXXXX)"
+CFG="$TMP/cfg"
+SERVER_LOG="$TMP/server.log"
+SERVER_PID=""
+NS_MADE=0
+
+in_ns() { ip netns exec "$NS" "$@"; }
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill "$SERVER_PID" 2>/dev/null
+    for _ in $(seq 1 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$SERVER_PID" 2>/dev/null
+    wait "$SERVER_PID" 2>/dev/null
+  fi
+  if [ "$NS_MADE" = 1 ]; then
+    # Anything still running inside our private namespace was started by this script.
+    for p in $(ip netns pids "$NS" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
+    ip netns del "$NS" 2>/dev/null
+  fi
+  if [ "$rc" -ne 0 ] && [ -f "$SERVER_LOG" ]; then
+    echo "---- last $LOG_LINES lines of the server log ($SERVER_LOG) ----" >&2
+    tail -n "$LOG_LINES" "$SERVER_LOG" >&2
+    echo "---- end of server log ----" >&2
+  fi
+  if [ "$KEEP" = 1 ]; then echo "media/run.sh: kept $TMP" >&2; else rm -rf "$TMP"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ip netns add "$NS" || { echo "media/run.sh: ip netns add $NS failed" >&2; exit 2; }
+NS_MADE=1
+in_ns ip link set lo up
+in_ns ip link add "$IF" type veth peer name "${IF}p"
+in_ns sysctl -q -w net.ipv6.conf.all.disable_ipv6=1
+in_ns ip addr add "$ADDR/24" dev "$IF"
+in_ns ip link set "${IF}p" up
+in_ns ip link set "$IF" up
+echo "media/run.sh: namespace $NS, $IF $ADDR/24" >&2
+
+# --- config folder (from Janus's samples) -----------------------------------------------------
+mkdir -p "$CFG"
+for f in janus.jcfg janus.transport.http.jcfg janus.transport.websockets.jcfg janus.plugin.echotest.jcfg; do
+  [ -f "/etc/janus/$f" ] || { echo "media/run.sh: /etc/janus/$f is missing (apt-get install janus gives the samples)" >&2; exit 2; }
+  cp "/etc/janus/$f" "$CFG/$f"
+done
+libs() { (cd "/usr/lib/x86_64-linux-gnu/janus/$1" 2>/dev/null && ls libjanus_*.so 2>/dev/null | grep -v -x -E "$2" | paste -sd, -); }
+plugin_disable="$(libs plugins 'libjanus_echotest\.so')"
+transport_disable="$(libs transports 'libjanus_(http|websockets)\.so')"
+event_disable="$(libs events '')"
+: "${plugin_disable:=libjanus_videoroom.so}"
+: "${transport_disable:=libjanus_pfunix.so}"
+: "${event_disable:=libjanus_sampleevh.so}"
+sed -i \
+  -e "s|^\(\s*\)configs_folder = .*|\1configs_folder = \"$CFG\"|" \
+  -e "s|^\(\s*\)debug_level = .*|\1debug_level = 4|" \
+  -e "s|^\(\s*\)#disable = \"libjanus_voicemail.so,libjanus_recordplay.so\"|\1disable = \"$plugin_disable\"|" \
+  -e "s|^\(\s*\)#disable = \"libjanus_rabbitmq.so\"|\1disable = \"$transport_disable\"|" \
+  -e "s|^\(\s*\)#disable = \"libjanus_jsonlog.so\"|\1disable = \"libjanus_jsonlog.so\"|" \
+  -e "s|^\(\s*\)#disable = \"libjanus_sampleevh.so\"|\1disable = \"$event_disable\"|" \
+  -e "s|^\(\s*\)#rtp_port_range = .*|\1rtp_port_range = \"20000-40000\"|" \
+  -e "s|^\(\s*\)#ice_enforce_list = \"eth0\"$|\1ice_enforce_list = \"$ADDR\"|" \
+  "$CFG/janus.jcfg"
+sed -i \
+  -e "s|^\(\s*\)base_path = .*|\1base_path = \"/janus\"|" \
+  -e "s|^\(\s*\)http = .*|\1http = true|" \
+  -e "s|^\(\s*\)port = .*|\1port = 8088|" \
+  -e "s|^\(\s*\)https = .*|\1https = false|" \
+  -e "s|^\(\s*\)admin_http = .*|\1admin_http = false|" \
+  -e "s|^\(\s*\)admin_https = .*|\1admin_https = false|" \
+  "$CFG/janus.transport.http.jcfg"
+sed -i \
+  -e "s|^\(\s*\)ws = .*|\1ws = true|" \
+  -e "s|^\(\s*\)ws_port = .*|\1ws_port = 8188|" \
+  -e "s|^\(\s*\)wss = .*|\1wss = false|" \
+  -e "s|^\(\s*\)admin_ws = .*|\1admin_ws = false|" \
+  -e "s|^\(\s*\)admin_wss = .*|\1admin_wss = false|" \
+  "$CFG/janus.transport.websockets.jcfg"
+cfg_check() { grep -q -E "$2" "$CFG/$1" || { echo "media/run.sh: could not edit $1 ($2)" >&2; exit 2; }; }
+cfg_check janus.jcfg "^\s*configs_folder = \"$CFG\""
+cfg_check janus.jcfg "^\s*disable = \"$plugin_disable\""
+cfg_check janus.jcfg "^\s*disable = \"$transport_disable\""
+cfg_check janus.jcfg "^\s*rtp_port_range = \"20000-40000\""
+cfg_check janus.jcfg "^\s*ice_enforce_list = \"$ADDR\""
+cfg_check janus.transport.http.jcfg '^\s*port = 8088\b'
+cfg_check janus.transport.http.jcfg '^\s*base_path = "/janus"'
+cfg_check janus.transport.websockets.jcfg '^\s*ws_port = 8188\b'
+
+# --- server -----------------------------------------------------------------------------------
+cmd="${SERVER_CMD//\{cfg\}/$CFG}"
+echo "media/run.sh: starting (in $NS): $cmd" >&2
+echo "media/run.sh: server log: $SERVER_LOG" >&2
+# `exec` so that $SERVER_PID is the server itself (ip netns exec execs too).
+ip netns exec "$NS" bash -c "exec $cmd" >"$SERVER_LOG" 2>&1 </dev/null &
+SERVER_PID=$!
+
+HTTP_URL="http://$ADDR:8088/janus"
+WS_URL="ws://$ADDR:8188"
+ready=0
+for _ in $(seq 1 150); do
+  if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+    echo "media/run.sh: the server exited during start-up" >&2
+    exit 1
+  fi
+  if in_ns curl -fsS -m 2 "$HTTP_URL/info" >/dev/null 2>&1 \
+     && in_ns bash -c "exec 3<>/dev/tcp/$ADDR/8188" 2>/dev/null; then
+    ready=1; break
+  fi
+  sleep 0.2
+done
+[ "$ready" = 1 ] || { echo "media/run.sh: $HTTP_URL/info did not answer (or WS 8188 not open) within 30 s" >&2; exit 1; }
+echo "media/run.sh: server up: $(in_ns curl -fsS -m 2 "$HTTP_URL/info" | tr -d '\n' | grep -o '"name": *"[^"]*"\|"version_string": *"[^"]*"' | paste -sd' ' -)" >&2
+
+export JANUS_HTTP_URL="$HTTP_URL" JANUS_WS_URL="$WS_URL" JANUS_MEDIA_ADDR="$ADDR" PYTHON
+total_pass=0; total_fail=0; any_fail=0
+
+# Run one suite: prints its output, adds its ℹ pass/fail lines to the totals. A suite that dies
+# without a summary counts as one failure (and says so in the same ℹ form).
+run_suite() {
+  local name="$1" limit="$2"; shift 2
+  local log="$TMP/$name.out" rc p f
+  echo "" ; echo "=== media: $name" >&2
+  timeout -k 5 "$limit" ip netns exec "$NS" "$@" 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  p=$(grep -Eo '^ℹ pass [0-9]+' "$log" | awk '{s+=$3} END {print s+0}')
+  f=$(grep -Eo '^ℹ fail [0-9]+' "$log" | awk '{s+=$3} END {print s+0}')
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+    [ "$rc" -eq 124 ] && echo "media/run.sh: suite $name killed after ${limit} s" >&2
+    echo "media/run.sh: suite $name exited $rc without reporting a failed test"
+    if ! grep -qE '^ℹ pass [0-9]+' "$log"; then echo "ℹ pass 0"; fi
+    echo "ℹ fail 1"
+    f=1
+  fi
+  total_pass=$((total_pass + p)); total_fail=$((total_fail + f))
+  [ "$rc" -ne 0 ] || [ "$f" -ne 0 ] && any_fail=1
+  return 0
+}
+
+if want aiortc; then
+  run_suite aiortc 90 env PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    "$PYTHON" "$HERE/echotest_aiortc.py" --http "$HTTP_URL" --ws "$WS_URL" --addr "$ADDR"
+fi
+node_files=()
+want janusjs && node_files+=("$HERE/janusjs-media.test.mjs")
+want janode && node_files+=("$HERE/janode-offer.test.mjs")
+if [ ${#node_files[@]} -gt 0 ]; then
+  run_suite node 150 node --test --test-concurrency=1 --test-reporter=spec --test-timeout=120000 "${node_files[@]}"
+fi
+
+echo ""
+echo "media/run.sh: total ${total_pass} passed, ${total_fail} failed"
+if [ "$any_fail" -ne 0 ]; then exit 1; fi
+exit 0
