@@ -42,7 +42,8 @@ use jano_core::{
 };
 use jano_echotest::EchoTest;
 use jano_plugin::{
-    CoreServices, HandleRef, Jsep, Map, Plugin, PluginInfo, PluginResult, PushError, Value,
+    CoreServices, HandleRef, Jsep, LocalJsep, Map, Plugin, PluginInfo, PluginResult, PushError,
+    Value,
 };
 use serde_json::json;
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -539,7 +540,7 @@ impl CoreServices for Services {
         handle: &HandleRef,
         transaction: Option<String>,
         message: Map<String, Value>,
-        jsep: Option<Jsep>,
+        jsep: Option<LocalJsep>,
     ) -> Result<(), PushError> {
         lock(&self.queue).push_back(PluginEvent::Push {
             plugin: self.package,
@@ -728,13 +729,16 @@ impl Plugin for Stub {
                 PluginResult::OkWait(None)
             }
             "late" => {
-                let _ = self.services.push_event(handle, None, body, jsep);
+                let _ = self.services.push_event(handle, None, body, answer(&jsep));
                 PluginResult::OkWait(Some("later".into()))
             }
             _ => {
-                let _ = self
-                    .services
-                    .push_event(handle, Some(transaction.to_owned()), body, jsep);
+                let _ = self.services.push_event(
+                    handle,
+                    Some(transaction.to_owned()),
+                    body,
+                    answer(&jsep),
+                );
                 PluginResult::OkWait(None)
             }
         }
@@ -928,10 +932,15 @@ impl Harness {
     }
 
     fn check_output(&mut self, o: Output) {
+        if let Output::Media(cmd) = &o {
+            // Without a media engine the core never asks for one.
+            panic!("media command without a media engine: {cmd:?}");
+        }
         if self.trace {
             eprintln!("       output {o:?}");
         }
         match o {
+            Output::Media(_) => {}
             Output::Event {
                 to,
                 session_id,
@@ -1609,4 +1618,9 @@ pub fn run_frames(data: &[u8]) {
         h.check_state();
     }
     h.finish();
+}
+
+/// The stub plugin answers every offer it is given.
+fn answer(jsep: &Option<Jsep>) -> Option<LocalJsep> {
+    jsep.as_ref().map(|_| LocalJsep::Answer(Default::default()))
 }

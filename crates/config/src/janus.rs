@@ -198,6 +198,10 @@ pub struct MediaConfig {
     pub nack_optimizations: bool,
     /// DSCP value for outgoing packets; 0 = unset.
     pub dscp: u8,
+    /// jano only: carry every PeerConnection over this one UDP port (Janus has no such mode).
+    pub single_port: Option<u16>,
+    /// jano only: media worker threads; 0 = one per core.
+    pub media_workers: u32,
 }
 
 impl Default for MediaConfig {
@@ -214,6 +218,8 @@ impl Default for MediaConfig {
             dtls_timeout: 1000,
             nack_optimizations: false,
             dscp: 0,
+            single_port: None,
+            media_workers: 0,
         }
     }
 }
@@ -477,6 +483,8 @@ impl JanusConfig {
             dtls_timeout: r.int(m, "dtls_timeout", dm.dtls_timeout)?,
             nack_optimizations: r.boolean(m, "nack_optimizations", dm.nack_optimizations)?,
             dscp,
+            single_port: r.int_opt::<u16>(m, "single_port")?.filter(|p| *p != 0),
+            media_workers: r.int(m, "media_workers", dm.media_workers)?,
         };
 
         let n = "nat";

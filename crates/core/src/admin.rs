@@ -401,7 +401,10 @@ impl Gateway {
                 self.detach(sid, hid, true)?;
                 Ok(msg::success(sid, tx))
             }
-            "hangup_webrtc" => Ok(msg::success(sid, tx)),
+            "hangup_webrtc" => {
+                self.hangup_pc(sid, hid, "Admin API", true, false);
+                Ok(msg::success(sid, tx))
+            }
             "start_pcap" | "start_text2pcap" => {
                 fields::opt_str(root, "folder")?;
                 fields::opt_str(root, "filename")?;
@@ -482,6 +485,25 @@ impl Gateway {
                         handle.pending_trickles.len().into(),
                     );
                     info.insert("queued-packets".into(), 0.into());
+                    // The engine reports the PeerConnection (`webrtc`, `sdps`, and the flags
+                    // it knows) the way Janus lays them out; its keys win.
+                    let pc = self
+                        .media
+                        .as_ref()
+                        .filter(|_| handle.pc)
+                        .and_then(|m| m.handle_info(hid));
+                    if let Some(Value::Object(pc)) = pc {
+                        for (k, v) in pc {
+                            match (k.as_str(), v, info.get_mut(&k)) {
+                                ("flags", Value::Object(f), Some(Value::Object(cur))) => {
+                                    cur.extend(f);
+                                }
+                                (_, v, _) => {
+                                    info.insert(k, v);
+                                }
+                            }
+                        }
+                    }
                 }
                 let mut m = msg::envelope("success", sid, Some(tx));
                 m.insert("handle_id".into(), hid.into());

@@ -2,13 +2,14 @@
 //! and the timers. See the crate docs for the input/output discipline.
 
 use crate::auth::{secret_eq, signed_contains, signed_valid, TokenStore};
+use crate::media::{MediaBackend, MediaCommand, MediaEvent, RemoteSdp};
 use crate::registry::{PluginRegistry, TransportInfo};
 use crate::rng::IdRng;
 use crate::session::{Handle, PendingTrickle, Session, MAX_PENDING_TRICKLES};
 use crate::{CoreConfig, InstanceId, Now, Output};
 use jano_api::fields::{self, Kind};
 use jano_api::{msg, ErrorCode, JanusError, Map, Value};
-use jano_plugin::{HandleRef, Jsep, PluginResult};
+use jano_plugin::{HandleRef, Jsep, JsepType, LocalJsep, PluginResult};
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
@@ -25,7 +26,7 @@ pub enum PluginEvent {
         handle: HandleRef,
         transaction: Option<String>,
         message: Map<String, Value>,
-        jsep: Option<Jsep>,
+        jsep: Option<LocalJsep>,
     },
     EndSession {
         handle: HandleRef,
@@ -48,6 +49,8 @@ pub struct Gateway {
     pub(crate) tokens: TokenStore,
     pub(crate) rng: IdRng,
     pub(crate) outputs: VecDeque<Output>,
+    /// The media engine, when this build runs one.
+    pub(crate) media: Option<Arc<dyn MediaBackend>>,
 }
 
 /// Ids as the Janus core reads them: only JSON integers count; anything else is "absent".
@@ -151,7 +154,19 @@ impl Gateway {
             tokens: TokenStore::default(),
             rng: IdRng::new(seed),
             outputs: VecDeque::new(),
+            media: None,
         }
+    }
+
+    /// The media engine, if one is wired in.
+    pub fn media(&self) -> Option<Arc<dyn MediaBackend>> {
+        self.media.clone()
+    }
+
+    /// Wires in the media engine: from now on JSEPs are negotiated instead of refused.
+    pub fn set_media(&mut self, media: Arc<dyn MediaBackend>) {
+        self.cfg.media_enabled = true;
+        self.media = Some(media);
     }
 
     /// Registers a transport for `info`; the index is the `transport` of its [`InstanceId`]s.
@@ -387,12 +402,10 @@ impl Gateway {
                 if hid == 0 {
                     return Err(JanusError::unhandled_at_path(&req.verb));
                 }
-                // Without a media engine no handle has a PeerConnection, so the core sends no
-                // `hangup` event; the plugin is still told, as Janus 1.1.2 does (EchoTest
-                // answers with its "done" event).
-                if let Some(h) = self.sessions.get(&sid).and_then(|s| s.handles.get(&hid)) {
-                    h.plugin.hangup_media(&h.href);
-                }
+                // With a PeerConnection the engine tears it down, tells the plugin and reports
+                // back (then the `hangup` event goes out). Without one the plugin is still told,
+                // as Janus 1.1.2 does (EchoTest answers with its "done" event).
+                self.hangup_pc(sid, hid, "Janus API", true, true);
                 Ok(msg::success(sid, tx))
             }
             "claim" => {
@@ -456,6 +469,9 @@ impl Gateway {
             created_us: now.mono_us,
             pending_trickles: Vec::new(),
             dropped_trickles: 0,
+            pc: false,
+            remote_offer: None,
+            offered: false,
         };
         match self.sessions.get_mut(&sid) {
             Some(s) => {
@@ -486,6 +502,14 @@ impl Gateway {
         let source = session.source;
         let gone = session.transport_gone;
         self.handle_ids.remove(&hid);
+        if handle.pc {
+            self.outputs.push_back(Output::Media(MediaCommand::Hangup {
+                session_id: sid,
+                handle_id: hid,
+                reason: "Detach",
+                notify: false,
+            }));
+        }
         let result = handle.plugin.destroy_session(&handle.href);
         if notify && !gone {
             let mut ev = msg::envelope("detached", sid, None);
@@ -541,6 +565,14 @@ impl Gateway {
         }
         for (hid, handle) in session.handles.drain() {
             self.handle_ids.remove(&hid);
+            if handle.pc {
+                self.outputs.push_back(Output::Media(MediaCommand::Hangup {
+                    session_id: sid,
+                    handle_id: hid,
+                    reason: "Detach",
+                    notify: false,
+                }));
+            }
             if let Err(n) = handle.plugin.destroy_session(&handle.href) {
                 tracing::warn!(
                     session = sid,
@@ -601,7 +633,7 @@ impl Gateway {
             Some(Value::Object(b)) => b.clone(),
             _ => return Err(JanusError::missing("body")),
         };
-        let jsep = match root.get("jsep") {
+        let mut jsep = match root.get("jsep") {
             None => None,
             Some(Value::Object(j)) => Some(validate_jsep(j)?),
             Some(_) => {
@@ -611,11 +643,8 @@ impl Gateway {
                 ))
             }
         };
-        if jsep.is_some() && !self.cfg.media_enabled {
-            return Err(JanusError::new(
-                ErrorCode::Unknown,
-                "No media engine in this build of jano: can't negotiate a PeerConnection",
-            ));
+        if let Some(j) = jsep.as_mut() {
+            self.take_remote_jsep(sid, hid, j)?;
         }
         match plugin.handle_message(&href, tx, body, jsep) {
             PluginResult::Ok(data) => {
@@ -646,6 +675,87 @@ impl Gateway {
         }
     }
 
+    /// Checks a client JSEP and records it on the handle: an offer waits for the plugin's
+    /// answer; an answer completes our offer and goes to the engine now.
+    fn take_remote_jsep(&mut self, sid: u64, hid: u64, j: &mut Jsep) -> Result<(), JanusError> {
+        let Some(media) = self.media.clone() else {
+            return Err(JanusError::new(
+                ErrorCode::Unknown,
+                "No media engine in this build of jano: can't negotiate a PeerConnection",
+            ));
+        };
+        let h = self
+            .sessions
+            .get_mut(&sid)
+            .and_then(|s| s.handles.get_mut(&hid))
+            .ok_or_else(|| JanusError::no_such_handle(hid, sid))?;
+        let offer = j.kind == JsepType::Offer;
+        if !offer && !h.offered {
+            return Err(JanusError::new(
+                ErrorCode::UnexpectedAnswer,
+                "Unexpected ANSWER (did we offer?)",
+            ));
+        }
+        media
+            .check_sdp(offer, &j.sdp)
+            .map_err(|e| JanusError::new(ErrorCode::JsepInvalidSdp, e))?;
+        let remote = RemoteSdp {
+            sdp: j.sdp.clone(),
+            trickle: j
+                .extra
+                .get("trickle")
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
+        };
+        // Janus hands plugins the JSEP without these transport details.
+        j.extra.remove("trickle");
+        j.extra.remove("rid_order");
+        j.extra.remove("force_relay");
+        if offer {
+            if h.pc {
+                j.extra.insert("update".into(), Value::Bool(true));
+            }
+            h.remote_offer = Some(remote);
+        } else {
+            h.offered = false;
+            self.outputs
+                .push_back(Output::Media(MediaCommand::RemoteAnswer {
+                    handle_id: hid,
+                    sdp: remote,
+                }));
+        }
+        Ok(())
+    }
+
+    /// Hangs up the handle's PeerConnection if it has one; otherwise, with `tell_plugin`, only
+    /// tells the plugin (what Janus 1.1.2 does for a `hangup` without media).
+    pub(crate) fn hangup_pc(
+        &mut self,
+        sid: u64,
+        hid: u64,
+        reason: &'static str,
+        notify: bool,
+        tell_plugin: bool,
+    ) {
+        let Some(h) = self
+            .sessions
+            .get_mut(&sid)
+            .and_then(|s| s.handles.get_mut(&hid))
+        else {
+            return;
+        };
+        if h.pc {
+            self.outputs.push_back(Output::Media(MediaCommand::Hangup {
+                session_id: sid,
+                handle_id: hid,
+                reason,
+                notify,
+            }));
+        } else if tell_plugin {
+            h.plugin.hangup_media(&h.href);
+        }
+    }
+
     fn trickle(
         &mut self,
         now: Now,
@@ -671,13 +781,29 @@ impl Gateway {
             // validates when applying it; a non-array `candidates` is queued as one item.
             (None, Some(other)) => accepted.push(other.clone()),
         }
+        let single = candidate.is_some();
         if let Some(h) = self
             .sessions
             .get_mut(&sid)
             .and_then(|s| s.handles.get_mut(&hid))
         {
-            // No PeerConnection yet (there is no media engine): keep the candidates for when
-            // one exists, as Janus does, and check them then (`validate_candidate`).
+            if h.pc && h.remote_offer.is_none() {
+                // A single bad candidate is an error; bad ones in an array are skipped.
+                if single {
+                    if let Some(c) = accepted.first() {
+                        validate_candidate(c)?;
+                    }
+                } else {
+                    accepted.retain(|c| validate_candidate(c).is_ok());
+                }
+                self.outputs.push_back(Output::Media(MediaCommand::Trickle {
+                    handle_id: hid,
+                    candidates: accepted,
+                }));
+                return Ok(msg::ack(sid, &req.transaction));
+            }
+            // No PeerConnection yet, or an offer still waits for its answer: keep the
+            // candidates for when one exists, as Janus does, and check them then.
             for c in accepted {
                 if h.pending_trickles.len() >= MAX_PENDING_TRICKLES {
                     h.dropped_trickles += 1;
@@ -693,7 +819,7 @@ impl Gateway {
     }
 
     /// A plugin's request, taken from the queue its `CoreServices` fills.
-    pub fn handle_plugin_event(&mut self, _now: Now, ev: PluginEvent) {
+    pub fn handle_plugin_event(&mut self, now: Now, ev: PluginEvent) {
         match ev {
             PluginEvent::Push {
                 plugin,
@@ -717,10 +843,10 @@ impl Gateway {
                 pd.insert("data".into(), Value::Object(message));
                 ev.insert("plugindata".into(), Value::Object(pd));
                 if let Some(j) = jsep {
-                    let mut jm = j.extra;
-                    jm.insert("type".into(), Value::String(j.kind.as_str().into()));
-                    jm.insert("sdp".into(), Value::String(j.sdp));
-                    ev.insert("jsep".into(), Value::Object(jm));
+                    if let Some(cmd) = self.negotiate(now, &handle, j, Value::Object(ev.clone())) {
+                        self.outputs.push_back(Output::Media(cmd));
+                        return;
+                    }
                 }
                 self.outputs.push_back(Output::Event {
                     to,
@@ -731,10 +857,198 @@ impl Gateway {
             PluginEvent::EndSession { handle } => {
                 let _ = self.detach(handle.session_id, handle.handle_id, true);
             }
-            PluginEvent::ClosePc { .. } => {
-                // No PeerConnections exist without the media engine.
+            PluginEvent::ClosePc { handle } => {
+                self.hangup_pc(handle.session_id, handle.handle_id, "Close PC", true, false);
             }
         }
+    }
+
+    /// Turns a plugin's JSEP into work for the media engine; `None` when there is nothing to
+    /// negotiate (the event then goes out without a JSEP, and the reason is logged).
+    fn negotiate(
+        &mut self,
+        now: Now,
+        href: &HandleRef,
+        jsep: LocalJsep,
+        event: Value,
+    ) -> Option<MediaCommand> {
+        self.media.as_ref()?;
+        let max_age = self.cfg.candidates_timeout.saturating_mul(1_000_000);
+        let h = self
+            .sessions
+            .get_mut(&href.session_id)
+            .and_then(|s| s.handles.get_mut(&href.handle_id))?;
+        let remote_offer = match &jsep {
+            LocalJsep::Answer(_) => {
+                let Some(offer) = h.remote_offer.take() else {
+                    tracing::warn!(
+                        handle = href.handle_id,
+                        "plugin answered, but there is no offer to answer"
+                    );
+                    return None;
+                };
+                Some(offer)
+            }
+            LocalJsep::Offer { .. } => {
+                h.offered = true;
+                None
+            }
+        };
+        h.pc = true;
+        let candidates = h
+            .pending_trickles
+            .drain(..)
+            .filter(|t| max_age == 0 || now.mono_us.saturating_sub(t.received_us) < max_age)
+            .map(|t| t.candidate)
+            .filter(|c| validate_candidate(c).is_ok())
+            .collect();
+        Some(MediaCommand::Negotiate {
+            handle: h.href.clone(),
+            plugin: h.plugin.clone(),
+            remote_offer,
+            jsep,
+            candidates,
+            event,
+        })
+    }
+
+    /// What the media engine reports about a PeerConnection becomes Janus events.
+    pub fn handle_media_event(&mut self, _now: Now, ev: MediaEvent) {
+        let (sid, hid) = match &ev {
+            MediaEvent::Negotiated {
+                session_id,
+                handle_id,
+                ..
+            }
+            | MediaEvent::WebrtcUp {
+                session_id,
+                handle_id,
+            }
+            | MediaEvent::Media {
+                session_id,
+                handle_id,
+                ..
+            }
+            | MediaEvent::SlowLink {
+                session_id,
+                handle_id,
+                ..
+            }
+            | MediaEvent::LocalCandidate {
+                session_id,
+                handle_id,
+                ..
+            }
+            | MediaEvent::IceFailed {
+                session_id,
+                handle_id,
+            }
+            | MediaEvent::Hangup {
+                session_id,
+                handle_id,
+                ..
+            } => (*session_id, *handle_id),
+        };
+        let Some(session) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        let to = session.source;
+        let gone = session.transport_gone;
+        let Some(h) = session.handles.get_mut(&hid) else {
+            return;
+        };
+        let href = h.href.clone();
+        let event = match ev {
+            MediaEvent::Negotiated { result, event, .. } => {
+                let Value::Object(mut e) = event else {
+                    return;
+                };
+                match result {
+                    Ok(local) => {
+                        let mut j = Map::new();
+                        j.insert("type".into(), Value::String(local.kind.into()));
+                        j.insert("sdp".into(), Value::String(local.sdp));
+                        e.insert("jsep".into(), Value::Object(j));
+                    }
+                    Err(text) => {
+                        tracing::warn!(handle = hid, "negotiation failed: {text}");
+                        h.offered = false;
+                    }
+                }
+                Some(e)
+            }
+            MediaEvent::WebrtcUp { .. } => Some(self.media_envelope("webrtcup", sid, &href)),
+            MediaEvent::Media {
+                mid,
+                kind,
+                substream,
+                receiving,
+                seconds,
+                ..
+            } => {
+                let mut e = self.media_envelope("media", sid, &href);
+                e.insert("mid".into(), Value::String(mid));
+                e.insert("type".into(), Value::String(kind.as_str().into()));
+                if let Some(s) = substream {
+                    e.insert("substream".into(), s.into());
+                }
+                e.insert("receiving".into(), Value::Bool(receiving));
+                if let Some(s) = seconds {
+                    e.insert("seconds".into(), s.into());
+                }
+                Some(e)
+            }
+            MediaEvent::SlowLink {
+                mid,
+                kind,
+                uplink,
+                lost,
+                ..
+            } => {
+                let mut e = self.media_envelope("slowlink", sid, &href);
+                e.insert("mid".into(), Value::String(mid));
+                e.insert("media".into(), Value::String(kind.as_str().into()));
+                e.insert("uplink".into(), Value::Bool(uplink));
+                e.insert("lost".into(), lost.into());
+                Some(e)
+            }
+            MediaEvent::LocalCandidate { candidate, .. } => {
+                let mut e = self.media_envelope("trickle", sid, &href);
+                e.insert("candidate".into(), candidate);
+                Some(e)
+            }
+            MediaEvent::IceFailed { .. } => Some(self.media_envelope("ice-failed", sid, &href)),
+            MediaEvent::Hangup { reason, notify, .. } => {
+                if let Some(h) = self
+                    .sessions
+                    .get_mut(&sid)
+                    .and_then(|s| s.handles.get_mut(&hid))
+                {
+                    h.pc = false;
+                    h.offered = false;
+                    h.remote_offer = None;
+                }
+                notify.then(|| {
+                    let mut e = self.media_envelope("hangup", sid, &href);
+                    e.insert("reason".into(), Value::String(reason));
+                    e
+                })
+            }
+        };
+        if let (Some(e), false) = (event, gone) {
+            self.outputs.push_back(Output::Event {
+                to,
+                session_id: sid,
+                event: Value::Object(e),
+            });
+        }
+    }
+
+    fn media_envelope(&self, kind: &str, sid: u64, href: &HandleRef) -> Map<String, Value> {
+        let mut e = msg::envelope(kind, sid, None);
+        e.insert("sender".into(), href.handle_id.into());
+        self.add_opaque(&mut e, href);
+        e
     }
 
     /// The transport instance went away (a WebSocket closed): its sessions die now, or wait
@@ -864,7 +1178,6 @@ fn validate_jsep(j: &Map<String, Value>) -> Result<Jsep, JanusError> {
 
 /// Validates one trickle candidate; `{"completed":true}`, `null` and other non-objects mean
 /// end-of-candidates. Applied when candidates reach a PeerConnection.
-#[allow(dead_code)] // called by the media engine's trickle path (issue 4)
 pub(crate) fn validate_candidate(c: &Value) -> Result<(), JanusError> {
     let Value::Object(o) = c else {
         return Ok(());

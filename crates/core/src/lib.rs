@@ -15,6 +15,7 @@ mod auth;
 mod config;
 mod gateway;
 mod info;
+mod media;
 mod registry;
 mod rng;
 mod session;
@@ -22,6 +23,7 @@ mod session;
 pub use auth::{sign_token, TokenStore};
 pub use config::CoreConfig;
 pub use gateway::{Gateway, Incoming, PluginEvent};
+pub use media::{LocalSdp, MediaBackend, MediaCommand, MediaEvent, RemoteSdp};
 pub use registry::{PluginRegistry, TransportInfo};
 
 use jano_api::Value;
@@ -77,4 +79,6 @@ pub enum Output {
     SessionClaimed { to: InstanceId, session_id: u64 },
     /// The Admin API changed the log level (0..=7).
     SetLogLevel(u8),
+    /// Work for the media engine (a handle's PeerConnection).
+    Media(MediaCommand),
 }

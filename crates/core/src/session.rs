@@ -1,5 +1,6 @@
 //! Sessions and handles as the core keeps them.
 
+use crate::media::RemoteSdp;
 use crate::InstanceId;
 use jano_plugin::{HandleRef, Plugin, Value};
 use std::collections::HashMap;
@@ -10,7 +11,6 @@ use std::sync::Arc;
 pub(crate) struct PendingTrickle {
     pub received_us: u64,
     /// Handed to the PeerConnection once the media engine creates one.
-    #[allow(dead_code)]
     pub candidate: Value,
 }
 
@@ -24,6 +24,12 @@ pub(crate) struct Handle {
     pub created_us: u64,
     pub pending_trickles: Vec<PendingTrickle>,
     pub dropped_trickles: u64,
+    /// The handle has a PeerConnection (or one is being made) in the media engine.
+    pub pc: bool,
+    /// The client's offer, waiting for the plugin's answer.
+    pub remote_offer: Option<RemoteSdp>,
+    /// We sent an offer and wait for the client's answer.
+    pub offered: bool,
 }
 
 pub(crate) struct Session {

@@ -78,21 +78,94 @@ impl JsepType {
     }
 }
 
-/// An RTP packet from or to a handle's PeerConnection (the media engine fills these in).
-#[derive(Debug, Clone, Copy)]
-pub struct RtpPacket<'a> {
-    /// The m-line index the packet belongs to; `None` = the first audio/video m-line.
-    pub mindex: Option<usize>,
-    pub video: bool,
-    pub buffer: &'a [u8],
+/// Which kind of media an m-line carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    Audio,
+    Video,
 }
 
-/// An RTCP compound packet from or to a handle's PeerConnection.
-#[derive(Debug, Clone, Copy)]
-pub struct RtcpPacket<'a> {
-    pub mindex: Option<usize>,
-    pub video: bool,
-    pub buffer: &'a [u8],
+impl MediaKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaKind::Audio => "audio",
+            MediaKind::Video => "video",
+        }
+    }
+}
+
+/// Header extension values the media engine parsed (or is to write) for one RTP packet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RtpExtensions {
+    /// `ssrc-audio-level`: level in -dBov (0..127) and the voice-activity flag.
+    pub audio_level: Option<i8>,
+    pub voice_activity: Option<bool>,
+    /// `urn:3gpp:video-orientation` (CVO) bits.
+    pub video_orientation: Option<u8>,
+}
+
+/// An RTP packet from or to a handle's PeerConnection, already decrypted and parsed by the
+/// media engine. The payload is shared, so relaying to many handles never copies it.
+#[derive(Debug, Clone)]
+pub struct RtpPacket {
+    /// The m-line index the packet belongs to (`mid` resolved by the engine).
+    pub mindex: usize,
+    pub kind: MediaKind,
+    pub pt: u8,
+    /// Extended sequence number (never wraps).
+    pub seq: u64,
+    pub timestamp: u32,
+    pub marker: bool,
+    pub ssrc: u32,
+    /// The simulcast layer (`0` = the only or highest one as offered, by `rid` order).
+    pub substream: Option<u8>,
+    pub ext: RtpExtensions,
+    pub payload: Arc<[u8]>,
+}
+
+/// RTCP feedback the engine surfaces to plugins (the engine itself answers NACKs, sends and
+/// reads reports, and generates transport-wide feedback).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RtcpFeedback {
+    /// The peer asks for a keyframe on this m-line (PLI, or FIR when `fir`).
+    KeyframeRequest { mindex: usize, fir: bool },
+}
+
+/// What a plugin asks of the PeerConnection when it pushes a JSEP; the engine writes the SDP
+/// (codecs, ICE, DTLS, BUNDLE) from it, as Janus's core merges its parts into a plugin's SDP.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MediaPrefs {
+    /// Preferred codec names (`opus`, `pcmu`, `vp8`, `h264`…); `None` = any the engine has.
+    pub audio_codec: Option<String>,
+    pub video_codec: Option<String>,
+    /// VP9 profile (`0`/`2`) or H.264 `profile-level-id`.
+    pub video_profile: Option<String>,
+    /// Negotiate RED for Opus.
+    pub opus_red: bool,
+}
+
+/// One m-line of a plugin's offer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OfferMedia {
+    pub kind: MediaKind,
+    /// `true`: the plugin sends on it; receiving is `recv`.
+    pub send: bool,
+    pub recv: bool,
+}
+
+/// A JSEP a plugin pushes with an event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LocalJsep {
+    /// Answer the offer the client sent with the request being answered.
+    Answer(MediaPrefs),
+    /// Offer these m-lines (and a data channel when `data`) to the client; `restart` asks for
+    /// an ICE restart on an existing PeerConnection.
+    Offer {
+        media: Vec<OfferMedia>,
+        data: bool,
+        prefs: MediaPrefs,
+        restart: bool,
+    },
 }
 
 /// A data-channel message.
@@ -122,22 +195,21 @@ pub trait CoreServices: Send + Sync {
         handle: &HandleRef,
         transaction: Option<String>,
         message: Map<String, Value>,
-        jsep: Option<Jsep>,
+        jsep: Option<LocalJsep>,
     ) -> Result<(), PushError>;
     /// Detaches the handle from the plugin side (the client gets `detached`).
     fn end_session(&self, handle: &HandleRef);
     /// Hangs up the handle's PeerConnection (reason `Close PC`).
     fn close_pc(&self, handle: &HandleRef);
-    /// Sends RTP to the handle's peer.
-    fn relay_rtp(&self, _handle: &HandleRef, _packet: &RtpPacket<'_>) {}
-    /// Sends RTCP to the handle's peer.
-    fn relay_rtcp(&self, _handle: &HandleRef, _packet: &RtcpPacket<'_>) {}
+    /// Sends RTP to the handle's peer, on the first m-line of the packet's kind unless
+    /// `packet.mindex` names another. The engine writes sequence numbers as given.
+    fn relay_rtp(&self, _handle: &HandleRef, _packet: &RtpPacket) {}
     /// Sends a data-channel message to the handle's peer.
     fn relay_data(&self, _handle: &HandleRef, _message: &DataMessage<'_>) {}
     /// Asks the peer for a keyframe (all video streams, or one m-line).
     fn send_pli(&self, _handle: &HandleRef, _mindex: Option<usize>) {}
-    /// Sends a REMB with this bitrate cap to the peer.
-    fn send_remb(&self, _handle: &HandleRef, _bitrate: u32) {}
+    /// Sends a REMB with this bitrate cap to the peer (0 = stop capping).
+    fn send_remb(&self, _handle: &HandleRef, _bitrate: u64) {}
     /// Whether event handlers want this plugin's events.
     fn events_enabled(&self) -> bool {
         false
@@ -169,8 +241,9 @@ pub trait Plugin: Send + Sync {
 
     /// The handle's PeerConnection is up (same moment as `webrtcup`).
     fn setup_media(&self, _handle: &HandleRef) {}
-    fn incoming_rtp(&self, _handle: &HandleRef, _packet: &RtpPacket<'_>) {}
-    fn incoming_rtcp(&self, _handle: &HandleRef, _packet: &RtcpPacket<'_>) {}
+    /// Media from the peer. Called on the handle's media worker thread: must not block.
+    fn incoming_rtp(&self, _handle: &HandleRef, _packet: &RtpPacket) {}
+    fn incoming_rtcp(&self, _handle: &HandleRef, _feedback: &RtcpFeedback) {}
     fn incoming_data(&self, _handle: &HandleRef, _message: &DataMessage<'_>) {}
     /// The data channel can take more data.
     fn data_ready(&self, _handle: &HandleRef) {}

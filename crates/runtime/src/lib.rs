@@ -9,11 +9,13 @@
 //! - Routes events to the transport instance that owns a session through [`TransportSink`].
 
 use jano_api::Value;
-use jano_core::{CoreConfig, Gateway, Incoming, InstanceId, Now, Output, PluginEvent};
-use jano_plugin::{CoreServices, HandleRef, Jsep, Map, PushError};
+use jano_core::{
+    CoreConfig, Gateway, Incoming, InstanceId, MediaBackend, MediaEvent, Now, Output, PluginEvent,
+};
+use jano_plugin::{CoreServices, DataMessage, HandleRef, LocalJsep, Map, PushError, RtpPacket};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::Notify;
 
@@ -51,18 +53,24 @@ pub struct Runtime {
     inner: Arc<Inner>,
 }
 
-/// Plugin requests waiting to be applied to the core. A request's own plugin events are
-/// applied right after its response, under the same lock (no task switch); the pump task applies
-/// those a plugin pushes from elsewhere (its own tasks, media threads).
+/// What waits to be applied to the core: plugin requests and media engine reports.
+enum Queued {
+    Plugin(PluginEvent),
+    Media(MediaEvent),
+}
+
+/// Plugin requests and media reports waiting to be applied to the core. A request's own plugin
+/// events are applied right after its response, under the same lock (no task switch); the pump
+/// task applies those pushed from elsewhere (plugins' own tasks, media threads).
 #[derive(Default)]
 struct EventQueue {
-    events: Mutex<VecDeque<PluginEvent>>,
+    events: Mutex<VecDeque<Queued>>,
     ready: Notify,
     closed: AtomicBool,
 }
 
 impl EventQueue {
-    fn push(&self, ev: PluginEvent) -> Result<(), PushError> {
+    fn push(&self, ev: Queued) -> Result<(), PushError> {
         if self.closed.load(Ordering::Relaxed) {
             return Err(PushError::Closed);
         }
@@ -74,15 +82,19 @@ impl EventQueue {
         Ok(())
     }
 
-    fn take(&self) -> VecDeque<PluginEvent> {
+    fn take(&self) -> VecDeque<Queued> {
         std::mem::take(&mut *self.events.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
-/// The plugins' view of the gateway: a queue.
+/// The media engine, once the server has started one (plugins are built before it).
+type MediaSlot = Arc<OnceLock<Arc<dyn MediaBackend>>>;
+
+/// The plugins' view of the gateway: a queue for signalling, the media engine for media.
 struct Services {
     queue: Arc<EventQueue>,
     package: &'static str,
+    media: MediaSlot,
 }
 
 impl CoreServices for Services {
@@ -91,27 +103,51 @@ impl CoreServices for Services {
         handle: &HandleRef,
         transaction: Option<String>,
         message: Map<String, Value>,
-        jsep: Option<Jsep>,
+        jsep: Option<LocalJsep>,
     ) -> Result<(), PushError> {
-        self.queue.push(PluginEvent::Push {
+        self.queue.push(Queued::Plugin(PluginEvent::Push {
             plugin: self.package,
             handle: handle.clone(),
             transaction,
             message,
             jsep,
-        })
+        }))
     }
 
     fn end_session(&self, handle: &HandleRef) {
-        let _ = self.queue.push(PluginEvent::EndSession {
+        let _ = self.queue.push(Queued::Plugin(PluginEvent::EndSession {
             handle: handle.clone(),
-        });
+        }));
     }
 
     fn close_pc(&self, handle: &HandleRef) {
-        let _ = self.queue.push(PluginEvent::ClosePc {
+        let _ = self.queue.push(Queued::Plugin(PluginEvent::ClosePc {
             handle: handle.clone(),
-        });
+        }));
+    }
+
+    fn relay_rtp(&self, handle: &HandleRef, packet: &RtpPacket) {
+        if let Some(m) = self.media.get() {
+            m.relay_rtp(handle.handle_id, packet);
+        }
+    }
+
+    fn relay_data(&self, handle: &HandleRef, message: &DataMessage<'_>) {
+        if let Some(m) = self.media.get() {
+            m.relay_data(handle.handle_id, message);
+        }
+    }
+
+    fn send_pli(&self, handle: &HandleRef, mindex: Option<usize>) {
+        if let Some(m) = self.media.get() {
+            m.send_pli(handle.handle_id, mindex);
+        }
+    }
+
+    fn send_remb(&self, handle: &HandleRef, bitrate: u64) {
+        if let Some(m) = self.media.get() {
+            m.send_remb(handle.handle_id, bitrate);
+        }
     }
 }
 
@@ -120,6 +156,7 @@ impl CoreServices for Services {
 #[derive(Default)]
 pub struct PluginQueue {
     queue: Arc<EventQueue>,
+    media: MediaSlot,
 }
 
 impl PluginQueue {
@@ -132,6 +169,15 @@ impl PluginQueue {
         Arc::new(Services {
             queue: self.queue.clone(),
             package,
+            media: self.media.clone(),
+        })
+    }
+
+    /// Where the media engine's reports go: into the same queue, applied in order.
+    pub fn media_sink(&self) -> Arc<dyn Fn(MediaEvent) + Send + Sync> {
+        let q = self.queue.clone();
+        Arc::new(move |ev| {
+            let _ = q.push(Queued::Media(ev));
         })
     }
 }
@@ -139,9 +185,18 @@ impl PluginQueue {
 impl Runtime {
     /// Builds the gateway and starts its watchdog and plugin-event tasks on the current tokio
     /// runtime.
-    pub fn start(cfg: CoreConfig, plugins: PluginRegistry, queue: PluginQueue) -> Runtime {
+    pub fn start(
+        cfg: CoreConfig,
+        plugins: PluginRegistry,
+        queue: PluginQueue,
+        media: Option<Arc<dyn MediaBackend>>,
+    ) -> Runtime {
         let start = Instant::now();
-        let gw = Gateway::new(cfg, plugins, rand::random());
+        let mut gw = Gateway::new(cfg, plugins, rand::random());
+        if let Some(m) = media {
+            let _ = queue.media.set(m.clone());
+            gw.set_media(m);
+        }
         let rt = Runtime {
             inner: Arc::new(Inner {
                 gw: Mutex::new(gw),
@@ -234,7 +289,10 @@ impl Runtime {
         }
         let now = self.now();
         for ev in events {
-            gw.handle_plugin_event(now, ev);
+            match ev {
+                Queued::Plugin(ev) => gw.handle_plugin_event(now, ev),
+                Queued::Media(ev) => gw.handle_media_event(now, ev),
+            }
         }
     }
 
@@ -270,6 +328,11 @@ impl Runtime {
                 Output::SessionClaimed { to, session_id } => {
                     if let Some(s) = sink(to) {
                         s.session_claimed(to.conn, session_id);
+                    }
+                }
+                Output::Media(cmd) => {
+                    if let Some(m) = gw.media() {
+                        m.command(cmd);
                     }
                 }
                 Output::SetLogLevel(level) => {

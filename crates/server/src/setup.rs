@@ -196,6 +196,7 @@ type Stopper =
 /// A running server.
 pub struct Running {
     pub runtime: Runtime,
+    pub media: Option<Arc<jano_media::MediaEngine>>,
     pub http: Option<jano_http::HttpServer>,
     pub ws: Option<jano_ws::WsServer>,
     /// The other transports (brokers, Nanomsg, Unix sockets), by package.
@@ -224,6 +225,12 @@ impl Running {
             h.stop();
         }
         self.runtime.shutdown();
+        if let Some(m) = self.media.clone() {
+            // Hang every PeerConnection up (DTLS close_notify goes out) and stop the workers.
+            let _ =
+                tokio::task::spawn_blocking(move || m.shutdown(std::time::Duration::from_secs(2)))
+                    .await;
+        }
         if let Some(w) = &self.ws {
             w.stop();
         }
@@ -237,6 +244,54 @@ impl Running {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         let (sessions, handles) = self.runtime.counts();
         tracing::info!(sessions, handles, "stopped");
+    }
+}
+
+/// Starts the media engine on the addresses `nat`'s lists allow. Without any (a machine with
+/// only loopback), jano still serves the API, and JSEPs are refused with a clear error.
+fn start_media(cfg: &ConfigSet, queue: &PluginQueue) -> Option<Arc<jano_media::MediaEngine>> {
+    let n = &cfg.janus.nat;
+    let m = &cfg.janus.media;
+    let mut enforce = n.ice_enforce_list.clone();
+    if let Some(i) = &cfg.janus.general.interface {
+        enforce.push(i.clone());
+    }
+    let filter = jano_media::IpFilter {
+        enforce,
+        ignore: n.ice_ignore_list.clone(),
+        ipv6: m.ipv6,
+    };
+    let ips = jano_media::candidate_ips(&filter);
+    let nat_1_1 = n
+        .nat_1_1_mapping
+        .iter()
+        .filter_map(|s| match s.trim().parse() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                tracing::warn!("nat_1_1_mapping: {s:?} is not an IP address; ignored");
+                None
+            }
+        })
+        .collect();
+    let mc = jano_media::MediaConfig {
+        workers: m.media_workers as usize,
+        ice_lite: n.ice_lite,
+        full_trickle: n.full_trickle,
+        ips,
+        nat_1_1,
+        keep_private_host: n.keep_private_host,
+        port_range: m.rtp_port_range,
+        single_port: m.single_port,
+        no_media_timer: u64::from(m.no_media_timer),
+        slowlink_threshold: u64::from(m.slowlink_threshold),
+        ..jano_media::MediaConfig::default()
+    };
+    match jano_media::MediaEngine::start(mc, queue.media_sink()) {
+        Ok(e) => Some(Arc::new(e)),
+        Err(e) => {
+            tracing::warn!("media engine not started: {e}; requests with a JSEP will be refused");
+            None
+        }
     }
 }
 
@@ -283,7 +338,13 @@ pub async fn start(
         tracing::info!(plugin = package, "plugin loaded");
         registry.add(plugin);
     }
-    let rt = Runtime::start(core, registry, queue);
+    let media = start_media(&cfg, &queue);
+    let rt = Runtime::start(
+        core,
+        registry,
+        queue,
+        media.clone().map(|m| m as Arc<dyn jano_core::MediaBackend>),
+    );
     rt.on_log_level(on_log_level);
 
     let http = if cfg.transport_enabled(jano_http::INFO.package) || args.http_port.is_some() {
@@ -340,6 +401,7 @@ pub async fn start(
     other_transport!(jano_pfunix);
     let running = Running {
         runtime: rt,
+        media,
         http,
         ws,
         others,

@@ -4,7 +4,8 @@
 
 use jano_core::{CoreConfig, Gateway, InstanceId, Now, Output, PluginEvent, PluginRegistry};
 use jano_plugin::{
-    CoreServices, HandleRef, Jsep, Map, Plugin, PluginInfo, PluginResult, PushError, Value,
+    CoreServices, HandleRef, Jsep, LocalJsep, Map, Plugin, PluginInfo, PluginResult, PushError,
+    Value,
 };
 use serde_json::json;
 use std::sync::{Arc, Mutex};
@@ -26,7 +27,7 @@ impl CoreServices for RecordingServices {
         handle: &HandleRef,
         transaction: Option<String>,
         message: Map<String, Value>,
-        jsep: Option<Jsep>,
+        jsep: Option<LocalJsep>,
     ) -> Result<(), PushError> {
         self.rec.events.lock().unwrap().push(PluginEvent::Push {
             plugin: self.package,

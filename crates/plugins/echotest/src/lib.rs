@@ -6,11 +6,12 @@
 use jano_api::fields::{self, Kind};
 use jano_api::JanusError;
 use jano_plugin::{
-    CoreServices, HandleRef, Jcfg, Jsep, Map, Plugin, PluginInfo, PluginResult, Value,
+    CoreServices, DataMessage, HandleRef, Jcfg, Jsep, JsepType, LocalJsep, Map, MediaKind,
+    MediaPrefs, Plugin, PluginInfo, PluginResult, RtcpFeedback, RtpPacket, Value,
 };
 use serde_json::json;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 pub const PACKAGE: &str = "janus.plugin.echotest";
 
@@ -99,6 +100,86 @@ const FIELDS: &[(&str, Kind)] = &[
 pub struct EchoTest {
     services: Arc<dyn CoreServices>,
     sessions: Mutex<HashMap<u64, EchoSession>>,
+    /// What the packet path needs per handle, apart from the signalling state so that a slow
+    /// request never holds up media (and media never takes the signalling lock).
+    media: RwLock<HashMap<u64, Arc<Mutex<Echo>>>>,
+}
+
+/// The packet path's view of one handle.
+#[derive(Debug, Default)]
+struct Echo {
+    audio: bool,
+    video: bool,
+    /// Simulcast: the layer to echo (0 lowest … 2 highest).
+    substream: u8,
+    /// The layer being echoed now, and the sequence/timestamp continuity across switches.
+    current: Option<u8>,
+    video_out: Rewriter,
+    pending_keyframe: bool,
+}
+
+/// Keeps the outgoing sequence numbers and timestamps continuous when the source changes
+/// (simulcast layer switches), as the receiver sees one stream.
+#[derive(Debug, Default)]
+struct Rewriter {
+    ssrc: Option<u32>,
+    seq_off: i64,
+    ts_off: u32,
+    last_seq: u64,
+    last_ts: u32,
+}
+
+impl Rewriter {
+    fn rewrite(&mut self, p: &mut RtpPacket) {
+        if self.ssrc != Some(p.ssrc) {
+            if self.ssrc.is_some() {
+                self.seq_off = self.last_seq as i64 + 1 - p.seq as i64;
+                // A small step forward (one 30 fps frame at 90 kHz) keeps time monotonic.
+                self.ts_off = self.last_ts.wrapping_add(3000).wrapping_sub(p.timestamp);
+            }
+            self.ssrc = Some(p.ssrc);
+        }
+        p.seq = (p.seq as i64 + self.seq_off).max(0) as u64;
+        p.timestamp = p.timestamp.wrapping_add(self.ts_off);
+        if p.seq >= self.last_seq {
+            self.last_seq = p.seq;
+            self.last_ts = p.timestamp;
+        }
+    }
+}
+
+/// Whether a VP8 RTP payload starts a keyframe (RFC 7741: descriptor, then the frame header's
+/// inverse key-frame bit).
+fn vp8_keyframe(payload: &[u8]) -> bool {
+    let Some(&b0) = payload.first() else {
+        return false;
+    };
+    let start = b0 & 0x10 != 0 && b0 & 0x07 == 0;
+    if !start {
+        return false;
+    }
+    let mut at = 1;
+    if b0 & 0x80 != 0 {
+        let Some(&x) = payload.get(1) else {
+            return false;
+        };
+        at = 2;
+        if x & 0x80 != 0 {
+            // PictureID: one or two bytes.
+            match payload.get(at) {
+                Some(p) if p & 0x80 != 0 => at += 2,
+                Some(_) => at += 1,
+                None => return false,
+            }
+        }
+        if x & 0x40 != 0 {
+            at += 1;
+        }
+        if x & 0x30 != 0 {
+            at += 1;
+        }
+    }
+    payload.get(at).is_some_and(|h| h & 0x01 == 0)
 }
 
 impl EchoTest {
@@ -106,6 +187,7 @@ impl EchoTest {
         EchoTest {
             services,
             sessions: Mutex::new(HashMap::new()),
+            media: RwLock::new(HashMap::new()),
         }
     }
 
@@ -121,6 +203,29 @@ impl EchoTest {
         // A poisoned lock only means another thread panicked mid-update of plain settings;
         // the map is still usable.
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn echo(&self, handle_id: u64) -> Option<Arc<Mutex<Echo>>> {
+        self.media
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&handle_id)
+            .cloned()
+    }
+
+    /// Copies the settings the packet path uses.
+    fn sync_media(&self, handle: &HandleRef, s: &EchoSession) {
+        let Some(e) = self.echo(handle.handle_id) else {
+            return;
+        };
+        let mut e = e.lock().unwrap_or_else(|e| e.into_inner());
+        e.audio = s.audio_active;
+        e.video = s.video_active;
+        let target = s.substream.map_or(2, |v| v.min(2) as u8);
+        if target != e.substream {
+            e.substream = target;
+            e.pending_keyframe = true;
+        }
     }
 
     /// Applies a request to the handle's settings; the error is EchoTest's (code, text).
@@ -215,7 +320,95 @@ impl Plugin for EchoTest {
     fn create_session(&self, handle: &HandleRef) -> Result<(), i32> {
         self.sessions()
             .insert(handle.handle_id, EchoSession::default());
+        self.media
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                handle.handle_id,
+                Arc::new(Mutex::new(Echo {
+                    audio: true,
+                    video: true,
+                    substream: 2,
+                    ..Echo::default()
+                })),
+            );
         Ok(())
+    }
+
+    fn setup_media(&self, handle: &HandleRef) {
+        let bitrate = self
+            .sessions()
+            .get(&handle.handle_id)
+            .map_or(0, |s| s.bitrate);
+        if bitrate > 0 {
+            self.services.send_remb(handle, bitrate);
+        }
+        self.services.send_pli(handle, None);
+    }
+
+    fn incoming_rtp(&self, handle: &HandleRef, packet: &RtpPacket) {
+        let Some(e) = self.echo(handle.handle_id) else {
+            return;
+        };
+        let mut e = e.lock().unwrap_or_else(|e| e.into_inner());
+        match packet.kind {
+            MediaKind::Audio => {
+                if e.audio {
+                    self.services.relay_rtp(handle, packet);
+                }
+            }
+            MediaKind::Video => {
+                if !e.video {
+                    return;
+                }
+                let mut p = packet.clone();
+                if let Some(layer) = packet.substream {
+                    // Simulcast: echo one layer; move to the target layer on its keyframe.
+                    if e.current != Some(layer) {
+                        let switch = layer == e.substream
+                            && (e.current.is_none() || vp8_keyframe(&packet.payload));
+                        if !switch {
+                            return;
+                        }
+                        e.current = Some(layer);
+                        e.pending_keyframe = false;
+                        let data =
+                            json!({"echotest": "event", "videocodec": "vp8", "substream": layer});
+                        let _ = self
+                            .services
+                            .push_event(handle, None, event_map(data), None);
+                    }
+                }
+                e.video_out.rewrite(&mut p);
+                self.services.relay_rtp(handle, &p);
+            }
+        }
+    }
+
+    fn incoming_rtcp(&self, handle: &HandleRef, feedback: &RtcpFeedback) {
+        match feedback {
+            // The echoed stream is the peer's own: its keyframe request goes back to it.
+            RtcpFeedback::KeyframeRequest { .. } => self.services.send_pli(handle, None),
+        }
+    }
+
+    fn incoming_data(&self, handle: &HandleRef, message: &DataMessage<'_>) {
+        if message.binary {
+            self.services.relay_data(handle, message);
+            return;
+        }
+        // Text comes back prefixed, as Janus's EchoTest does (clients' demos show this line).
+        let text = format!(
+            "Janus EchoTest here! You wrote: {}",
+            String::from_utf8_lossy(message.buffer)
+        );
+        self.services.relay_data(
+            handle,
+            &DataMessage {
+                buffer: text.as_bytes(),
+                ..*message
+            },
+        );
     }
 
     fn handle_message(
@@ -225,15 +418,41 @@ impl Plugin for EchoTest {
         body: Map<String, Value>,
         jsep: Option<Jsep>,
     ) -> PluginResult {
-        let data = match self.apply(handle, &body, jsep.is_some()) {
+        let applied = self.apply(handle, &body, jsep.is_some());
+        let ok = applied.is_ok();
+        let data = match applied {
             Ok(()) => json!({"echotest": "event", "result": "ok"}),
             Err((code, text)) => json!({"echotest": "event", "error_code": code, "error": text}),
         };
+        let mut answer = None;
+        if let Some(s) = self.sessions().get(&handle.handle_id).cloned() {
+            self.sync_media(handle, &s);
+            if s.bitrate > 0 {
+                // The cap is told to the peer at once (and again when media starts).
+                self.services.send_remb(handle, s.bitrate);
+            }
+            if ok && jsep.as_ref().is_some_and(|j| j.kind == JsepType::Offer) {
+                answer = Some(LocalJsep::Answer(MediaPrefs {
+                    audio_codec: s.audiocodec.clone(),
+                    video_codec: s.videocodec.clone(),
+                    video_profile: s.videoprofile.clone(),
+                    opus_red: s.opusred,
+                }));
+            }
+            if ok && body.contains_key("substream") {
+                self.services.send_pli(handle, None);
+            }
+        }
         // The answer is queued behind the ack by the gateway, so the client sees ack → event
         // with the same transaction, as from Janus.
         if self
             .services
-            .push_event(handle, Some(transaction.to_owned()), event_map(data), None)
+            .push_event(
+                handle,
+                Some(transaction.to_owned()),
+                event_map(data),
+                answer,
+            )
             .is_err()
         {
             tracing::warn!(handle = handle.handle_id, "could not queue echotest event");
@@ -257,6 +476,10 @@ impl Plugin for EchoTest {
     }
 
     fn destroy_session(&self, handle: &HandleRef) -> Result<(), i32> {
+        self.media
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&handle.handle_id);
         match self.sessions().remove(&handle.handle_id) {
             Some(_) => Ok(()),
             None => Err(-1),

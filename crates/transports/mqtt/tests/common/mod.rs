@@ -93,7 +93,7 @@ pub fn runtime(session_timeout: u64) -> Runtime {
         admin_secret: Some(ADMIN_SECRET.into()),
         ..Default::default()
     };
-    Runtime::start(cfg, registry, queue)
+    Runtime::start(cfg, registry, queue, None)
 }
 
 /// The topics of one test.

@@ -31,7 +31,7 @@ pub fn runtime(session_timeout: u64) -> Runtime {
         session_timeout,
         ..Default::default()
     };
-    Runtime::start(cfg, plugins, queue)
+    Runtime::start(cfg, plugins, queue, None)
 }
 
 /// A fresh folder for socket files, removed when dropped.

@@ -88,7 +88,7 @@ pub fn runtime(core: Core) -> Runtime {
     let echo = jano_echotest::EchoTest::factory(None, queue.services_for(jano_echotest::PACKAGE))
         .expect("echotest");
     plugins.add(echo);
-    Runtime::start(cfg, plugins, queue)
+    Runtime::start(cfg, plugins, queue, None)
 }
 
 /// A server: the gateway, the transport, and where its sockets are.

@@ -96,7 +96,7 @@ pub fn runtime(session_timeout: u64) -> Runtime {
         session_timeout,
         ..Default::default()
     };
-    Runtime::start(cfg, registry, queue)
+    Runtime::start(cfg, registry, queue, None)
 }
 
 pub fn queues(prefix: &str) -> Queues {

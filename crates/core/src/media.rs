@@ -1,0 +1,161 @@
+//! The core's side of the media engine: what it asks of a handle's PeerConnection
+//! ([`MediaCommand`], emitted as [`crate::Output::Media`]) and what the engine reports back
+//! ([`MediaEvent`], fed to [`crate::Gateway::handle_media_event`]). The engine itself lives in
+//! `jano-media`; the core only decides *when* (negotiation order, trickle queueing, hang-ups) and
+//! turns the engine's reports into Janus events.
+
+use jano_plugin::{DataMessage, HandleRef, LocalJsep, MediaKind, Plugin, RtpPacket, Value};
+use std::sync::Arc;
+
+/// What the core asks of the media engine.
+#[derive(Clone)]
+pub enum MediaCommand {
+    /// Produce the local SDP for `jsep` (the plugin's answer to `remote_offer`, or the plugin's
+    /// own offer), creating the PeerConnection if there is none. The engine answers with
+    /// [`MediaEvent::Negotiated`] carrying `event` back.
+    Negotiate {
+        handle: HandleRef,
+        plugin: Arc<dyn Plugin>,
+        /// The client's offer this answers (`None` for a plugin offer).
+        remote_offer: Option<RemoteSdp>,
+        jsep: LocalJsep,
+        /// Candidates that arrived before the PeerConnection existed.
+        candidates: Vec<Value>,
+        /// The plugin event to send once the SDP is ready (without `jsep`).
+        event: Value,
+    },
+    /// The client's answer to our offer.
+    RemoteAnswer { handle_id: u64, sdp: RemoteSdp },
+    /// Trickled candidates (each a Janus candidate object, or end-of-candidates).
+    Trickle {
+        handle_id: u64,
+        candidates: Vec<Value>,
+    },
+    /// Tear the PeerConnection down; `notify` = send the `hangup` event.
+    Hangup {
+        session_id: u64,
+        handle_id: u64,
+        reason: &'static str,
+        notify: bool,
+    },
+}
+
+impl std::fmt::Debug for MediaCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MediaCommand::Negotiate { handle, jsep, .. } => f
+                .debug_struct("Negotiate")
+                .field("handle", &handle.handle_id)
+                .field("jsep", jsep)
+                .finish(),
+            MediaCommand::RemoteAnswer { handle_id, .. } => f
+                .debug_struct("RemoteAnswer")
+                .field("handle", handle_id)
+                .finish(),
+            MediaCommand::Trickle {
+                handle_id,
+                candidates,
+            } => f
+                .debug_struct("Trickle")
+                .field("handle", handle_id)
+                .field("candidates", &candidates.len())
+                .finish(),
+            MediaCommand::Hangup {
+                handle_id, reason, ..
+            } => f
+                .debug_struct("Hangup")
+                .field("handle", handle_id)
+                .field("reason", reason)
+                .finish(),
+        }
+    }
+}
+
+impl PartialEq for MediaCommand {
+    fn eq(&self, other: &Self) -> bool {
+        format!("{self:?}") == format!("{other:?}")
+    }
+}
+
+/// An SDP the client sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteSdp {
+    pub sdp: String,
+    /// `false`: the client put all its candidates in the SDP and will not trickle.
+    pub trickle: bool,
+}
+
+/// What the media engine reports about a handle's PeerConnection.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaEvent {
+    /// The local SDP for a [`MediaCommand::Negotiate`] is ready (or negotiation failed).
+    Negotiated {
+        session_id: u64,
+        handle_id: u64,
+        result: Result<LocalSdp, String>,
+        event: Value,
+    },
+    /// ICE and DTLS are up.
+    WebrtcUp { session_id: u64, handle_id: u64 },
+    /// Media started or stopped arriving on an m-line.
+    Media {
+        session_id: u64,
+        handle_id: u64,
+        mid: String,
+        kind: MediaKind,
+        substream: Option<u8>,
+        receiving: bool,
+        /// Seconds without media, on `receiving: false`.
+        seconds: Option<u64>,
+    },
+    /// Losses crossed `slowlink_threshold`.
+    SlowLink {
+        session_id: u64,
+        handle_id: u64,
+        mid: String,
+        kind: MediaKind,
+        uplink: bool,
+        lost: u64,
+    },
+    /// A server candidate, for `full_trickle`: the `candidate` object of a `trickle` event
+    /// (`{"sdpMid","sdpMLineIndex","candidate"}` or `{"completed":true}`).
+    LocalCandidate {
+        session_id: u64,
+        handle_id: u64,
+        candidate: Value,
+    },
+    /// ICE failed after having worked.
+    IceFailed { session_id: u64, handle_id: u64 },
+    /// The PeerConnection is gone (freed); `notify` = tell the client.
+    Hangup {
+        session_id: u64,
+        handle_id: u64,
+        reason: String,
+        notify: bool,
+    },
+}
+
+/// A local SDP ready to go to the client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalSdp {
+    /// `offer` or `answer`.
+    pub kind: &'static str,
+    pub sdp: String,
+}
+
+/// The media engine as the core and the plugins' services see it. Everything here must return
+/// at once: commands are queued to the engine's workers.
+pub trait MediaBackend: Send + Sync {
+    /// Checks a client SDP before anything else happens with it; the text becomes the reason
+    /// of a 465.
+    fn check_sdp(&self, offer: bool, sdp: &str) -> Result<(), String>;
+    /// Queues a command for the handle's PeerConnection.
+    fn command(&self, cmd: MediaCommand);
+    /// The `webrtc` part of the Admin API's `handle_info`, if the handle has a PeerConnection.
+    fn handle_info(&self, handle_id: u64) -> Option<Value>;
+    /// Media from a plugin to the handle's peer.
+    fn relay_rtp(&self, handle_id: u64, packet: &RtpPacket);
+    fn relay_data(&self, handle_id: u64, message: &DataMessage<'_>);
+    fn send_pli(&self, handle_id: u64, mindex: Option<usize>);
+    fn send_remb(&self, handle_id: u64, bitrate: u64);
+}
