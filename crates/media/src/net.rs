@@ -24,7 +24,12 @@ fn matches(entry: &str, name: &str, ip: &IpAddr) -> bool {
 impl IpFilter {
     /// Whether an interface address may carry media.
     pub fn allows(&self, name: &str, ip: &IpAddr) -> bool {
-        if ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() {
+        if ip.is_unspecified() || ip.is_multicast() {
+            return false;
+        }
+        // Loopback carries no real peer, so it is only used when named explicitly (tests, or a
+        // peer on the same host).
+        if ip.is_loopback() && !self.enforce.iter().any(|e| matches(e, name, ip)) {
             return false;
         }
         if let IpAddr::V6(v6) = ip {
@@ -269,6 +274,12 @@ mod tests {
         let f = IpFilter::default();
         assert!(f.allows("eth0", &ip));
         assert!(!f.allows("lo", &"127.0.0.1".parse().unwrap()));
+        let only_lo = IpFilter {
+            enforce: vec!["127.0.0.1".into()],
+            ..Default::default()
+        };
+        assert!(only_lo.allows("lo", &"127.0.0.1".parse().unwrap()));
+        assert!(!only_lo.allows("eth0", &ip));
         let f = IpFilter {
             enforce: vec!["10.1.".into()],
             ..Default::default()
