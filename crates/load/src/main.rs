@@ -8,9 +8,11 @@ mod cycles;
 mod http;
 mod idle;
 mod janus;
+mod media;
 mod mqtt;
 mod mux;
 mod nano;
+mod peer;
 mod procfs;
 mod report;
 mod stats;
@@ -44,6 +46,9 @@ enum Cmd {
     Idle(IdleArgs),
     /// Send `ping` until the server answers `pong` (readiness check for scripts).
     Ping(PingArgs),
+    /// N WebRTC peers on the EchoTest (over WS) sending synthetic Opus + VP8 RTP: echoed
+    /// packets, loss, server CPU per 1,000 echoed, offer→webrtcup; `--find-max` steps N up.
+    Media(MediaArgs),
     /// Markdown tables from a file of `--json` reports (one per line); label `janus` = baseline.
     Report {
         /// File with one JSON report per line.
@@ -139,6 +144,79 @@ struct IdleArgs {
     /// Upper bound for opening (and, separately, for destroying) the sessions, seconds.
     #[arg(long, default_value_t = 300.0)]
     max_time: f64,
+}
+
+#[derive(Args)]
+struct MediaArgs {
+    /// ws://127.0.0.1:8188 (loopback only; e.g. inside the benchmark's network namespace).
+    #[arg(long)]
+    url: String,
+    /// Local address the peers' UDP sockets bind to (e.g. the namespace's veth address). Only
+    /// the server's candidates on this address are used.
+    #[arg(long)]
+    bind_ip: std::net::IpAddr,
+    /// Concurrent peers (one session, one EchoTest handle, one PeerConnection each).
+    #[arg(long, default_value_t = 10)]
+    peers: usize,
+    /// Opus packets per second per peer.
+    #[arg(long, default_value_t = 50)]
+    audio_pps: u32,
+    /// VP8 packets per second per peer.
+    #[arg(long, default_value_t = 100)]
+    video_pps: u32,
+    /// RTP payload bytes of an audio packet.
+    #[arg(long, default_value_t = 100)]
+    audio_bytes: usize,
+    /// RTP payload bytes of a video packet.
+    #[arg(long, default_value_t = 1000)]
+    video_bytes: usize,
+    /// Measured window, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Sending before the measured window, seconds.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// After sending stops, keep counting late echoes this long, seconds.
+    #[arg(long, default_value_t = 1.0)]
+    drain: f64,
+    /// Server process to sample in /proc (CPU time).
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Timeout of every single request, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    timeout: f64,
+    /// Offer sent → `webrtcup` and our DTLS connected, at most this long, seconds.
+    #[arg(long, default_value_t = 20.0)]
+    connect_timeout: f64,
+    /// Keepalive period per session, seconds.
+    #[arg(long, default_value_t = 15.0)]
+    keepalive: f64,
+    /// Peers negotiating at the same time.
+    #[arg(long, default_value_t = 10)]
+    setup_parallel: usize,
+    /// Find the most peers kept under --max-loss: run the --steps one after the other (each
+    /// with fresh peers) until loss reaches it or a step has errors.
+    #[arg(long)]
+    find_max: bool,
+    /// Peer counts for --find-max, ascending.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "10,20,50,100,200,300,500,750,1000"
+    )]
+    steps: Vec<usize>,
+    /// Loss limit for --find-max, percent.
+    #[arg(long, default_value_t = 0.5)]
+    max_loss: f64,
+    /// Pause between --find-max steps, seconds.
+    #[arg(long, default_value_t = 3.0)]
+    settle: f64,
+    /// A label copied into the report (e.g. the server's name).
+    #[arg(long)]
+    label: Option<String>,
+    /// Print one JSON object instead of the human summary.
+    #[arg(long)]
+    json: bool,
 }
 
 fn secs(name: &str, v: f64) -> Result<Duration, String> {
@@ -269,6 +347,70 @@ async fn run(cli: Cli) -> Result<bool, String> {
                     Ok(false)
                 }
             }
+        }
+        Cmd::Media(a) => {
+            let target = target::validate(&a.url, Transport::Ws).await?;
+            let peers_ok = |n: usize| (1..=20_000).contains(&n);
+            if !peers_ok(a.peers) || (a.find_max && !a.steps.iter().all(|&n| peers_ok(n))) {
+                return Err("--peers / --steps must be between 1 and 20000".into());
+            }
+            if a.find_max && (a.steps.is_empty() || !a.steps.is_sorted()) {
+                return Err("--steps must be a non-empty ascending list".into());
+            }
+            if a.audio_pps > 1000 || a.video_pps > 1000 || a.audio_pps + a.video_pps == 0 {
+                return Err("--audio-pps / --video-pps must be 0..=1000, not both 0".into());
+            }
+            if a.audio_bytes > 1200 || a.video_bytes > 1200 {
+                return Err("--audio-bytes / --video-bytes must be at most 1200 (one MTU)".into());
+            }
+            if !(a.max_loss.is_finite() && (0.0..=100.0).contains(&a.max_loss)) {
+                return Err("--max-loss must be a percentage".into());
+            }
+            if let Some(pid) = a.server_pid {
+                check_pid("server-pid", pid)?;
+            }
+            let timeout = secs("timeout", a.timeout)?;
+            let connect_timeout = secs("connect-timeout", a.connect_timeout)?;
+            let keepalive = secs("keepalive", a.keepalive)?;
+            let duration = secs("duration", a.duration)?;
+            if timeout.is_zero()
+                || connect_timeout.is_zero()
+                || keepalive.is_zero()
+                || duration.is_zero()
+            {
+                return Err(
+                    "--timeout, --connect-timeout, --keepalive and --duration must be > 0".into(),
+                );
+            }
+            let opts = media::MediaOpts {
+                target,
+                bind_ip: a.bind_ip,
+                peers: a.peers,
+                audio_pps: a.audio_pps,
+                video_pps: a.video_pps,
+                audio_bytes: a.audio_bytes,
+                video_bytes: a.video_bytes,
+                duration,
+                warmup: secs("warmup", a.warmup)?,
+                drain: secs("drain", a.drain)?,
+                server_pid: a.server_pid,
+                timeout,
+                connect_timeout,
+                keepalive,
+                setup_parallel: a.setup_parallel.max(1),
+                label: a.label,
+                steps: a.find_max.then_some(a.steps),
+                max_loss: a.max_loss / 100.0,
+                settle: secs("settle", a.settle)?,
+            };
+            let r = media::run(opts).await?;
+            if a.json {
+                println!("{r}");
+            } else {
+                print!("{}", media::human(&r));
+            }
+            Ok(r["errors"].as_u64() == Some(0)
+                && (r["mode"] == "media-max" || r["echoed"].as_u64().unwrap_or(0) > 0))
         }
         Cmd::Report { file } => {
             let text = std::fs::read_to_string(&file)

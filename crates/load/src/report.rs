@@ -310,7 +310,20 @@ pub fn markdown(text: &str) -> Result<String, String> {
     }
     let cyc: Vec<&Value> = runs.iter().filter(|r| r["mode"] == "cycles").collect();
     let idl: Vec<&Value> = runs.iter().filter(|r| r["mode"] == "idle").collect();
+    let med: Vec<&Value> = runs
+        .iter()
+        .filter(|r| r["mode"] == "media" || r["mode"] == "media-max")
+        .collect();
     let mut out = String::new();
+
+    if !med.is_empty() {
+        let _ = writeln!(
+            out,
+            "### Media: WebRTC peers on the EchoTest (Opus + VP8 RTP)\n"
+        );
+        out.push_str(&crate::media::markdown(&med));
+        out.push('\n');
+    }
 
     if !cyc.is_empty() {
         let _ = writeln!(

@@ -1,0 +1,262 @@
+#!/usr/bin/env bash
+# Media benchmark: N WebRTC peers (jano-load media, str0m) on the EchoTest of the real Janus 1.1.2
+# and/or another server, inside a private network namespace; prints a markdown table.
+#
+#   bench/media.sh [--janus] [--server '<cmd with {cfg}>'] [--label NAME] [--both <jano binary>]
+#                  [--peers N] [--audio-pps 50] [--video-pps 100] [--video-bytes 1000]
+#                  [--duration S] [--warmup S] [--steps "10,20,50,..."] [--no-max]
+#                  [--nice N] [--no-build] [--keep] [--out FILE]
+#
+# Servers: --janus (the default when no --server is given) runs /usr/bin/janus; --server runs any
+# command, {cfg} replaced by the configuration folder (a copy of /etc/janus), labelled --label
+# (default "jano"); --both BIN = --janus --server 'BIN -F {cfg}'.
+# For each server: a fresh start, `jano-load media --peers N`; then another fresh start and
+# `jano-load media --find-max` (the most peers kept at < 0.5 % loss; --no-max skips it).
+# --out FILE also writes the table (and the raw JSON reports) there.
+#
+# Layout (2 cores): a network namespace of its own (veth pair with both ends inside, one private
+# /24 address, no route out), the server pinned to CPU 0 and jano-load to CPU 1, both in the
+# namespace. WebSockets on 127.0.0.1:8188 inside it; ICE only on the namespace address.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CMDLINE="bench/media.sh $*"
+
+RUN_JANUS=0
+SERVER_CMD=""
+LABEL="jano"
+PEERS=50
+AUDIO_PPS=50
+VIDEO_PPS=100
+VIDEO_BYTES=1000
+DURATION=10
+WARMUP=3
+STEPS="10,20,50,100,200,300,500,750,1000"
+FIND_MAX=1
+NICE=0
+BUILD=1
+KEEP=0
+OUT=""
+DEBUG_LEVEL=2   # errors only
+WS_PORT=8188
+SERVER_CPU="${SERVER_CPU:-0}"
+LOAD_CPU="${LOAD_CPU:-1}"
+JANUS_BIN="${JANUS_BIN:-/usr/bin/janus}"
+JANUS_LIBDIR="${JANUS_LIBDIR:-/usr/lib/x86_64-linux-gnu/janus}"
+
+usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --janus) RUN_JANUS=1 ;;
+        --server) SERVER_CMD="$2"; shift ;;
+        --label) LABEL="$2"; shift ;;
+        --both) RUN_JANUS=1; SERVER_CMD="$2 -F {cfg}"; shift ;;
+        --peers) PEERS="$2"; shift ;;
+        --audio-pps) AUDIO_PPS="$2"; shift ;;
+        --video-pps) VIDEO_PPS="$2"; shift ;;
+        --video-bytes) VIDEO_BYTES="$2"; shift ;;
+        --duration) DURATION="$2"; shift ;;
+        --warmup) WARMUP="$2"; shift ;;
+        --steps) STEPS="$2"; shift ;;
+        --no-max) FIND_MAX=0 ;;
+        --nice) NICE="$2"; shift ;;
+        --no-build) BUILD=0 ;;
+        --keep) KEEP=1 ;;
+        --out) OUT="$2"; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
+    esac
+    shift
+done
+[ -n "$SERVER_CMD" ] || RUN_JANUS=1
+[ "$LABEL" != janus ] || { echo "--label janus is reserved for the baseline" >&2; exit 2; }
+
+log() { echo "[media $(date +%T)] $*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "needs root (network namespace)"
+command -v ip >/dev/null || die "ip (iproute2) not found"
+command -v taskset >/dev/null || die "taskset not found (util-linux)"
+[ "$(nproc)" -ge 2 ] || log "warning: fewer than 2 CPUs; server and load tool will share one"
+
+# A name and subnet of our own, so that parallel runs never collide.
+NS="jano-media-$$-$RANDOM"
+SUBNET="10.$((RANDOM % 200 + 20)).$((RANDOM % 250 + 1))"
+ADDR="$SUBNET.1"
+VETH="jm$$"
+# Not under /tmp/jano-*: other jobs on this machine clean those up.
+TMP="$(mktemp -d "${TMPDIR:-/var/tmp}/jmedia.XXXXXX")"
+RESULTS="$TMP/results.jsonl"
+: > "$RESULTS"
+SERVER_PID=""
+
+stop_server() {
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        for _ in $(seq 1 100); do
+            kill -0 "$SERVER_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    SERVER_PID=""
+}
+
+cleanup() {
+    local rc=$?
+    stop_server
+    ip netns del "$NS" 2>/dev/null || true
+    if [ "$KEEP" = 1 ] || [ $rc -ne 0 ]; then
+        log "work files kept in $TMP"
+    else
+        rm -rf "$TMP"
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- namespace
+# Loopback cannot carry ICE (libnice skips it): a veth pair with both ends inside the namespace,
+# one end addressed; traffic to that address stays inside, and there is no route out.
+ip netns add "$NS"
+ip netns exec "$NS" ip link set lo up
+ip netns exec "$NS" ip link add "$VETH" type veth peer name "${VETH}p"
+ip netns exec "$NS" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1
+ip netns exec "$NS" ip addr add "$ADDR/24" dev "$VETH"
+ip netns exec "$NS" ip link set "${VETH}p" up
+ip netns exec "$NS" ip link set "$VETH" up
+log "namespace $NS, address $ADDR"
+
+in_ns() { ip netns exec "$NS" "$@"; }
+
+# ---------------------------------------------------------------- build
+cd "$ROOT"
+if [ "$BUILD" = 1 ]; then
+    log "building jano-load (release)"
+    cargo build --release -p jano-load >&2
+fi
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+LOAD_BIN="$TARGET_DIR/release/jano-load"
+[ -x "$LOAD_BIN" ] || die "$LOAD_BIN not found (build it or set CARGO_TARGET_DIR)"
+
+# ---------------------------------------------------------------- configuration
+# A copy of /etc/janus: only the WebSockets transport (127.0.0.1:8188, compact JSON), only the
+# EchoTest plugin, no loggers, log level 2, ICE restricted to the namespace address.
+make_conf() { # dir
+    local dir=$1 plugins transports
+    mkdir -p "$dir"
+    cp -r /etc/janus/. "$dir/"
+    plugins=$(cd "$JANUS_LIBDIR/plugins" && ls ./*.so | sed 's#^\./##' | grep -v '^libjanus_echotest\.so$' | paste -sd, -)
+    transports=$(cd "$JANUS_LIBDIR/transports" && ls ./*.so | sed 's#^\./##' | grep -v '^libjanus_websockets\.so$' | paste -sd, -)
+    sed -i \
+        -e "s#^\(\s*configs_folder = \)\"[^\"]*\"#\1\"$dir\"#" \
+        -e "s#^\(\s*debug_level = \)[0-9]*#\1$DEBUG_LEVEL#" \
+        -e "s#^plugins: {#plugins: {\n\tdisable = \"$plugins\"#" \
+        -e "s#^transports: {#transports: {\n\tdisable = \"$transports\"#" \
+        -e "s#^loggers: {#loggers: {\n\tdisable = \"libjanus_jsonlog.so\"#" \
+        -e "s#^nat: {#nat: {\n\tice_enforce_list = \"$ADDR\"\n\tignore_mdns = true#" \
+        "$dir/janus.jcfg"
+    grep -q "ice_enforce_list = \"$ADDR\"" "$dir/janus.jcfg" || die "could not set nat.ice_enforce_list in $dir/janus.jcfg"
+    cat > "$dir/janus.transport.websockets.jcfg" <<EOF
+general: {
+	json = "compact"
+	ws = true
+	ws_port = $WS_PORT
+	ws_ip = "127.0.0.1"
+	wss = false
+}
+admin: {
+	admin_ws = false
+	admin_wss = false
+}
+cors: {
+}
+EOF
+}
+
+start_server() { # name run
+    local name=$1 run=$2 dir="$TMP/$1-$2-conf" cmd
+    stop_server
+    make_conf "$dir"
+    case "$name" in
+        janus) cmd="$JANUS_BIN -F $dir -C $dir/janus.jcfg -d $DEBUG_LEVEL -o" ;;
+        *) cmd="${SERVER_CMD//\{cfg\}/$dir}" ;;
+    esac
+    # `ip netns exec`, nice, taskset and `sh -c exec` all exec: $! is the server's own pid.
+    ip netns exec "$NS" nice -n "$NICE" taskset -c "$SERVER_CPU" sh -c "exec $cmd" \
+        >"$TMP/$name-$run.log" 2>&1 &
+    SERVER_PID=$!
+    if ! in_ns "$LOAD_BIN" ping --transport ws --url "ws://127.0.0.1:$WS_PORT" --wait 20 >&2; then
+        tail -20 "$TMP/$name-$run.log" >&2
+        die "$name did not answer on ws://127.0.0.1:$WS_PORT (in $NS) within 20 s"
+    fi
+    sleep 1
+    log "$name started (pid $SERVER_PID, CPUs $(taskset -cp "$SERVER_PID" | sed 's/.*: //')): $cmd"
+}
+
+media() { # label args...
+    local label=$1 out rc=0
+    shift
+    out=$(in_ns nice -n "$NICE" taskset -c "$LOAD_CPU" "$LOAD_BIN" media \
+        --url "ws://127.0.0.1:$WS_PORT" --bind-ip "$ADDR" --server-pid "$SERVER_PID" \
+        --label "$label" --audio-pps "$AUDIO_PPS" --video-pps "$VIDEO_PPS" \
+        --video-bytes "$VIDEO_BYTES" --duration "$DURATION" --warmup "$WARMUP" "$@" --json) || rc=$?
+    if [ -z "$out" ]; then
+        log "jano-load media failed for $label (exit $rc, no report)"
+        return 0
+    fi
+    echo "$out" >> "$RESULTS"
+    [ $rc -eq 0 ] || log "jano-load media reported errors for $label (exit $rc)"
+}
+
+run_server() { # name
+    local name=$1
+    start_server "$name" fixed
+    log "$name: $PEERS peers, ${DURATION}s (+${WARMUP}s warm-up)"
+    media "$name" --peers "$PEERS"
+    kill -0 "$SERVER_PID" 2>/dev/null || log "$name exited during the run (see $TMP/$name-fixed.log)"
+    if [ "$FIND_MAX" = 1 ]; then
+        start_server "$name" max
+        log "$name: find-max over $STEPS peers"
+        media "$name" --find-max --steps "$STEPS"
+        kill -0 "$SERVER_PID" 2>/dev/null || log "$name exited during find-max (see $TMP/$name-max.log)"
+    fi
+    stop_server
+}
+
+LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
+[ "$RUN_JANUS" = 1 ] && run_server janus
+[ -n "$SERVER_CMD" ] && run_server "$LABEL"
+LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# Per-run details that the table leaves out (load-tool CPU: near 100 % means the tool, not the
+# server, was the limit; errors; echo RTT).
+details() {
+    command -v jq >/dev/null || return 0
+    jq -r '(if .mode == "media-max" then .steps[] else . end)
+        | "* \(.label) \(.peers) peers: loss \(.loss_pct) % (worst peer \(.worst_peer_loss_pct) %), echo RTT p50/p99 \(.echo_rtt_ms.p50_ms)/\(.echo_rtt_ms.p99_ms) ms, server \((.server.cpu_utilisation // 0) * 100 | floor) % of a core (CPUs \(.server.cpus_allowed)), load tool \(.load_tool_cpu_utilisation * 100 | floor) % of a core, \(.peers_connected)/\(.peers) connected, \(.errors) errors\(if .errors > 0 then ": " + ([.error_kinds[] | "\(.count)× \(.error)"] | join("; ")) else "" end)"' "$RESULTS"
+    jq -r 'select(.mode == "media-max") | "* \(.label) max peers at < \(.max_loss_pct) % loss: \(.max_peers_ok // "none") (stopped by: \(.stopped_by))"' "$RESULTS"
+}
+
+{
+    echo "## Media benchmark"
+    echo
+    echo "\`$CMDLINE\` — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, load average $LOAD_START → $LOAD_END"
+    echo
+    echo "* Each peer: a str0m 0.25 PeerConnection (RTP mode) on the EchoTest over WebSockets, one Opus and one VP8 m-line, $AUDIO_PPS + $VIDEO_PPS packets/s (100- and $VIDEO_BYTES-byte payloads); loss = packets sent in the ${DURATION} s window that never came back (after ${WARMUP} s warm-up)."
+    echo "* Server pinned to CPU $SERVER_CPU, jano-load to CPU $LOAD_CPU, both in a private network namespace (ICE on $ADDR). CPU-s per 1k echoed = server CPU time in the window / echoed packets × 1,000."
+    echo "* Max peers: steps $STEPS, each with fresh peers on a freshly started server, until loss ≥ 0.5 % or any error."
+    echo
+    "$LOAD_BIN" report "$RESULTS"
+    echo "Runs:"
+    echo
+    details
+} > "$TMP/table.md"
+cat "$TMP/table.md"
+if [ -n "$OUT" ]; then
+    { cat "$TMP/table.md"; echo; echo '```'; cat "$RESULTS"; echo '```'; } > "$OUT"
+    log "wrote $OUT"
+fi
