@@ -69,6 +69,23 @@ fi
 kill $jano_pid 2>/dev/null; wait $jano_pid 2>/dev/null
 trap - EXIT
 
+echo "== media: aiortc, janus.js in Chromium and Janode through EchoTest, in a network namespace"
+if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null 2>&1; then
+  tests/media/run.sh --server "$jano_bin -F {cfg}" 2>&1 | tee "$logdir/media.log"
+  rc=${PIPESTATUS[0]}
+  p=$(grep -Eo '^ℹ pass [0-9]+' "$logdir/media.log" | awk '{s+=$3} END {print s+0}')
+  f=$(grep -Eo '^ℹ fail [0-9]+' "$logdir/media.log" | awk '{s+=$3} END {print s+0}')
+  passed=$((passed + p)); failed=$((failed + f))
+  if [ "$rc" -ne 0 ]; then
+    echo "media tests failed"; stage_fail=1
+    [ "$f" -gt 0 ] || failed=$((failed + 1))
+  fi
+else
+  # Network namespaces need root; CI runs as root, so there this never skips.
+  echo "media tests skipped: they need root and iproute2 (ip netns)"
+  [ -z "${CI:-}" ] || { echo "CI must run the media tests"; stage_fail=1; }
+fi
+
 if [ -f tests/differential/diff.py ]; then
   echo "== differential test against the real Janus 1.1.2"
   python3 tests/differential/diff.py --jano "$jano_bin" 2>&1 | tee "$logdir/diff.log"
