@@ -400,6 +400,30 @@ class EchoRun:
         check(bins[0] == self.dc_sent_bin, f"binary echo {bins[0]!r} != sent {self.dc_sent_bin!r}")
         return f"text → {texts[0]!r}; {len(self.dc_sent_bin)} binary bytes echoed"
 
+    async def record(self):
+        """EchoTest `record`: two seconds of the echo session go to .mjr files (one per kind)."""
+        import tempfile
+        folder = tempfile.mkdtemp(prefix="jmedia-rec-")
+        base = os.path.join(folder, "rec")
+        for on in (True, False):
+            r = await self.c.message(self.hid, {"record": on, "filename": base})
+            tx = r.get("transaction")
+            m = await self.c.wait_for(
+                lambda m: m["janus"] == "event" and m.get("sender") == self.hid
+                and m.get("transaction") == tx, 10, f"event for record:{on}")
+            data = m.get("plugindata", {}).get("data", {})
+            check(data.get("result") == "ok", f"record:{on} → {brief(data)}")
+            await asyncio.sleep(2.0 if on else 1.0)
+        counts = {}
+        for kind, least in (("audio", 20), ("video", 10)):
+            path = f"{base}-{kind}.mjr"
+            check(os.path.exists(path), f"no recording at {path}: {os.listdir(folder)}")
+            blob = open(path, "rb").read()
+            check(blob[:8] == b"MJR00002", f"{path} starts with {blob[:8]!r}")
+            counts[kind] = blob.count(b"MEET")
+            check(counts[kind] >= least, f"{path}: {counts[kind]} frames, expected at least {least}")
+        return f"frames {counts}"
+
     async def hangup(self):
         r = await self.c.hangup(self.hid)
         check(r.get("session_id") == self.c.session_id, f"hangup reply: {brief(r)}")
@@ -462,6 +486,7 @@ async def run_transport(runner, kind, url, addr, deadline_s=40.0):
         await step("video echo: size, bar colours, increasing frame counter", lambda: _sync(run.check_video), 5)
         await step("audio echo: 440 Hz tone", lambda: _sync(run.check_audio), 5)
         await step("data channel echo", lambda: _sync(run.check_data), 5)
+        await step("record: .mjr files for audio and video", run.record, 15)
         await step("hangup → success + hangup event", run.hangup, 12)
         await step("detach + destroy → success", lambda: _detach_destroy(client, run), 10)
     finally:

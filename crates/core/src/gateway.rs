@@ -2,7 +2,7 @@
 //! and the timers. See the crate docs for the input/output discipline.
 
 use crate::auth::{secret_eq, signed_contains, signed_valid, TokenStore};
-use crate::media::{MediaBackend, MediaCommand, MediaEvent, RemoteSdp};
+use crate::media::{MediaBackend, MediaCommand, MediaEvent, Negotiation, RemoteSdp};
 use crate::registry::{PluginRegistry, TransportInfo};
 use crate::rng::IdRng;
 use crate::session::{Handle, PendingTrickle, Session, MAX_PENDING_TRICKLES};
@@ -902,14 +902,14 @@ impl Gateway {
             .map(|t| t.candidate)
             .filter(|c| validate_candidate(c).is_ok())
             .collect();
-        Some(MediaCommand::Negotiate {
+        Some(MediaCommand::Negotiate(Box::new(Negotiation {
             handle: h.href.clone(),
             plugin: h.plugin.clone(),
             remote_offer,
             jsep,
             candidates,
             event,
-        })
+        })))
     }
 
     /// What the media engine reports about a PeerConnection becomes Janus events.

@@ -10,20 +10,9 @@ use std::sync::Arc;
 /// What the core asks of the media engine.
 #[derive(Clone)]
 pub enum MediaCommand {
-    /// Produce the local SDP for `jsep` (the plugin's answer to `remote_offer`, or the plugin's
-    /// own offer), creating the PeerConnection if there is none. The engine answers with
-    /// [`MediaEvent::Negotiated`] carrying `event` back.
-    Negotiate {
-        handle: HandleRef,
-        plugin: Arc<dyn Plugin>,
-        /// The client's offer this answers (`None` for a plugin offer).
-        remote_offer: Option<RemoteSdp>,
-        jsep: LocalJsep,
-        /// Candidates that arrived before the PeerConnection existed.
-        candidates: Vec<Value>,
-        /// The plugin event to send once the SDP is ready (without `jsep`).
-        event: Value,
-    },
+    /// Produce the local SDP for a plugin's JSEP, creating the PeerConnection if there is none.
+    /// The engine answers with [`MediaEvent::Negotiated`] carrying the event back.
+    Negotiate(Box<Negotiation>),
     /// The client's answer to our offer.
     RemoteAnswer { handle_id: u64, sdp: RemoteSdp },
     /// Trickled candidates (each a Janus candidate object, or end-of-candidates).
@@ -43,10 +32,10 @@ pub enum MediaCommand {
 impl std::fmt::Debug for MediaCommand {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            MediaCommand::Negotiate { handle, jsep, .. } => f
+            MediaCommand::Negotiate(n) => f
                 .debug_struct("Negotiate")
-                .field("handle", &handle.handle_id)
-                .field("jsep", jsep)
+                .field("handle", &n.handle.handle_id)
+                .field("jsep", &n.jsep)
                 .finish(),
             MediaCommand::RemoteAnswer { handle_id, .. } => f
                 .debug_struct("RemoteAnswer")
@@ -75,6 +64,20 @@ impl PartialEq for MediaCommand {
     fn eq(&self, other: &Self) -> bool {
         format!("{self:?}") == format!("{other:?}")
     }
+}
+
+/// What [`MediaCommand::Negotiate`] carries.
+#[derive(Clone)]
+pub struct Negotiation {
+    pub handle: HandleRef,
+    pub plugin: Arc<dyn Plugin>,
+    /// The client's offer this answers (`None` for a plugin offer).
+    pub remote_offer: Option<RemoteSdp>,
+    pub jsep: LocalJsep,
+    /// Candidates that arrived before the PeerConnection existed.
+    pub candidates: Vec<Value>,
+    /// The plugin event to send once the SDP is ready (without `jsep`).
+    pub event: Value,
 }
 
 /// An SDP the client sent.

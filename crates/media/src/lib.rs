@@ -289,7 +289,7 @@ impl MediaBackend for MediaEngine {
 
     fn command(&self, cmd: MediaCommand) {
         let handle_id = match &cmd {
-            MediaCommand::Negotiate { handle, .. } => handle.handle_id,
+            MediaCommand::Negotiate(n) => n.handle.handle_id,
             MediaCommand::RemoteAnswer { handle_id, .. }
             | MediaCommand::Trickle { handle_id, .. }
             | MediaCommand::Hangup { handle_id, .. } => *handle_id,
@@ -299,7 +299,7 @@ impl MediaBackend for MediaEngine {
             return;
         }
         match cmd {
-            MediaCommand::Negotiate { .. } => {
+            MediaCommand::Negotiate(_) => {
                 // First negotiation: the PeerConnection is registered here, before its task
                 // runs, so whatever follows (trickles, relays) queues behind this command.
                 let (ctrl, ctrl_rx) = mpsc::unbounded_channel();

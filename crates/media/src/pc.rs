@@ -3,7 +3,7 @@
 
 use crate::net::Datagram;
 use crate::{sdp, PcLink, PcMsg, Shared};
-use jano_core::{LocalSdp, MediaCommand, MediaEvent, RemoteSdp};
+use jano_core::{LocalSdp, MediaCommand, MediaEvent, Negotiation, RemoteSdp};
 use jano_plugin::{
     DataMessage, HandleRef, LocalJsep, MediaKind, MediaPrefs, Plugin, RtcpFeedback, RtpExtensions,
     RtpPacket, Value,
@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 use str0m::bwe::Bitrate;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::ChannelId;
+use str0m::media::MediaTime;
 use str0m::media::{Direction, KeyframeRequestKind, Mid};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{ExtensionValues, RtpWrite};
+use str0m::rtp::{Extension, ExtensionValues, RtpWrite};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 use tokio::sync::mpsc;
 
@@ -87,6 +88,8 @@ struct MidState {
     window_first: Option<u64>,
     window_max: u64,
     window_received: u64,
+    /// The codec of the last payload type seen, so the lookup is done once per change.
+    codec: Option<(u8, &'static str)>,
 }
 
 /// Why a PeerConnection ends, and whether the client is told.
@@ -233,14 +236,15 @@ impl Pc {
 
     fn on_command(&mut self, c: MediaCommand) {
         match c {
-            MediaCommand::Negotiate {
-                handle,
-                plugin,
-                remote_offer,
-                jsep,
-                candidates,
-                event,
-            } => {
+            MediaCommand::Negotiate(n) => {
+                let Negotiation {
+                    handle,
+                    plugin,
+                    remote_offer,
+                    jsep,
+                    candidates,
+                    event,
+                } = *n;
                 let (sid, hid) = (handle.session_id, handle.handle_id);
                 self.href = Some(handle);
                 self.plugin = Some(plugin);
@@ -269,10 +273,7 @@ impl Pc {
                 }
                 self.refresh_info();
             }
-            MediaCommand::Trickle { candidates, .. } => {
-                let candidates = candidates;
-                self.trickle(&candidates);
-            }
+            MediaCommand::Trickle { candidates, .. } => self.trickle(&candidates),
             MediaCommand::Hangup { reason, notify, .. } => {
                 if let Some(rtc) = self.rtc.as_mut() {
                     rtc.disconnect();
@@ -285,6 +286,8 @@ impl Pc {
     fn build_rtc(&mut self, prefs: &MediaPrefs) -> Result<(), String> {
         let cfg = &self.shared.cfg;
         let mut rc = RtcConfig::new()
+            // Janus negotiates playout-delay too; the id is only used when we offer.
+            .set_extension(6, Extension::PlayoutDelay)
             .set_rtp_mode(true)
             .set_ice_lite(cfg.ice_lite)
             .set_dtls_cert(self.shared.cert.clone())
@@ -460,6 +463,7 @@ impl Pc {
                     window_first: None,
                     window_max: 0,
                     window_received: 0,
+                    codec: None,
                 }),
             }
         }
@@ -748,10 +752,16 @@ impl Pc {
         let (sid, hid) = self.ids();
         let seq = *p.seq_no;
         let substream = rid.and_then(|r| rid_index(&r));
+        let pt = *p.header.payload_type;
+        let codec = match self.mids.get(idx).and_then(|m| m.codec) {
+            Some((cpt, name)) if cpt == pt => name,
+            _ => self.rtc.as_ref().map_or("unknown", |r| codec_name(r, pt)),
+        };
         let Some(m) = self.mids.get_mut(idx) else {
             return;
         };
         let Some(kind) = m.kind else { return };
+        m.codec = Some((pt, codec));
         m.rx.packets += 1;
         m.rx.bytes += p.payload.len() as u64;
         m.last_in = Some(now);
@@ -780,7 +790,8 @@ impl Pc {
         let packet = RtpPacket {
             mindex: idx,
             kind,
-            pt: *p.header.payload_type,
+            pt,
+            codec,
             seq,
             timestamp: p.header.timestamp,
             marker: p.header.marker,
@@ -790,6 +801,8 @@ impl Pc {
                 audio_level: ext.audio_level,
                 voice_activity: ext.voice_activity,
                 video_orientation: ext.video_orientation.map(|o| o as u8),
+                min_delay: None,
+                max_delay: None,
             },
             payload: p.payload.clone(),
         };
@@ -835,9 +848,14 @@ impl Pc {
         let Some(tx) = api.stream_tx_by_mid(m.mid, None) else {
             return;
         };
-        let mut ev = ExtensionValues::default();
-        ev.audio_level = p.ext.audio_level;
-        ev.voice_activity = p.ext.voice_activity;
+        let delay = |d: Option<u16>| d.map(|v| MediaTime::from_hundredths(u64::from(v)));
+        let ev = ExtensionValues {
+            audio_level: p.ext.audio_level,
+            voice_activity: p.ext.voice_activity,
+            play_delay_min: delay(p.ext.min_delay),
+            play_delay_max: delay(p.ext.max_delay),
+            ..ExtensionValues::default()
+        };
         let w = RtpWrite::new(
             p.pt.into(),
             p.seq.into(),
@@ -1058,6 +1076,26 @@ fn rid_index(rid: &str0m::media::Rid) -> Option<u8> {
         "m" => Some(1),
         "l" => Some(0),
         _ => None,
+    }
+}
+
+/// Janus's lowercase name of the codec behind a payload type (RTX resolves to its codec).
+fn codec_name(rtc: &Rtc, pt: u8) -> &'static str {
+    use str0m::format::Codec;
+    let params = rtc
+        .codec_config()
+        .find(|p| *p.pt() == pt || p.resend().is_some_and(|r| *r == pt));
+    match params.map(|p| p.spec().codec) {
+        Some(Codec::Opus) => "opus",
+        Some(Codec::PCMU) => "pcmu",
+        Some(Codec::PCMA) => "pcma",
+        Some(Codec::G722) => "g722",
+        Some(Codec::Vp8) => "vp8",
+        Some(Codec::Vp9) => "vp9",
+        Some(Codec::H264) => "h264",
+        Some(Codec::H265) => "h265",
+        Some(Codec::Av1) => "av1",
+        _ => "unknown",
     }
 }
 

@@ -102,6 +102,9 @@ pub struct RtpExtensions {
     pub voice_activity: Option<bool>,
     /// `urn:3gpp:video-orientation` (CVO) bits.
     pub video_orientation: Option<u8>,
+    /// Playout delay (`playout-delay` extension), in 10 ms units, to ask of the receiver.
+    pub min_delay: Option<u16>,
+    pub max_delay: Option<u16>,
 }
 
 /// An RTP packet from or to a handle's PeerConnection, already decrypted and parsed by the
@@ -112,6 +115,8 @@ pub struct RtpPacket {
     pub mindex: usize,
     pub kind: MediaKind,
     pub pt: u8,
+    /// The negotiated codec of `pt`, lowercase as Janus names them (`opus`, `vp8`, `h264`…).
+    pub codec: &'static str,
     /// Extended sequence number (never wraps).
     pub seq: u64,
     pub timestamp: u32,

@@ -106,16 +106,110 @@ pub struct EchoTest {
 }
 
 /// The packet path's view of one handle.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Echo {
     audio: bool,
     video: bool,
+    /// Playout delay to ask of the peer (10 ms units), from `min_delay`/`max_delay`.
+    delay: (Option<u16>, Option<u16>),
+    /// Recording: the base name, and the recorders opened so far (one per kind, opened on
+    /// the first packet, when the codec is known).
+    record: Option<String>,
+    recorders: Vec<(RecKind, jano_mjr::RecorderHandle, jano_mjr::RecorderWriter)>,
     /// Simulcast: the layer to echo (0 lowest … 2 highest).
     substream: u8,
     /// The layer being echoed now, and the sequence/timestamp continuity across switches.
     current: Option<u8>,
     video_out: Rewriter,
     pending_keyframe: bool,
+}
+
+/// What a recorder of a handle records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RecKind {
+    Audio,
+    Video,
+    Data,
+}
+
+impl RecKind {
+    fn suffix(self) -> &'static str {
+        match self {
+            RecKind::Audio => "audio",
+            RecKind::Video => "video",
+            RecKind::Data => "data",
+        }
+    }
+
+    fn mjr(self) -> jano_mjr::MediaKind {
+        match self {
+            RecKind::Audio => jano_mjr::MediaKind::Audio,
+            RecKind::Video => jano_mjr::MediaKind::Video,
+            RecKind::Data => jano_mjr::MediaKind::Data,
+        }
+    }
+}
+
+/// Packets a recorder may have queued before it drops (and counts) instead of blocking media.
+const RECORDER_QUEUE: usize = 1024;
+
+impl Echo {
+    /// The recorder for `kind`, opened on first use; `None` when not recording or it failed.
+    fn recorder(&mut self, kind: RecKind, codec: &str) -> Option<&jano_mjr::RecorderHandle> {
+        let base = self.record.as_ref()?;
+        if !self.recorders.iter().any(|(k, _, _)| *k == kind) {
+            let name = format!("{base}-{}", kind.suffix());
+            let opened = jano_mjr::Recorder::create(None, &name, kind.mjr(), codec, None)
+                .and_then(|r| r.spawn(RECORDER_QUEUE));
+            match opened {
+                Ok((h, w)) => self.recorders.push((kind, h, w)),
+                Err(e) => {
+                    tracing::warn!("echotest: can't record {name}: {e}");
+                    // Don't retry on every packet.
+                    self.record = None;
+                    return None;
+                }
+            }
+        }
+        self.recorders
+            .iter()
+            .find(|(k, _, _)| *k == kind)
+            .map(|(_, h, _)| h)
+    }
+
+    /// Stops recording; the files are closed by a helper thread (closing waits for the writer).
+    fn stop_recording(&mut self) {
+        self.record = None;
+        let writers: Vec<_> = self.recorders.drain(..).map(|(_, _, w)| w).collect();
+        if writers.is_empty() {
+            return;
+        }
+        let closer = std::thread::Builder::new()
+            .name("echotest-rec-close".into())
+            .spawn(move || {
+                for w in writers {
+                    match w.finish() {
+                        Ok(s) => tracing::info!(path = %s.path.display(), frames = s.frames, dropped = s.dropped, "recording closed"),
+                        Err(e) => tracing::warn!("recording: {e}"),
+                    }
+                }
+            });
+        if let Err(e) = closer {
+            tracing::warn!("recording: can't close the files: {e}");
+        }
+    }
+}
+
+/// A plain RTP packet (12-byte header, no extensions) for the recorder, as Janus records.
+fn rtp_bytes(p: &RtpPacket) -> Vec<u8> {
+    let mut b = Vec::with_capacity(12 + p.payload.len());
+    b.push(0x80);
+    b.push((u8::from(p.marker) << 7) | (p.pt & 0x7f));
+    b.extend_from_slice(&(p.seq as u16).to_be_bytes());
+    b.extend_from_slice(&p.timestamp.to_be_bytes());
+    b.extend_from_slice(&p.ssrc.to_be_bytes());
+    b.extend_from_slice(&p.payload);
+    b
 }
 
 /// Keeps the outgoing sequence numbers and timestamps continuous when the source changes
@@ -221,6 +315,19 @@ impl EchoTest {
         let mut e = e.lock().unwrap_or_else(|e| e.into_inner());
         e.audio = s.audio_active;
         e.video = s.video_active;
+        let units = |v: Option<i64>| v.and_then(|v| u16::try_from(v.clamp(0, 4095)).ok());
+        e.delay = (units(s.min_delay), units(s.max_delay));
+        if s.recording && e.record.is_none() && e.recorders.is_empty() {
+            let base = s.filename.clone().unwrap_or_else(|| {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_micros());
+                format!("echotest-{}-{now}", handle.handle_id)
+            });
+            e.record = Some(base);
+        } else if !s.recording {
+            e.stop_recording();
+        }
         let target = s.substream.map_or(2, |v| v.min(2) as u8);
         if target != e.substream {
             e.substream = target;
@@ -351,6 +458,17 @@ impl Plugin for EchoTest {
             return;
         };
         let mut e = e.lock().unwrap_or_else(|e| e.into_inner());
+        if e.record.is_some() {
+            let kind = match packet.kind {
+                MediaKind::Audio => RecKind::Audio,
+                MediaKind::Video => RecKind::Video,
+            };
+            if let Some(r) = e.recorder(kind, packet.codec) {
+                // A full queue drops the packet (counted by the recorder) rather than
+                // stalling the echo.
+                let _ = r.save_rtp(&rtp_bytes(packet));
+            }
+        }
         match packet.kind {
             MediaKind::Audio => {
                 if e.audio {
@@ -380,6 +498,8 @@ impl Plugin for EchoTest {
                     }
                 }
                 e.video_out.rewrite(&mut p);
+                p.ext.min_delay = e.delay.0;
+                p.ext.max_delay = e.delay.1;
                 self.services.relay_rtp(handle, &p);
             }
         }
@@ -393,6 +513,12 @@ impl Plugin for EchoTest {
     }
 
     fn incoming_data(&self, handle: &HandleRef, message: &DataMessage<'_>) {
+        if let Some(e) = self.echo(handle.handle_id) {
+            let mut e = e.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(r) = e.recorder(RecKind::Data, "text") {
+                let _ = r.save_data(message.buffer);
+            }
+        }
         if message.binary {
             self.services.relay_data(handle, message);
             return;
@@ -465,7 +591,35 @@ impl Plugin for EchoTest {
         Some(request)
     }
 
+    fn slow_link(&self, handle: &HandleRef, _mindex: usize, video: bool, uplink: bool) {
+        // As Janus's EchoTest: only problems on the way to the peer are worth telling it.
+        if uplink {
+            return;
+        }
+        let data = json!({"echotest": "event", "event": "slow_link", "media": if video { "video" } else { "audio" }});
+        let _ = self
+            .services
+            .push_event(handle, None, event_map(data), None);
+    }
+
     fn hangup_media(&self, handle: &HandleRef) {
+        if let Some(e) = self.echo(handle.handle_id) {
+            let mut e = e.lock().unwrap_or_else(|e| e.into_inner());
+            e.stop_recording();
+            e.current = None;
+            e.video_out = Rewriter::default();
+        }
+        // A new PeerConnection on this handle starts from the defaults, as in Janus.
+        if let Some(s) = self.sessions().get_mut(&handle.handle_id) {
+            *s = EchoSession::default();
+        }
+        if let Some(e) = self.echo(handle.handle_id) {
+            let mut e = e.lock().unwrap_or_else(|e| e.into_inner());
+            e.audio = true;
+            e.video = true;
+            e.substream = 2;
+            e.delay = (None, None);
+        }
         let done = self.sessions().contains_key(&handle.handle_id);
         if done {
             let data = json!({"echotest": "event", "result": "done"});
@@ -476,10 +630,14 @@ impl Plugin for EchoTest {
     }
 
     fn destroy_session(&self, handle: &HandleRef) -> Result<(), i32> {
-        self.media
+        let echo = self
+            .media
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&handle.handle_id);
+        if let Some(e) = echo {
+            e.lock().unwrap_or_else(|e| e.into_inner()).stop_recording();
+        }
         match self.sessions().remove(&handle.handle_id) {
             Some(_) => Ok(()),
             None => Err(-1),
