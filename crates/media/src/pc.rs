@@ -11,6 +11,7 @@ use jano_plugin::{
 use serde_json::{json, Map};
 use std::cell::RefCell;
 use std::net::{SocketAddr, UdpSocket};
+use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -108,6 +109,9 @@ struct Pc {
     /// Local address → socket we send from.
     sockets: Vec<(SocketAddr, Arc<UdpSocket>)>,
     readers: Vec<tokio::task::JoinHandle<()>>,
+    /// The PeerConnection's own socket when it has exactly one (the usual case): the task reads
+    /// it itself, with no reader task or queue in between.
+    direct: Option<(SocketAddr, Rc<tokio::net::UdpSocket>)>,
     mids: Vec<MidState>,
     pending_offer: Option<SdpPendingOffer>,
     connected: bool,
@@ -146,6 +150,7 @@ pub(crate) async fn run(
         plugin: None,
         sockets: Vec::new(),
         readers: Vec::new(),
+        direct: None,
         mids: Vec::new(),
         pending_offer: None,
         connected: false,
@@ -165,12 +170,14 @@ pub(crate) async fn run(
         created: now,
         ending: None,
     };
+    let mut buf = vec![0u8; 2048];
     loop {
         let deadline = pc.drive();
         if pc.ending.is_some() {
             break;
         }
         let wake = tokio::time::Instant::from_std(deadline.min(pc.next_tick));
+        let direct = pc.direct.clone();
         tokio::select! {
             biased;
             m = ctrl.recv() => match m {
@@ -186,6 +193,24 @@ pub(crate) async fn run(
                         pc.drive();
                         match pkt.try_recv() {
                             Ok(m) => pc.on_msg(m),
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
+            r = recv_direct(&direct, &mut buf) => {
+                if let (Ok((n, source)), Some((local, sock))) = (r, &direct) {
+                    pc.on_udp(Instant::now(), source, *local, buf.get(..n).unwrap_or_default());
+                    // Drain what the socket already holds before sleeping again.
+                    for _ in 0..64 {
+                        pc.drive();
+                        match sock.try_recv_from(&mut buf) {
+                            Ok((n, source)) => pc.on_udp(
+                                Instant::now(),
+                                source,
+                                *local,
+                                buf.get(..n).unwrap_or_default(),
+                            ),
                             Err(_) => break,
                         }
                     }
@@ -308,15 +333,24 @@ impl Pc {
                 .ports
                 .bind(&self.shared.cfg.ips)
                 .map_err(|e| format!("can't bind a media port: {e}"))?;
+            let one = socks.len() == 1;
             for s in socks {
                 let local = s.local_addr().map_err(|e| e.to_string())?;
                 let s = Arc::new(s);
-                self.readers.push(spawn_reader(
-                    &s,
-                    local,
-                    self.link.pkt.clone(),
-                    self.shared.clone(),
-                ));
+                if one {
+                    let tokio_sock = s
+                        .try_clone()
+                        .and_then(tokio::net::UdpSocket::from_std)
+                        .map_err(|e| format!("can't register the media socket: {e}"))?;
+                    self.direct = Some((local, Rc::new(tokio_sock)));
+                } else {
+                    self.readers.push(spawn_reader(
+                        &s,
+                        local,
+                        self.link.pkt.clone(),
+                        self.shared.clone(),
+                    ));
+                }
                 self.sockets.push((local, s));
             }
         }
@@ -511,19 +545,23 @@ impl Pc {
     }
 
     fn on_datagram(&mut self, d: Datagram) {
+        self.on_udp(d.at, d.source, d.destination, &d.data);
+    }
+
+    fn on_udp(&mut self, at: Instant, source: SocketAddr, destination: SocketAddr, data: &[u8]) {
         let Some(rtc) = self.rtc.as_mut() else { return };
-        let Ok(contents) = d.data.as_slice().try_into() else {
+        let Ok(contents) = data.try_into() else {
             self.shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
             return;
         };
         self.dtls_in.packets += 1;
-        self.dtls_in.bytes += d.data.len() as u64;
+        self.dtls_in.bytes += data.len() as u64;
         let input = Input::Receive(
-            d.at,
+            at,
             Receive {
                 proto: Protocol::Udp,
-                source: d.source,
-                destination: d.destination,
+                source,
+                destination,
                 contents,
             },
         );
@@ -537,7 +575,7 @@ impl Pc {
             return;
         }
         if self.connected {
-            self.remote_addr = Some((d.destination, d.source));
+            self.remote_addr = Some((destination, source));
         }
     }
 
@@ -1038,6 +1076,7 @@ impl Pc {
         for r in self.readers.drain(..) {
             r.abort();
         }
+        self.direct = None;
         self.sockets.clear();
         if let Some(s) = &self.shared.single {
             s.unregister(self.handle_id);
@@ -1114,6 +1153,17 @@ fn codec_config(rc: RtcConfig, prefs: &MediaPrefs) -> RtcConfig {
         .enable_h264(v("h264"))
         .enable_vp9(v("vp9"))
         .enable_av1(v("av1"))
+}
+
+/// Waits for a datagram on the PeerConnection's own socket (forever if it has none).
+async fn recv_direct(
+    direct: &Option<(SocketAddr, Rc<tokio::net::UdpSocket>)>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
+    match direct {
+        Some((_, s)) => s.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Reads one socket of this PeerConnection's own port into its packet queue.
