@@ -10,15 +10,48 @@ pub fn check(offer: bool, text: &str) -> Result<(), String> {
     if text.trim().is_empty() {
         return Err("JSEP error: empty SDP".into());
     }
-    let parsed = if offer {
-        SdpOffer::from_sdp_string(text).map(|_| ())
+    let invalid = |e: &dyn std::fmt::Display| format!("JSEP error: invalid SDP ({e})");
+    // str0m's parser stops quietly at a line it cannot read, so what it parsed is checked
+    // against the text: every m-line must have made it, and be consistent (a=mid, direction,
+    // rtpmaps), or the engine refuses the SDP later, after the client was told all is well.
+    let (offer_sdp, answer_sdp);
+    let parsed_lines = if offer {
+        offer_sdp = SdpOffer::from_sdp_string(text).map_err(|e| invalid(&e))?;
+        &offer_sdp.media_lines
     } else {
-        SdpAnswer::from_sdp_string(text).map(|_| ())
+        answer_sdp = SdpAnswer::from_sdp_string(text).map_err(|e| invalid(&e))?;
+        &answer_sdp.media_lines
     };
-    parsed.map_err(|e| format!("JSEP error: invalid SDP ({e})"))?;
-    let usable = m_lines(text)
-        .iter()
-        .any(|m| m.port != 0 && matches!(m.media.as_str(), "audio" | "video" | "application"));
+    let lines = m_lines(text);
+    if parsed_lines.len() != lines.len() {
+        return Err(invalid(&format_args!(
+            "{} of {} m-lines could not be read",
+            lines.len().saturating_sub(parsed_lines.len()),
+            lines.len()
+        )));
+    }
+    if let Some(e) = parsed_lines.iter().find_map(|m| m.check_consistent()) {
+        return Err(invalid(&e));
+    }
+    // A BUNDLE group naming an m-line that is not there (a truncated SDP).
+    let mids: Vec<&str> = lines.iter().filter_map(|m| m.mid.as_deref()).collect();
+    for group in text
+        .lines()
+        .filter_map(|l| l.trim_end().strip_prefix("a=group:BUNDLE"))
+    {
+        if let Some(missing) = group.split_whitespace().find(|g| !mids.contains(g)) {
+            return Err(invalid(&format_args!(
+                "BUNDLE names mid {missing}, which has no m-line"
+            )));
+        }
+    }
+    let usable = parsed_lines.iter().any(|m| {
+        !m.disabled
+            && matches!(
+                m.typ.to_string().as_str(),
+                "audio" | "video" | "application"
+            )
+    });
     if !usable {
         return Err("JSEP error: no usable m-line (audio, video or data channel)".into());
     }
@@ -123,6 +156,9 @@ mod tests {
         assert!(check(true, "hello").is_err());
         assert!(check(true, "v=0\r\n").is_err());
         assert!(check(false, "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n").is_err());
+        // str0m stops quietly at an m-line it cannot read; the check must not count it.
+        let cut = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/T";
+        assert!(check(true, cut).is_err());
     }
 
     #[test]
