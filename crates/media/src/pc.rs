@@ -451,7 +451,7 @@ impl Pc {
                 ("offer", offer.to_sdp_string())
             }
         };
-        if single && *restart_of(jsep) {
+        if single && (*restart_of(jsep) || matches!(jsep, LocalJsep::Answer(_))) {
             let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
             if let Some(s) = &self.shared.single {
                 s.register(&ufrag, self.handle_id);
