@@ -275,6 +275,8 @@ impl Pc {
                 self.plugin = Some(plugin);
                 let result = self.negotiate(remote_offer, &jsep);
                 let failed = result.is_err();
+                // The Admin API sees the new SDPs as soon as the client can.
+                self.refresh_info();
                 self.emit(MediaEvent::Negotiated {
                     session_id: sid,
                     handle_id: hid,
@@ -471,6 +473,10 @@ impl Pc {
         rtc.sdp_api()
             .accept_answer(pending, answer)
             .map_err(|e| e.to_string())?;
+        // An ICE restart we offered takes its new credentials only now.
+        if let Some(s) = &self.shared.single {
+            s.register(&rtc.direct_api().local_ice_credentials().ufrag, self.handle_id);
+        }
         self.got_answer = true;
         self.remote_sdp = Some(remote.sdp.clone());
         self.remote_candidates.extend(sdp::candidates(&remote.sdp));

@@ -138,12 +138,9 @@ async fn client_ice_restart_on_the_single_port() {
 
 /// A plugin-initiated ICE restart (`LocalJsep::Offer { restart: true }`) in single-port mode.
 ///
-/// Ignored: fails today. str0m switches to the new local ICE credentials only when the
-/// client's answer is accepted (`accept_answer`), but `pc.rs` registers the single-port ufrag
-/// right after creating the offer (still the old ufrag) and not again in `remote_answer`, so the
-/// client's checks for the new ufrag are dropped as unmatched.
+/// str0m switches to the new local ICE credentials only when the client's answer is accepted,
+/// so the single port must learn the new ufrag then (this test failed before it did).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: the new ufrag of a plugin ICE restart is never registered on the single port"]
 async fn plugin_ice_restart_on_the_single_port() {
     let port = free_udp_port();
     let mut gw = Gw::start(Opts {
