@@ -79,6 +79,8 @@ pub struct Opts {
     pub single_port: Option<u16>,
     pub workers: usize,
     pub plugins: MakePlugins,
+    pub ice_lite: bool,
+    pub full_trickle: bool,
 }
 
 impl Default for Opts {
@@ -88,6 +90,8 @@ impl Default for Opts {
             single_port: None,
             workers: 2,
             plugins: Box::new(|_| Vec::new()),
+            ice_lite: false,
+            full_trickle: false,
         }
     }
 }
@@ -122,6 +126,8 @@ impl Gw {
             workers: opts.workers,
             ips,
             single_port: opts.single_port,
+            ice_lite: opts.ice_lite,
+            full_trickle: opts.full_trickle,
             ..MediaConfig::default()
         };
         let engine = MediaEngine::start(mc, queue.media_sink()).expect("media engine");
