@@ -971,8 +971,23 @@ impl Gateway {
                         e.insert("jsep".into(), Value::Object(j));
                     }
                     Err(text) => {
+                        // The client was already acked; what Janus would have answered
+                        // synchronously (465) goes to it as an error tied to its request, in
+                        // place of an event without the JSEP it waits for.
                         tracing::warn!(handle = hid, "negotiation failed: {text}");
                         h.offered = false;
+                        let tx = e
+                            .get("transaction")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned);
+                        let err = JanusError::new(
+                            ErrorCode::JsepInvalidSdp,
+                            format!("Error processing SDP: {text}"),
+                        );
+                        e = match msg::error(sid, tx.as_deref(), &err) {
+                            Value::Object(m) => m,
+                            _ => return,
+                        };
                     }
                 }
                 Some(e)

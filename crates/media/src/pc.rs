@@ -475,7 +475,10 @@ impl Pc {
             .map_err(|e| e.to_string())?;
         // An ICE restart we offered takes its new credentials only now.
         if let Some(s) = &self.shared.single {
-            s.register(&rtc.direct_api().local_ice_credentials().ufrag, self.handle_id);
+            s.register(
+                &rtc.direct_api().local_ice_credentials().ufrag,
+                self.handle_id,
+            );
         }
         self.got_answer = true;
         self.remote_sdp = Some(remote.sdp.clone());
@@ -674,6 +677,11 @@ impl Pc {
     /// timeout.
     fn drive(&mut self) -> Instant {
         let far = Instant::now() + Duration::from_secs(1);
+        // str0m asks for a timeout "now" whenever it has work queued (a written packet for the
+        // pacer, feedback to send). Serve it here rather than through the task's timer: under
+        // a steady stream of datagrams the timer branch may wait, and a trip through it costs a
+        // scheduler round anyway. Bounded, so a str0m that keeps asking cannot spin us.
+        let mut due = 0;
         loop {
             let Some(rtc) = self.rtc.as_mut() else {
                 return far;
@@ -687,7 +695,20 @@ impl Pc {
                 }
             };
             match out {
-                Output::Timeout(t) => return t,
+                Output::Timeout(t) => {
+                    let now = Instant::now();
+                    if t > now || due >= 16 {
+                        if now >= self.next_tick {
+                            self.next_tick = now + Duration::from_secs(1);
+                            self.tick(now);
+                        }
+                        return t;
+                    }
+                    due += 1;
+                    if let Err(e) = rtc.handle_input(Input::Timeout(now)) {
+                        tracing::debug!(handle = self.handle_id, "timeout input: {e}");
+                    }
+                }
                 Output::Transmit(t) => {
                     if let Some((_, s)) = self.sockets.iter().find(|(a, _)| *a == t.source) {
                         // A full socket buffer drops the datagram, as the network would.
