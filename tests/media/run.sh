@@ -230,10 +230,10 @@ if want aiortc; then
     "$PYTHON" "$HERE/echotest_aiortc.py" --http "$HTTP_URL" --ws "$WS_URL" --addr "$ADDR"
 fi
 node_files=()
-want janusjs && node_files+=("$HERE/janusjs-media.test.mjs")
+want janusjs && node_files+=("$HERE/janusjs-media.test.mjs" "$HERE/janusjs-simulcast.test.mjs")
 want janode && node_files+=("$HERE/janode-offer.test.mjs")
 if [ ${#node_files[@]} -gt 0 ]; then
-  run_suite node 150 node --test --test-concurrency=1 --test-reporter=spec --test-timeout=120000 "${node_files[@]}"
+  run_suite node 210 node --test --test-concurrency=1 --test-reporter=spec --test-timeout=120000 "${node_files[@]}"
 fi
 
 echo ""

@@ -149,6 +149,64 @@
       });
     },
 
+    // Simulcast variant of call(): the fake camera only (no audio, no data channel), captured at
+    // `capture` (default 1280x720 ideal, so that Chromium can send all three layers) with
+    // janus.js's rid-based simulcast (h/m/l, scaleResolutionDownBy 1/2/4); sends `body`
+    // (default {audio:false, video:true}) with the offer.
+    callSimulcast: function (opts) {
+      opts = opts || {};
+      return timed('createOffer(simulcast) + send', function (resolve, reject) {
+        st.handle.createOffer({
+          tracks: [
+            { type: 'video', capture: opts.capture || { width: { ideal: 1280 }, height: { ideal: 720 } }, recv: true, simulcast: true },
+          ],
+          success: function (jsep) {
+            st.offer = jsep;
+            st.handle.send({
+              message: opts.body || { audio: false, video: true },
+              jsep: jsep,
+              success: function () { resolve({ offerType: jsep.type, sdpLength: jsep.sdp.length }); },
+              error: reject,
+            });
+          },
+          error: reject,
+        });
+      });
+    },
+
+    // A plugin message without JSEP (e.g. {substream: 0}); resolves when the request was sent
+    // (janus.js: the ack); the plugin's answer comes in onmessage (state().events).
+    message: function (body) {
+      return timed('send(' + JSON.stringify(body) + ')', function (resolve, reject) {
+        st.handle.send({ message: body, success: function () { resolve({ t: Date.now() }); }, error: reject });
+      });
+    },
+
+    // What Chromium sends per simulcast layer (outbound-rtp by rid) and what it decodes.
+    simulcastStats: async function () {
+      const pc = st.handle && st.handle.webrtcStuff && st.handle.webrtcStuff.pc;
+      if (!pc) return null;
+      const report = await pc.getStats();
+      const out = { t: Date.now(), outbound: [], inbound: null };
+      report.forEach(function (s) {
+        if (s.type === 'outbound-rtp' && s.kind === 'video') {
+          out.outbound.push({ rid: s.rid || null, ssrc: s.ssrc, frameWidth: s.frameWidth || 0, frameHeight: s.frameHeight || 0,
+            framesSent: s.framesSent || 0, framesEncoded: s.framesEncoded || 0, bytesSent: s.bytesSent || 0, active: s.active,
+            qualityLimitationReason: s.qualityLimitationReason || null, targetBitrate: s.targetBitrate || 0,
+            keyFramesEncoded: s.keyFramesEncoded || 0, pliCount: s.pliCount || 0, firCount: s.firCount || 0, nackCount: s.nackCount || 0 });
+        }
+        if (s.type === 'inbound-rtp' && s.kind === 'video') {
+          out.inbound = { ssrc: s.ssrc, frameWidth: s.frameWidth || 0, frameHeight: s.frameHeight || 0, framesDecoded: s.framesDecoded || 0,
+            keyFramesDecoded: s.keyFramesDecoded || 0, pliCount: s.pliCount || 0, firCount: s.firCount || 0, nackCount: s.nackCount || 0,
+            packetsLost: s.packetsLost || 0, freezeCount: s.freezeCount || 0, totalFreezesDuration: s.totalFreezesDuration || 0 };
+        }
+        if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') {
+          out.availableOutgoingBitrate = s.availableOutgoingBitrate || 0;
+        }
+      });
+      return out;
+    },
+
     sendData: function (text) {
       return timed('data(' + text + ')', function (resolve, reject) {
         st.handle.data({ text: text, success: function () { resolve({}); }, error: reject });
