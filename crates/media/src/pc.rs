@@ -460,6 +460,9 @@ impl Pc {
             }
         }
         self.set_mids(&text);
+        if let Some(rtc) = self.rtc.as_mut() {
+            ensure_send_streams(rtc, &self.mids);
+        }
         tracing::debug!(handle = self.handle_id, "local {kind}:\n{text}");
         self.local_sdp = Some(text.clone());
         Ok(LocalSdp { kind, sdp: text })
@@ -473,6 +476,7 @@ impl Pc {
         rtc.sdp_api()
             .accept_answer(pending, answer)
             .map_err(|e| e.to_string())?;
+        ensure_send_streams(rtc, &self.mids);
         // An ICE restart we offered takes its new credentials only now.
         if let Some(s) = &self.shared.single {
             s.register(
@@ -1142,6 +1146,28 @@ fn rid_index(rid: &str0m::media::Rid) -> Option<u8> {
         "m" => Some(1),
         "l" => Some(0),
         _ => None,
+    }
+}
+
+/// Gives every m-line we send on a stream to send with. str0m makes none for an m-line whose
+/// peer offered simulcast (it only makes one per layer *we* send), yet plugins echo or forward
+/// one layer back on it; the peer finds that stream by its mid.
+fn ensure_send_streams(rtc: &mut Rtc, mids: &[MidState]) {
+    for m in mids {
+        let Some(media) = rtc.media(m.mid) else {
+            continue;
+        };
+        if m.kind.is_none() || !media.direction().is_sending() {
+            continue;
+        }
+        let video = m.kind == Some(MediaKind::Video);
+        let mut api = rtc.direct_api();
+        if api.stream_tx_by_mid(m.mid, None).is_some() {
+            continue;
+        }
+        let ssrc = api.new_ssrc();
+        let rtx = video.then(|| api.new_ssrc());
+        api.declare_stream_tx(ssrc, rtx, m.mid, None);
     }
 }
 
