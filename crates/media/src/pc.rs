@@ -93,6 +93,23 @@ struct MidState {
     codec: Option<(u8, &'static str)>,
 }
 
+/// A socket the PeerConnection sends from: its own (also read by its task), or one it shares
+/// (the single port, or one of several addresses' sockets read by reader tasks).
+enum SendSocket {
+    Own(Rc<tokio::net::UdpSocket>),
+    Shared(Arc<UdpSocket>),
+}
+
+impl SendSocket {
+    /// Never waits: a full socket buffer drops the datagram, as the network would.
+    fn send_to(&self, data: &[u8], to: SocketAddr) -> std::io::Result<usize> {
+        match self {
+            SendSocket::Own(s) => s.try_send_to(data, to),
+            SendSocket::Shared(s) => s.send_to(data, to),
+        }
+    }
+}
+
 /// Why a PeerConnection ends, and whether the client is told.
 struct Ending {
     reason: String,
@@ -107,7 +124,7 @@ struct Pc {
     href: Option<HandleRef>,
     plugin: Option<Arc<dyn Plugin>>,
     /// Local address → socket we send from.
-    sockets: Vec<(SocketAddr, Arc<UdpSocket>)>,
+    sockets: Vec<(SocketAddr, SendSocket)>,
     readers: Vec<tokio::task::JoinHandle<()>>,
     /// The PeerConnection's own socket when it has exactly one (the usual case): the task reads
     /// it itself, with no reader task or queue in between.
@@ -327,7 +344,7 @@ impl Pc {
         if let Some(single) = &self.shared.single {
             for s in single.sockets() {
                 let local = s.local_addr().map_err(|e| e.to_string())?;
-                self.sockets.push((local, s));
+                self.sockets.push((local, SendSocket::Shared(s)));
             }
         } else {
             let socks = self
@@ -338,22 +355,23 @@ impl Pc {
             let one = socks.len() == 1;
             for s in socks {
                 let local = s.local_addr().map_err(|e| e.to_string())?;
-                let s = Arc::new(s);
                 if one {
-                    let tokio_sock = s
-                        .try_clone()
-                        .and_then(tokio::net::UdpSocket::from_std)
+                    // One descriptor per PeerConnection: the task reads and writes it.
+                    let tokio_sock = tokio::net::UdpSocket::from_std(s)
                         .map_err(|e| format!("can't register the media socket: {e}"))?;
-                    self.direct = Some((local, Rc::new(tokio_sock)));
+                    let tokio_sock = Rc::new(tokio_sock);
+                    self.direct = Some((local, tokio_sock.clone()));
+                    self.sockets.push((local, SendSocket::Own(tokio_sock)));
                 } else {
+                    let s = Arc::new(s);
                     self.readers.push(spawn_reader(
                         &s,
                         local,
                         self.link.pkt.clone(),
                         self.shared.clone(),
                     ));
+                    self.sockets.push((local, SendSocket::Shared(s)));
                 }
-                self.sockets.push((local, s));
             }
         }
         for (i, (local, _)) in self.sockets.iter().enumerate() {
