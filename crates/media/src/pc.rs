@@ -104,7 +104,9 @@ impl SendSocket {
     /// Never waits: a full socket buffer drops the datagram, as the network would.
     fn send_to(&self, data: &[u8], to: SocketAddr) -> std::io::Result<usize> {
         match self {
-            SendSocket::Own(s) => s.try_send_to(data, to),
+            // Straight to the kernel: tokio's `try_send_to` refuses until the reactor has seen
+            // the socket writable, which drops the first handshake packets of a new socket.
+            SendSocket::Own(s) => socket2::SockRef::from(&**s).send_to(data, &to.into()),
             SendSocket::Shared(s) => s.send_to(data, to),
         }
     }
