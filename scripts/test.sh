@@ -32,7 +32,7 @@ if [ -f tests/python/requirements.txt ]; then
 fi
 
 echo "== cargo test (workspace)"
-cargo test --workspace 2>&1 | tee "$logdir/cargo.log"
+cargo test --workspace --no-fail-fast 2>&1 | tee "$logdir/cargo.log"
 rc=${PIPESTATUS[0]}
 count_cargo "$logdir/cargo.log"
 [ "$rc" -eq 0 ] || { echo "cargo test failed"; stage_fail=1; }

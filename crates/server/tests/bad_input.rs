@@ -281,9 +281,17 @@ async fn http_json_error_texts() {
     s.shutdown().await;
 }
 
+/// Without a usable address the media engine does not start: a JSEP is refused with 490,
+/// never answered with a fake SDP, and the plugin never sees it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn valid_jsep_is_an_error_never_a_fake_answer() {
-    let s = Server::default().await;
+async fn valid_jsep_without_a_media_address_is_an_error_never_a_fake_answer() {
+    let mut cfg = jano_config::ConfigSet::builtin();
+    cfg.janus.nat.ice_enforce_list = vec!["no-such-interface".into()];
+    let s = Server::start_with(Opts::default(), cfg).await;
+    assert!(
+        s.running.as_ref().is_some_and(|r| r.media.is_none()),
+        "no address, no media engine"
+    );
     let sid = s.create().await;
     let hid = s.attach(sid).await;
     let v = s
