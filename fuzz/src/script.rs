@@ -245,7 +245,8 @@ const STUB_OPS: &[&str] = &[
 ///
 /// bit 0 `api_secret`, bit 1 `token_auth`, bit 2 signed tokens (with bit 1), bit 3
 /// `admin_secret`, bit 4 `reclaim_session_timeout = 10`, bit 5 `opaqueid_in_api`, bit 6
-/// `media_enabled`, bit 7 `session_timeout = 5` (else the default 60).
+/// `full_trickle` (it once enabled media; the fuzzed gateway has no media engine, so JSEPs get
+/// 490 either way), bit 7 `session_timeout = 5` (else the default 60).
 pub fn config(flags: u8) -> CoreConfig {
     let mut c = CoreConfig::default();
     if flags & 1 != 0 {
@@ -267,7 +268,7 @@ pub fn config(flags: u8) -> CoreConfig {
         c.opaqueid_in_api = true;
     }
     if flags & 64 != 0 {
-        c.media_enabled = true;
+        c.full_trickle = true;
     }
     if flags & 128 != 0 {
         c.session_timeout = 5;

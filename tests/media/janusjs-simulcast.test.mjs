@@ -13,20 +13,13 @@
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 
-import { chromium } from 'playwright-core';
+import { startBrowser } from './lib/browser.mjs';
 
 import { STEP_TIMEOUT_MS, withTimeout, waitFor, isPositiveSafeInteger, brief, requireEnv } from '../clients/lib/util.mjs';
 
 const WS_URL = requireEnv('JANUS_WS_URL');
 const MEDIA_ADDR = process.env.JANUS_MEDIA_ADDR || '';
-const CHROMIUM_PATH = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const MIN_FRAMES = Number(process.env.JANO_MEDIA_MIN_FRAMES || 30);
 // How long to wait for Chromium to send its layers (bandwidth estimation ramps up) and for a
 // substream switch to show in the decoded size; the longest tolerated gap between two decoded
@@ -38,84 +31,15 @@ const HOLD_MS = 1500;
 // janus.js's rids, in Janus's substream order (0 = lowest resolution).
 const RIDS = ['l', 'm', 'h'];
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const CLIENTS = path.join(HERE, '..', 'clients');
-const require = createRequire(path.join(CLIENTS, 'package.json'));
-const pkgDir = (name) => path.dirname(require.resolve(`${name}/package.json`));
-const ASSETS = {
-  '/recorder.js': path.join(CLIENTS, 'page', 'recorder.js'),
-  '/adapter.js': path.join(pkgDir('webrtc-adapter'), 'out', 'adapter.js'),
-  '/janus.js': path.join(pkgDir('janus-gateway'), 'npm', 'src', 'janus.js'),
-  '/media-harness.js': path.join(HERE, 'page', 'media-harness.js'),
-};
-const PAGE = `<!doctype html>
-<html><head><meta charset="utf-8"><title>jano janus.js simulcast test</title>
-<script>window.__STEP_MS = ${STEP_TIMEOUT_MS};</script>
-<script src="/recorder.js"></script>
-<script src="/adapter.js"></script>
-<script src="/janus.js"></script>
-<script src="/media-harness.js"></script>
-</head><body>jano janus.js simulcast test</body></html>`;
-
-// shared/TESTING.md's flag set: fake devices, and real IP host candidates (no mDNS).
-const CHROMIUM_FLAGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--disable-crash-reporter', '--remote-debugging-pipe',
-  '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-  '--autoplay-policy=no-user-gesture-required', '--mute-audio',
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
-];
-
-const g = { tmp: null, server: null, origin: null, browser: null };
+let g = null;
 
 before(async () => {
-  for (const [p, f] of Object.entries(ASSETS)) {
-    if (!fs.existsSync(f)) throw new Error(`asset for ${p} not found: ${f} (npm ci in tests/clients)`);
-  }
-  g.tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'jano-media-simulcast-'));
-  g.server = http.createServer((req, res) => {
-    const url = new URL(req.url, 'http://x');
-    if (url.pathname === '/' || url.pathname === '/index.html') {
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
-      res.end(PAGE);
-      return;
-    }
-    const f = ASSETS[url.pathname];
-    if (!f) { res.writeHead(404); res.end(); return; }
-    res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-store' });
-    fs.createReadStream(f).pipe(res);
-  });
-  await new Promise((resolve, reject) => {
-    g.server.once('error', reject);
-    g.server.listen(0, '127.0.0.1', resolve);
-  });
-  g.origin = `http://127.0.0.1:${g.server.address().port}`;
-  const home = path.join(g.tmp, 'home');
-  const runtime = path.join(g.tmp, 'xdg-runtime');
-  for (const d of [home, runtime]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
-  g.browser = await chromium.launch({
-    executablePath: CHROMIUM_PATH,
-    ignoreDefaultArgs: true,
-    args: [...CHROMIUM_FLAGS, `--user-data-dir=${path.join(g.tmp, 'profile')}`],
-    env: {
-      ...process.env,
-      HOME: home,
-      XDG_CONFIG_HOME: path.join(home, '.config'),
-      XDG_CACHE_HOME: path.join(home, '.cache'),
-      XDG_DATA_HOME: path.join(home, '.local', 'share'),
-      XDG_STATE_HOME: path.join(home, '.local', 'state'),
-      XDG_RUNTIME_DIR: runtime,
-    },
-    timeout: 30000,
-  });
+  g = await startBrowser('jano janus.js simulcast test', 'jano-media-simulcast-');
   console.error(`[janus.js simulcast] chromium ${g.browser.version()}; page ${g.origin}; ${WS_URL}; media address ${MEDIA_ADDR || '(any)'}`);
 });
 
 after(async () => {
-  if (g.browser) await withTimeout(g.browser.close(), 10000, 'browser.close').catch(() => {});
-  if (g.server) await new Promise((r) => g.server.close(r));
-  if (g.tmp) fs.rmSync(g.tmp, { recursive: true, force: true });
+  if (g) await g.close();
 });
 
 describe(`janus.js EchoTest simulcast over WebSocket (${WS_URL})`, () => {

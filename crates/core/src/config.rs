@@ -39,9 +39,6 @@ pub struct CoreConfig {
     pub dtls_mtu: u64,
     pub event_loops: u64,
     pub allow_loop_indication: bool,
-    /// Whether a media engine is wired in. Until one is, a request carrying a JSEP is refused
-    /// with a clear error rather than answered with a fake SDP.
-    pub media_enabled: bool,
 }
 
 impl Default for CoreConfig {
@@ -78,7 +75,6 @@ impl Default for CoreConfig {
             dtls_mtu: 1200,
             event_loops: 0,
             allow_loop_indication: false,
-            media_enabled: false,
         }
     }
 }

@@ -165,7 +165,6 @@ impl Gateway {
 
     /// Wires in the media engine: from now on JSEPs are negotiated instead of refused.
     pub fn set_media(&mut self, media: Arc<dyn MediaBackend>) {
-        self.cfg.media_enabled = true;
         self.media = Some(media);
     }
 

@@ -101,7 +101,6 @@ fn core_config(cfg: &ConfigSet, args: &Args) -> CoreConfig {
         dtls_mtu: u64::from(m.dtls_mtu),
         event_loops: u64::from(g.event_loops),
         allow_loop_indication: g.allow_loop_indication,
-        media_enabled: false,
     }
 }
 

@@ -134,7 +134,6 @@ impl Gw {
         let cfg = CoreConfig {
             session_timeout: opts.session_timeout,
             admin_secret: Some(ADMIN_SECRET.into()),
-            media_enabled: true,
             ..Default::default()
         };
         let media: Arc<dyn MediaBackend> = Arc::new(engine.clone());
