@@ -298,6 +298,14 @@ describe(`janus.js EchoTest simulcast over WebSocket (${WS_URL})`, () => {
     assert.ok(stall <= MAX_STALL_MS, `no frame decoded for ${stall} ms while switching`);
     const { inbound } = await stats();
     note(`inbound video: ${brief(inbound)}`);
+    // The server reports each simulcast layer it receives in a `media` event of its own.
+    await refreshWire();
+    const layers = new Set(s.wire
+      .filter((e) => e.kind === 'ws' && e.dir === 'in' && e.msg.janus === 'media' && e.msg.sender === s.hid && e.msg.receiving === true)
+      .map((e) => e.msg.substream)
+      .filter((x) => Number.isInteger(x)));
+    note(`media events for substreams ${[...layers].sort().join(',')}`);
+    assert.ok(layers.size >= 2, `media events with a substream for each layer sent, got ${[...layers]}`);
     console.error(`[janus.js simulcast] ${s.log.join('\n[janus.js simulcast] ')}`);
   });
 

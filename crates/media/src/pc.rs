@@ -70,6 +70,18 @@ fn with_outbox(handle_id: u64, f: impl FnOnce()) -> Outbox {
     })
 }
 
+/// One incoming RTP stream of an m-line (a simulcast layer, or the only one).
+#[derive(Default, Clone, Copy)]
+struct Flow {
+    last_in: Option<Instant>,
+    receiving: bool,
+    /// Loss accounting for `slowlink`: first and highest sequence number seen and packets
+    /// received in the current second.
+    window_first: Option<u64>,
+    window_max: u64,
+    window_received: u64,
+}
+
 #[derive(Default, Clone, Copy)]
 struct Counters {
     packets: u64,
@@ -79,16 +91,11 @@ struct Counters {
 struct MidState {
     mid: Mid,
     kind: Option<MediaKind>,
-    /// Last packet in (for `media` events).
-    last_in: Option<Instant>,
-    receiving: bool,
+    /// Arrival per simulcast layer (index = substream; the last slot without simulcast): for
+    /// `media` events and loss accounting, since each layer has its own sequence numbers.
+    flows: [Flow; 4],
     rx: Counters,
     tx: Counters,
-    /// Loss accounting for `slowlink`: highest sequence number seen and packets received in
-    /// the current second.
-    window_first: Option<u64>,
-    window_max: u64,
-    window_received: u64,
     /// The codec of the last payload type seen, so the lookup is done once per change.
     codec: Option<(u8, &'static str)>,
 }
@@ -523,13 +530,9 @@ impl Pc {
                 None => next.push(MidState {
                     mid,
                     kind: l.kind(),
-                    last_in: None,
-                    receiving: false,
+                    flows: [Flow::default(); 4],
                     rx: Counters::default(),
                     tx: Counters::default(),
-                    window_first: None,
-                    window_max: 0,
-                    window_received: 0,
                     codec: None,
                 }),
             }
@@ -630,47 +633,55 @@ impl Pc {
         let timer = self.shared.cfg.no_media_timer;
         let threshold = self.shared.cfg.slowlink_threshold;
         let mut events = Vec::new();
+        let mut slow = Vec::new();
         for m in &mut self.mids {
             let Some(kind) = m.kind else { continue };
-            if timer > 0 && m.receiving {
-                if let Some(last) = m.last_in {
-                    let idle = now.saturating_duration_since(last).as_secs();
+            let mid = m.mid.to_string();
+            for (i, f) in m.flows.iter_mut().enumerate() {
+                let substream = u8::try_from(i).ok().filter(|i| *i < 3);
+                if timer > 0 && f.receiving {
+                    let idle = f
+                        .last_in
+                        .map_or(0, |last| now.saturating_duration_since(last).as_secs());
                     if idle >= timer {
-                        m.receiving = false;
+                        f.receiving = false;
                         events.push(MediaEvent::Media {
                             session_id: sid,
                             handle_id: hid,
-                            mid: m.mid.to_string(),
+                            mid: mid.clone(),
                             kind,
-                            substream: None,
+                            substream,
                             receiving: false,
                             seconds: (timer > 1).then_some(idle),
                         });
                     }
                 }
-            }
-            if let Some(first) = m.window_first.take() {
-                let expected = m.window_max.saturating_sub(first) + 1;
-                let lost = expected.saturating_sub(m.window_received);
+                let Some(first) = f.window_first.take() else {
+                    continue;
+                };
+                let expected = f.window_max.saturating_sub(first) + 1;
+                let lost = expected.saturating_sub(f.window_received);
+                f.window_received = 0;
                 if threshold > 0 && lost >= threshold {
                     events.push(MediaEvent::SlowLink {
                         session_id: sid,
                         handle_id: hid,
-                        mid: m.mid.to_string(),
+                        mid: mid.clone(),
                         kind,
                         uplink: true,
                         lost,
                     });
-                    if let (Some(p), Some(h)) = (&self.plugin, &self.href) {
-                        let mindex = 0;
-                        p.slow_link(h, mindex, kind == MediaKind::Video, true);
-                    }
+                    slow.push(kind);
                 }
-                m.window_received = 0;
             }
         }
         for e in events {
             self.emit(e);
+        }
+        if let (Some(p), Some(h)) = (&self.plugin, &self.href) {
+            for kind in slow {
+                p.slow_link(h, 0, kind == MediaKind::Video, true);
+            }
         }
         // A connection that never comes up (or went away) is given up on, as Janus does when
         // ICE fails.
@@ -853,17 +864,22 @@ impl Pc {
         m.codec = Some((pt, codec));
         m.rx.packets += 1;
         m.rx.bytes += p.payload.len() as u64;
-        m.last_in = Some(now);
-        match m.window_first {
+        let slot = substream.map_or(3, |l| usize::from(l.min(2)));
+        let Some(f) = m.flows.get_mut(slot) else {
+            return;
+        };
+        f.last_in = Some(now);
+        match f.window_first {
             None => {
-                m.window_first = Some(seq);
-                m.window_max = seq;
+                f.window_first = Some(seq);
+                f.window_max = seq;
             }
-            Some(_) => m.window_max = m.window_max.max(seq),
+            Some(_) => f.window_max = f.window_max.max(seq),
         }
-        m.window_received += 1;
-        if !m.receiving {
-            m.receiving = true;
+        f.window_received += 1;
+        if !f.receiving {
+            // Per simulcast layer, as Janus reports them.
+            f.receiving = true;
             let ev = MediaEvent::Media {
                 session_id: sid,
                 handle_id: hid,
