@@ -225,7 +225,7 @@ impl MediaEngine {
         }
         if let (Some(single), Some(w)) = (&shared.single, workers.first()) {
             for sock in single.sockets() {
-                w.spawn_single_port_reader(sock, shared.clone());
+                w.spawn_single_port_reader(sock);
             }
         }
         tracing::info!(

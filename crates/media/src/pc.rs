@@ -480,7 +480,13 @@ impl Pc {
                 ("offer", offer.to_sdp_string())
             }
         };
-        if single && (*restart_of(jsep) || matches!(jsep, LocalJsep::Answer(_))) {
+        // New local ICE credentials (an answer may carry the peer's ICE restart; our own restart
+        // offer is registered again when its answer comes): the single port must know them.
+        let new_creds = matches!(
+            jsep,
+            LocalJsep::Answer(_) | LocalJsep::Offer { restart: true, .. }
+        );
+        if single && new_creds {
             let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
             if let Some(s) = &self.shared.single {
                 s.register(&ufrag, self.handle_id);
@@ -1168,14 +1174,7 @@ impl Pc {
     }
 }
 
-fn restart_of(jsep: &LocalJsep) -> &bool {
-    match jsep {
-        LocalJsep::Offer { restart, .. } => restart,
-        LocalJsep::Answer(_) => &false,
-    }
-}
-
-/// Simulcast layer index from the conventional rids (`h`/`m`/`l`, or `0`/`1`/`2`).
+/// Simulcast layer index (0 lowest) from janus.js's and Chrome's conventional rids.
 fn rid_index(rid: &str0m::media::Rid) -> Option<u8> {
     match rid.to_string().as_str() {
         "h" => Some(2),

@@ -59,7 +59,7 @@ impl WorkerHandle {
         });
     }
 
-    pub fn spawn_single_port_reader(&self, socket: Arc<UdpSocket>, _shared: Arc<Shared>) {
+    pub fn spawn_single_port_reader(&self, socket: Arc<UdpSocket>) {
         let _ = self.tx.send(WorkerMsg::SinglePortReader(socket));
     }
 
