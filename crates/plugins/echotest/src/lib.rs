@@ -122,6 +122,9 @@ struct Echo {
     current: Option<u8>,
     video_out: Rewriter,
     pending_keyframe: bool,
+    /// VP8 temporal layer to echo up to (2 = all), and the one last announced.
+    temporal: u8,
+    current_temporal: Option<u8>,
 }
 
 /// What a recorder of a handle records.
@@ -229,6 +232,14 @@ struct Rewriter {
 }
 
 impl Rewriter {
+    /// A packet of the current source that is deliberately not forwarded (a temporal layer
+    /// above the target): later ones move down by one, keeping the sequence gapless.
+    fn skip(&mut self, p: &RtpPacket) {
+        if self.ssrc == Some(p.ssrc) {
+            self.seq_off -= 1;
+        }
+    }
+
     fn rewrite(&mut self, p: &mut RtpPacket) {
         let vp8 = p.codec == "vp8";
         if self.ssrc != Some(p.ssrc) {
@@ -288,6 +299,25 @@ fn vp8_id_offsets(payload: &[u8]) -> (Option<(usize, bool)>, Option<usize>) {
     }
     let tl0 = (x & 0x40 != 0 && at < payload.len()).then_some(at);
     (pid, tl0)
+}
+
+/// The temporal layer index (TID) of a VP8 packet, when its descriptor carries one.
+fn vp8_tid(payload: &[u8]) -> Option<u8> {
+    let x = *payload.get(1)?;
+    if payload.first()? & 0x80 == 0 || x & 0x30 == 0 {
+        return None;
+    }
+    let (pid, tl0) = vp8_id_offsets(payload);
+    let at = match (tl0, pid) {
+        (Some(t), _) => t + 1,
+        (None, Some((p, long))) => p + if long { 2 } else { 1 },
+        (None, None) => 2,
+    };
+    // TID is only meaningful with the T bit; K alone carries just KEYIDX.
+    if x & 0x20 == 0 {
+        return None;
+    }
+    payload.get(at).map(|b| b >> 6)
 }
 
 fn vp8_ids(payload: &[u8]) -> (Option<u16>, Option<u8>) {
@@ -410,6 +440,7 @@ impl EchoTest {
         } else if !s.recording {
             e.stop_recording();
         }
+        e.temporal = s.temporal.map_or(2, |v| v.min(2) as u8);
         let target = s.substream.map_or(2, |v| v.min(2) as u8);
         if target != e.substream {
             e.substream = target;
@@ -518,6 +549,7 @@ impl Plugin for EchoTest {
                     audio: true,
                     video: true,
                     substream: 2,
+                    temporal: 2,
                     ..Echo::default()
                 })),
             );
@@ -574,6 +606,21 @@ impl Plugin for EchoTest {
                         e.pending_keyframe = false;
                         let data =
                             json!({"echotest": "event", "videocodec": "vp8", "substream": layer});
+                        let _ = self
+                            .services
+                            .push_event(handle, None, event_map(data), None);
+                    }
+                }
+                if let Some(tid) = vp8_tid(&packet.payload).filter(|_| packet.codec == "vp8") {
+                    if tid > e.temporal {
+                        // Above the wanted temporal layer: not echoed, and the sequence numbers
+                        // close up behind it so the peer sees no loss.
+                        e.video_out.skip(&p);
+                        return;
+                    }
+                    if e.current_temporal != Some(e.temporal) {
+                        e.current_temporal = Some(e.temporal);
+                        let data = json!({"echotest": "event", "videocodec": "vp8", "temporal": e.temporal});
                         let _ = self
                             .services
                             .push_event(handle, None, event_map(data), None);
@@ -700,6 +747,8 @@ impl Plugin for EchoTest {
             e.audio = true;
             e.video = true;
             e.substream = 2;
+            e.temporal = 2;
+            e.current_temporal = None;
             e.delay = (None, None);
         }
         let done = self.sessions().contains_key(&handle.handle_id);
@@ -768,6 +817,48 @@ mod tests {
         vp8_shift_ids(&mut short, 3, 2);
         assert_eq!(short, vec![0x90, 0xC0]);
         assert_eq!(vp8_ids(&[]), (None, None));
+    }
+
+    #[test]
+    fn temporal_layer_index() {
+        // X; I (short picture id), L, T: pid 5, tl0 9, TID 2.
+        assert_eq!(vp8_tid(&[0x90, 0xE0, 0x05, 0x09, 0x80]), Some(2));
+        // X; T only: TID 1.
+        assert_eq!(vp8_tid(&[0x90, 0x20, 0x40]), Some(1));
+        // No T bit, or no extension, or truncated: none.
+        assert_eq!(vp8_tid(&[0x90, 0x80, 0x05]), None);
+        assert_eq!(vp8_tid(&[0x10, 0x00]), None);
+        assert_eq!(vp8_tid(&[0x90, 0xE0, 0x05, 0x09]), None);
+    }
+
+    #[test]
+    fn skipped_packets_leave_no_gap() {
+        let mut r = Rewriter::default();
+        let pkt = |seq| RtpPacket {
+            mindex: 1,
+            kind: MediaKind::Video,
+            pt: 96,
+            codec: "h264",
+            seq,
+            timestamp: 0,
+            marker: false,
+            ssrc: 7,
+            substream: None,
+            ext: Default::default(),
+            payload: vec![0u8; 4].into(),
+        };
+        let mut out = Vec::new();
+        for seq in 100..110u64 {
+            let mut p = pkt(seq);
+            if seq % 3 == 1 {
+                r.skip(&p);
+                continue;
+            }
+            r.rewrite(&mut p);
+            out.push(p.seq);
+        }
+        assert!(out.len() >= 5, "{out:?}");
+        assert!(out.windows(2).all(|w| w[1] == w[0] + 1), "gapless: {out:?}");
     }
 
     #[test]
