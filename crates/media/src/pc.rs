@@ -627,10 +627,6 @@ impl Pc {
                 tracing::debug!(handle = self.handle_id, "timeout input: {e}");
             }
         }
-        if now >= self.next_tick {
-            self.next_tick = now + Duration::from_secs(1);
-            self.tick(now);
-        }
     }
 
     /// Once a second: `media` silence, `slowlink`, ICE give-up, the `handle_info` snapshot.
@@ -717,7 +713,14 @@ impl Pc {
     /// Drains the Rtc's outputs: sends datagrams, handles events; returns when it wants a
     /// timeout.
     fn drive(&mut self) -> Instant {
-        let far = Instant::now() + Duration::from_secs(1);
+        let now = Instant::now();
+        // The once-a-second work, whichever input woke the task (a steady stream of datagrams
+        // may keep the timer branch from being chosen).
+        if now >= self.next_tick {
+            self.next_tick = now + Duration::from_secs(1);
+            self.tick(now);
+        }
+        let far = now + Duration::from_secs(1);
         // str0m asks for a timeout "now" whenever it has work queued (a written packet for the
         // pacer, feedback to send). Serve it here rather than through the task's timer: under
         // a steady stream of datagrams the timer branch may wait, and a trip through it costs a
@@ -739,10 +742,6 @@ impl Pc {
                 Output::Timeout(t) => {
                     let now = Instant::now();
                     if t > now || due >= 16 {
-                        if now >= self.next_tick {
-                            self.next_tick = now + Duration::from_secs(1);
-                            self.tick(now);
-                        }
                         return t;
                     }
                     due += 1;

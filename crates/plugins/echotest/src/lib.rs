@@ -121,7 +121,6 @@ struct Echo {
     /// The layer being echoed now, and the sequence/timestamp continuity across switches.
     current: Option<u8>,
     video_out: Rewriter,
-    pending_keyframe: bool,
     /// VP8 temporal layer to echo up to (2 = all), and the one last announced.
     temporal: u8,
     current_temporal: Option<u8>,
@@ -444,7 +443,6 @@ impl EchoTest {
         let target = s.substream.map_or(2, |v| v.min(2) as u8);
         if target != e.substream {
             e.substream = target;
-            e.pending_keyframe = true;
         }
     }
 
@@ -603,7 +601,6 @@ impl Plugin for EchoTest {
                             return;
                         }
                         e.current = Some(layer);
-                        e.pending_keyframe = false;
                         let data =
                             json!({"echotest": "event", "videocodec": "vp8", "substream": layer});
                         let _ = self
