@@ -3,6 +3,7 @@
 
 use crate::auth::secret_eq;
 use crate::gateway::{first_level, int_field, plugin_names, Incoming, Request};
+use crate::media::{MediaCommand, MediaSetting};
 use crate::{Gateway, InstanceId, Now, Output};
 use jano_api::fields::{self, Kind};
 use jano_api::{msg, ErrorCode, JanusError, Map, Value};
@@ -141,6 +142,10 @@ impl Gateway {
             "set_min_nack_queue" => {
                 let n = req_u64(root, "min_nack_queue")?;
                 self.cfg.min_nack_queue = n;
+                // Running PeerConnections take it too (Janus applies it to new ones only for
+                // some of these; every one is live here).
+                self.outputs
+                    .push_back(Output::Media(MediaCommand::Settings(MediaSetting::MinNackQueue(n))));
                 Ok(with(ok(), &[("min_nack_queue", n.into())]))
             }
             "set_nack_optimizations" => {
@@ -151,11 +156,19 @@ impl Gateway {
             "set_no_media_timer" => {
                 let n = req_u64(root, "no_media_timer")?;
                 self.cfg.no_media_timer = n;
+                // Running PeerConnections take it too (Janus applies it to new ones only for
+                // some of these; every one is live here).
+                self.outputs
+                    .push_back(Output::Media(MediaCommand::Settings(MediaSetting::NoMediaTimer(n))));
                 Ok(with(ok(), &[("no_media_timer", n.into())]))
             }
             "set_slowlink_threshold" => {
                 let n = req_u64(root, "slowlink_threshold")?;
                 self.cfg.slowlink_threshold = n;
+                // Running PeerConnections take it too (Janus applies it to new ones only for
+                // some of these; every one is live here).
+                self.outputs
+                    .push_back(Output::Media(MediaCommand::Settings(MediaSetting::SlowlinkThreshold(n))));
                 Ok(with(ok(), &[("slowlink_threshold", n.into())]))
             }
             "accept_new_sessions" => {
@@ -450,7 +463,7 @@ impl Gateway {
                 info.insert("plugin".into(), handle.plugin.info().package.into());
                 info.insert(
                     "plugin_specific".into(),
-                    handle.plugin.query_session(&handle.href),
+                    handle.plugin.query_session(&handle.href, &handle.state),
                 );
                 if !plugin_only {
                     let flags: Map<String, Value> = [

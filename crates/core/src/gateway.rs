@@ -456,15 +456,16 @@ impl Gateway {
             opaque_id: opaque_id.map(Arc::from),
             token: token.map(Arc::from),
         };
-        if let Err(n) = plugin.create_session(&href) {
-            return Err(JanusError::new(
+        let state = plugin.create_session(&href).map_err(|n| {
+            JanusError::new(
                 ErrorCode::PluginAttach,
                 format!("Couldn't attach to plugin: error '{n}'"),
-            ));
-        }
+            )
+        })?;
         let handle = Handle {
             href,
             plugin,
+            state,
             created_us: now.mono_us,
             pending_trickles: Vec::new(),
             dropped_trickles: 0,
@@ -479,7 +480,7 @@ impl Gateway {
             }
             None => {
                 // Unreachable in practice (checked by the caller); undo the plugin side.
-                let _ = handle.plugin.destroy_session(&handle.href);
+                let _ = handle.plugin.destroy_session(&handle.href, &handle.state);
                 return Err(JanusError::no_such_session(sid));
             }
         }
@@ -509,7 +510,7 @@ impl Gateway {
                 notify: false,
             }));
         }
-        let result = handle.plugin.destroy_session(&handle.href);
+        let result = handle.plugin.destroy_session(&handle.href, &handle.state);
         if notify && !gone {
             let mut ev = msg::envelope("detached", sid, None);
             ev.insert("sender".into(), hid.into());
@@ -572,7 +573,7 @@ impl Gateway {
                     notify: false,
                 }));
             }
-            if let Err(n) = handle.plugin.destroy_session(&handle.href) {
+            if let Err(n) = handle.plugin.destroy_session(&handle.href, &handle.state) {
                 tracing::warn!(
                     session = sid,
                     handle = hid,
@@ -620,13 +621,13 @@ impl Gateway {
     fn message(&mut self, sid: u64, hid: u64, req: &Request) -> Result<Value, JanusError> {
         let root = &req.root;
         let tx = req.transaction.as_str();
-        let (href, plugin) = {
+        let (href, plugin, state) = {
             let h = self
                 .sessions
                 .get(&sid)
                 .and_then(|s| s.handles.get(&hid))
                 .ok_or_else(|| JanusError::no_such_handle(hid, sid))?;
-            (h.href.clone(), h.plugin.clone())
+            (h.href.clone(), h.plugin.clone(), h.state.clone())
         };
         let body = match fields::check(root, "body", Kind::Object, true)? {
             Some(Value::Object(b)) => b.clone(),
@@ -645,7 +646,7 @@ impl Gateway {
         if let Some(j) = jsep.as_mut() {
             self.take_remote_jsep(sid, hid, j)?;
         }
-        match plugin.handle_message(&href, tx, body, jsep) {
+        match plugin.handle_message(&href, &state, tx, body, jsep) {
             PluginResult::Ok(data) => {
                 let mut m = msg::envelope("success", sid, Some(tx));
                 m.insert("sender".into(), hid.into());
@@ -751,7 +752,7 @@ impl Gateway {
                 notify,
             }));
         } else if tell_plugin {
-            h.plugin.hangup_media(&h.href);
+            h.state.hangup_media(&h.href);
         }
     }
 
@@ -903,7 +904,7 @@ impl Gateway {
             .collect();
         Some(MediaCommand::Negotiate(Box::new(Negotiation {
             handle: h.href.clone(),
-            plugin: h.plugin.clone(),
+            session: h.state.clone(),
             remote_offer,
             jsep,
             candidates,

@@ -23,7 +23,9 @@ mod session;
 pub use auth::{sign_token, TokenStore};
 pub use config::CoreConfig;
 pub use gateway::{Gateway, Incoming, PluginEvent};
-pub use media::{LocalSdp, MediaBackend, MediaCommand, MediaEvent, Negotiation, RemoteSdp};
+pub use media::{
+    LocalSdp, MediaBackend, MediaCommand, MediaEvent, MediaSetting, Negotiation, RemoteSdp,
+};
 pub use registry::{PluginRegistry, TransportInfo};
 
 use jano_api::Value;

@@ -4,7 +4,7 @@
 //! `jano-media`; the core only decides *when* (negotiation order, trickle queueing, hang-ups) and
 //! turns the engine's reports into Janus events.
 
-use jano_plugin::{DataMessage, HandleRef, LocalJsep, MediaKind, Plugin, RtpPacket, Value};
+use jano_plugin::{DataMessage, HandleRef, LocalJsep, MediaKind, MediaRouter, RtpPacket, SessionRef, Value};
 use std::sync::Arc;
 
 /// What the core asks of the media engine.
@@ -27,6 +27,19 @@ pub enum MediaCommand {
         reason: &'static str,
         notify: bool,
     },
+    /// An Admin API setter that running PeerConnections must take at once.
+    Settings(MediaSetting),
+}
+
+/// Engine settings the Admin API can change while PeerConnections run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaSetting {
+    /// Seconds without media before `media` says `receiving: false` (0 = never).
+    NoMediaTimer(u64),
+    /// Lost packets per second that trigger `slowlink` (0 = never).
+    SlowlinkThreshold(u64),
+    /// Milliseconds of sent packets kept for retransmission on NACK.
+    MinNackQueue(u64),
 }
 
 impl std::fmt::Debug for MediaCommand {
@@ -56,6 +69,7 @@ impl std::fmt::Debug for MediaCommand {
                 .field("handle", handle_id)
                 .field("reason", reason)
                 .finish(),
+            MediaCommand::Settings(s) => f.debug_tuple("Settings").field(s).finish(),
         }
     }
 }
@@ -70,7 +84,8 @@ impl PartialEq for MediaCommand {
 #[derive(Clone)]
 pub struct Negotiation {
     pub handle: HandleRef,
-    pub plugin: Arc<dyn Plugin>,
+    /// The plugin's state for the handle: the engine calls its media callbacks.
+    pub session: SessionRef,
     /// The client's offer this answers (`None` for a plugin offer).
     pub remote_offer: Option<RemoteSdp>,
     pub jsep: LocalJsep,
@@ -161,4 +176,8 @@ pub trait MediaBackend: Send + Sync {
     fn relay_data(&self, handle_id: u64, message: &DataMessage<'_>);
     fn send_pli(&self, handle_id: u64, mindex: Option<usize>);
     fn send_remb(&self, handle_id: u64, bitrate: u64);
+    /// The fan-out side of the engine, for plugins' [`jano_plugin::Fanout`]s.
+    fn router(&self) -> Option<Arc<dyn MediaRouter>> {
+        None
+    }
 }

@@ -2,7 +2,7 @@
 
 use crate::media::RemoteSdp;
 use crate::InstanceId;
-use jano_plugin::{HandleRef, Plugin, Value};
+use jano_plugin::{HandleRef, Plugin, SessionRef, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -21,6 +21,8 @@ pub(crate) const MAX_PENDING_TRICKLES: usize = 256;
 pub(crate) struct Handle {
     pub href: HandleRef,
     pub plugin: Arc<dyn Plugin>,
+    /// The plugin's state for this handle.
+    pub state: SessionRef,
     pub created_us: u64,
     pub pending_trickles: Vec<PendingTrickle>,
     pub dropped_trickles: u64,

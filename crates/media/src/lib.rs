@@ -15,13 +15,14 @@
 
 mod net;
 mod pc;
+mod rewrite;
 pub mod sdp;
 mod worker;
 
 pub use net::{candidate_ips, IpFilter};
 
-use jano_core::{MediaBackend, MediaCommand, MediaEvent};
-use jano_plugin::{DataMessage, RtpPacket, Value};
+use jano_core::{MediaBackend, MediaCommand, MediaEvent, MediaSetting};
+use jano_plugin::{DataMessage, Dest, MediaRouter, RtpPacket, Value};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,6 +55,10 @@ pub struct MediaConfig {
     pub slowlink_threshold: u64,
     /// Depth of a PeerConnection's inbound packet queue.
     pub queue_packets: usize,
+    /// Milliseconds of sent packets kept to answer NACKs (`min_nack_queue`).
+    pub min_nack_queue: u64,
+    /// Fan-out batches a worker may have queued from other threads before it drops.
+    pub queue_batches: usize,
 }
 
 impl Default for MediaConfig {
@@ -70,6 +75,8 @@ impl Default for MediaConfig {
             no_media_timer: 1,
             slowlink_threshold: 0,
             queue_packets: 4096,
+            min_nack_queue: 200,
+            queue_batches: 8192,
         }
     }
 }
@@ -104,6 +111,17 @@ pub struct EngineStats {
     pub peerconnections: AtomicU64,
 }
 
+/// The engine settings the Admin API may change while PeerConnections run; each
+/// PeerConnection reads them once a second.
+#[derive(Debug, Default)]
+pub(crate) struct Settings {
+    pub no_media_timer: AtomicU64,
+    pub slowlink_threshold: AtomicU64,
+    pub min_nack_queue: AtomicU64,
+    /// Bumped when `min_nack_queue` changes, so send streams are reconfigured once.
+    pub nack_gen: AtomicU64,
+}
+
 /// A message for one PeerConnection task.
 pub(crate) enum PcMsg {
     Command(MediaCommand),
@@ -126,6 +144,8 @@ pub(crate) struct PcLink {
     pub pkt: mpsc::Sender<PcMsg>,
     /// Refreshed by the task for the Admin API's `handle_info`.
     pub info: Arc<Mutex<Value>>,
+    /// Packets for this peer dropped before reaching its task (full queues).
+    pub drops: Arc<AtomicU64>,
 }
 
 /// The map from handle to PeerConnection, in shards so that relays from many threads rarely
@@ -171,6 +191,7 @@ impl PcMap {
 
 pub(crate) struct Shared {
     pub cfg: MediaConfig,
+    pub settings: Settings,
     pub pcs: PcMap,
     pub events: EventSink,
     pub stats: EngineStats,
@@ -209,8 +230,15 @@ impl MediaEngine {
             ),
             None => None,
         };
+        let settings = Settings {
+            no_media_timer: AtomicU64::new(cfg.no_media_timer),
+            slowlink_threshold: AtomicU64::new(cfg.slowlink_threshold),
+            min_nack_queue: AtomicU64::new(cfg.min_nack_queue),
+            nack_gen: AtomicU64::new(1),
+        };
         let shared = Arc::new(Shared {
             ports: net::PortPool::new(cfg.port_range),
+            settings,
             cfg,
             pcs: PcMap::new(),
             events,
@@ -262,11 +290,8 @@ impl MediaEngine {
     }
 
     fn worker_for(&self, handle_id: u64) -> Option<&worker::WorkerHandle> {
-        let n = self.workers.len() as u64;
-        if n == 0 {
-            return None;
-        }
-        self.workers.get((handle_id % n) as usize)
+        self.workers
+            .get(worker_index(handle_id, self.workers.len()))
     }
 
     fn to_pc(&self, handle_id: u64, msg: PcMsg) {
@@ -274,10 +299,26 @@ impl MediaEngine {
             return;
         };
         if link.pkt.try_send(msg).is_err() {
+            link.drops.fetch_add(1, Ordering::Relaxed);
             self.shared
                 .stats
                 .queue_drops
                 .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Applies an Admin API setter: stored for running PeerConnections to read.
+    fn apply_setting(&self, s: MediaSetting) {
+        let st = &self.shared.settings;
+        match s {
+            MediaSetting::NoMediaTimer(n) => st.no_media_timer.store(n, Ordering::Relaxed),
+            MediaSetting::SlowlinkThreshold(n) => {
+                st.slowlink_threshold.store(n, Ordering::Relaxed)
+            }
+            MediaSetting::MinNackQueue(n) => {
+                st.min_nack_queue.store(n, Ordering::Relaxed);
+                st.nack_gen.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 }
@@ -293,6 +334,10 @@ impl MediaBackend for MediaEngine {
             MediaCommand::RemoteAnswer { handle_id, .. }
             | MediaCommand::Trickle { handle_id, .. }
             | MediaCommand::Hangup { handle_id, .. } => *handle_id,
+            MediaCommand::Settings(s) => {
+                self.apply_setting(*s);
+                return;
+            }
         };
         if let Some(link) = self.shared.pcs.get(handle_id) {
             let _ = link.ctrl.send(PcMsg::Command(cmd));
@@ -308,6 +353,7 @@ impl MediaBackend for MediaEngine {
                     ctrl,
                     pkt,
                     info: Arc::new(Mutex::new(Value::Null)),
+                    drops: Arc::new(AtomicU64::new(0)),
                 };
                 self.shared.pcs.insert(handle_id, link.clone());
                 let _ = link.ctrl.send(PcMsg::Command(cmd));
@@ -336,7 +382,9 @@ impl MediaBackend for MediaEngine {
                     notify: false,
                 });
             }
-            MediaCommand::RemoteAnswer { .. } | MediaCommand::Trickle { .. } => {}
+            MediaCommand::RemoteAnswer { .. }
+            | MediaCommand::Trickle { .. }
+            | MediaCommand::Settings(_) => {}
         }
     }
 
@@ -347,47 +395,79 @@ impl MediaBackend for MediaEngine {
     }
 
     fn relay_rtp(&self, handle_id: u64, packet: &RtpPacket) {
-        if pc::local_relay(handle_id, |o| o.rtp.push(packet.clone())) {
-            return;
-        }
         self.to_pc(handle_id, PcMsg::Rtp(packet.clone()));
     }
 
     fn relay_data(&self, handle_id: u64, message: &DataMessage<'_>) {
-        let label = message.label.map(str::to_owned);
-        let data = message.buffer.to_vec();
-        let binary = message.binary;
-        let mut slot = Some((label, data));
-        if pc::local_relay(handle_id, |o| {
-            if let Some((label, data)) = slot.take() {
-                o.data.push((label, binary, data));
-            }
-        }) {
-            return;
-        }
-        if let Some((label, data)) = slot {
-            self.to_pc(
-                handle_id,
-                PcMsg::Data {
-                    label,
-                    binary,
-                    data,
-                },
-            );
-        }
+        self.to_pc(
+            handle_id,
+            PcMsg::Data {
+                label: message.label.map(str::to_owned),
+                binary: message.binary,
+                data: message.buffer.to_vec(),
+            },
+        );
     }
 
     fn send_pli(&self, handle_id: u64, mindex: Option<usize>) {
-        if pc::local_relay(handle_id, |o| o.pli.push(mindex)) {
-            return;
-        }
         self.to_pc(handle_id, PcMsg::Pli(mindex));
     }
 
     fn send_remb(&self, handle_id: u64, bitrate: u64) {
-        if pc::local_relay(handle_id, |o| o.remb = Some(bitrate)) {
-            return;
-        }
         self.to_pc(handle_id, PcMsg::Remb(bitrate));
     }
+
+    fn router(&self) -> Option<Arc<dyn MediaRouter>> {
+        Some(Arc::new(self.clone()))
+    }
+}
+
+impl MediaRouter for MediaEngine {
+    fn workers(&self) -> usize {
+        self.workers.len()
+    }
+
+    fn worker_of(&self, handle_id: u64) -> usize {
+        worker_index(handle_id, self.workers.len())
+    }
+
+    fn send_batch(&self, worker: usize, packet: Arc<RtpPacket>, dests: Arc<[Dest]>) {
+        let batch = worker::Batch { packet, dests };
+        // On the worker's own thread (a publisher on the same worker) the copies are written
+        // right after the current callback, with no queue or wake-up.
+        let batch = match worker::queue_local(worker, batch) {
+            Ok(()) => return,
+            Err(b) => b,
+        };
+        let Some(w) = self.workers.get(worker) else {
+            return;
+        };
+        if let Err(b) = w.send_batch(batch) {
+            for d in b.dests.iter() {
+                if let Some(link) = self.shared.pcs.get(d.handle_id) {
+                    link.drops.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            self.shared
+                .stats
+                .queue_drops
+                .fetch_add(b.dests.len() as u64, Ordering::Relaxed);
+        }
+    }
+
+    fn dropped(&self, handle_id: u64) -> u64 {
+        self.shared
+            .pcs
+            .get(handle_id)
+            .map_or(0, |l| l.drops.load(Ordering::Relaxed))
+    }
+}
+
+/// The worker a handle's PeerConnection lives on: fixed by its id, so a fan-out can group
+/// destinations before their PeerConnections exist.
+fn worker_index(handle_id: u64, workers: usize) -> usize {
+    if workers == 0 {
+        return 0;
+    }
+    (handle_id % workers as u64) as usize
 }

@@ -5,6 +5,12 @@
 //! hang-ups, detach); a plugin calls back through [`CoreServices`] (events to the client, media to
 //! a handle's PeerConnection, closing a PeerConnection, ending a handle).
 //!
+//! Each handle has its own plugin state, a [`PluginSession`] made at attach time: the gateway
+//! hands it to every signalling call for that handle and the media engine calls its media
+//! callbacks directly on the handle's media worker (see [`session`] for which thread runs what).
+//! Fan-out to many handles goes through a [`Fanout`] (see [`fanout`]); shared RTP mechanics for
+//! forwarding plugins are in [`rtp`].
+//!
 //! Two rules keep this free of the deadlocks Janus plugins are known for:
 //! - `Plugin` methods must not block: work that takes time goes to the plugin's own task and is
 //!   reported later with [`CoreServices::push_event`] (an `ack` now, an `event` later).
@@ -12,9 +18,20 @@
 //!   queued and applied by the gateway after the current call returns. A plugin may therefore call
 //!   it from anywhere, including from inside `handle_message`.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
+pub mod fanout;
+pub mod rtp;
+pub mod session;
+
+pub use fanout::{Dest, Fanout, KeyframeThrottle, MediaRouter};
 pub use jano_api::{Map, Value};
+pub use session::{
+    session_arc, session_as, MediaCtx, NegotiatedCodec, NegotiatedMedia, OutData, Outbox,
+    PluginSession, SessionRef,
+};
 pub use jano_config::Jcfg;
 
 /// Identifies one attachment of a client to a plugin. Cheap to clone; plugins key their
@@ -132,8 +149,12 @@ pub struct RtpPacket {
 /// reads reports, and generates transport-wide feedback).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RtcpFeedback {
-    /// The peer asks for a keyframe on this m-line (PLI, or FIR when `fir`).
+    /// The peer asks for a keyframe on this m-line (PLI, or FIR when `fir`): a plugin forwards
+    /// it to the publisher of what it sends there, throttled ([`KeyframeThrottle`]).
     KeyframeRequest { mindex: usize, fir: bool },
+    /// The peer's receiver estimate (REMB) for what we send on this m-line, in bits per
+    /// second: what a plugin may cap a publisher with or pick a simulcast layer by.
+    Bitrate { mindex: usize, bitrate: u64 },
 }
 
 /// What a plugin asks of the PeerConnection when it pushes a JSEP; the engine writes the SDP
@@ -192,6 +213,9 @@ pub enum PushError {
     Closed,
 }
 
+/// A task for the plugins' runtime.
+pub type PluginTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
 /// What the gateway offers plugins. Calls are queued and never re-enter the plugin.
 pub trait CoreServices: Send + Sync {
     /// Sends a plugin `event` to the handle's client; with `transaction` when it answers a request.
@@ -206,8 +230,10 @@ pub trait CoreServices: Send + Sync {
     fn end_session(&self, handle: &HandleRef);
     /// Hangs up the handle's PeerConnection (reason `Close PC`).
     fn close_pc(&self, handle: &HandleRef);
-    /// Sends RTP to the handle's peer, on the first m-line of the packet's kind unless
-    /// `packet.mindex` names another. The engine writes sequence numbers as given.
+    /// Sends RTP to one handle's peer, on `packet.mindex` (or the first m-line of its kind),
+    /// from any thread. The engine maps the payload type to the one the peer negotiated for the
+    /// codec and keeps sequence numbers and timestamps continuous for that peer. To send to
+    /// many handles use a [`Fanout`]; from a handle's own media callback, its [`MediaCtx`].
     fn relay_rtp(&self, _handle: &HandleRef, _packet: &RtpPacket) {}
     /// Sends a data-channel message to the handle's peer.
     fn relay_data(&self, _handle: &HandleRef, _message: &DataMessage<'_>) {}
@@ -215,6 +241,28 @@ pub trait CoreServices: Send + Sync {
     fn send_pli(&self, _handle: &HandleRef, _mindex: Option<usize>) {}
     /// Sends a REMB with this bitrate cap to the peer (0 = stop capping).
     fn send_remb(&self, _handle: &HandleRef, _bitrate: u64) {}
+    /// The media engine's fan-out side, to build [`Fanout`]s with (`None` without an engine).
+    fn media_router(&self) -> Option<Arc<dyn MediaRouter>> {
+        None
+    }
+    /// Runs a task on the plugins' runtime (never on a media worker): timers, housekeeping,
+    /// anything that awaits.
+    fn spawn(&self, task: PluginTask) {
+        // Without a runtime (tests), a thread of its own drives it.
+        std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(task);
+            }
+        });
+    }
+    /// Runs blocking work (opening or closing a file) on the plugins' blocking pool, off the
+    /// packet path and off the signalling path.
+    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send + 'static>) {
+        std::thread::spawn(work);
+    }
     /// Whether event handlers want this plugin's events.
     fn events_enabled(&self) -> bool {
         false
@@ -223,17 +271,19 @@ pub trait CoreServices: Send + Sync {
     fn notify_event(&self, _plugin: &'static str, _handle: Option<&HandleRef>, _event: Value) {}
 }
 
-/// A plugin, as the gateway sees it. See the module docs for the threading rules.
+/// A plugin, as the gateway sees it. Its methods run on the signalling path (see [`session`]);
+/// the media callbacks are its handles' [`PluginSession`]s'.
 pub trait Plugin: Send + Sync {
     fn info(&self) -> &PluginInfo;
 
-    /// A client attached: set up per-handle state. `Err(n)` refuses the attach (Janus 461).
-    fn create_session(&self, handle: &HandleRef) -> Result<(), i32>;
+    /// A client attached: make the handle's state. `Err(n)` refuses the attach (Janus 461).
+    fn create_session(&self, handle: &HandleRef) -> Result<SessionRef, i32>;
 
     /// A `message` for this handle. `jsep` is present when the client negotiates.
     fn handle_message(
         &self,
         handle: &HandleRef,
+        session: &SessionRef,
         transaction: &str,
         body: Map<String, Value>,
         jsep: Option<Jsep>,
@@ -244,24 +294,12 @@ pub trait Plugin: Send + Sync {
         None
     }
 
-    /// The handle's PeerConnection is up (same moment as `webrtcup`).
-    fn setup_media(&self, _handle: &HandleRef) {}
-    /// Media from the peer. Called on the handle's media worker thread: must not block.
-    fn incoming_rtp(&self, _handle: &HandleRef, _packet: &RtpPacket) {}
-    fn incoming_rtcp(&self, _handle: &HandleRef, _feedback: &RtcpFeedback) {}
-    fn incoming_data(&self, _handle: &HandleRef, _message: &DataMessage<'_>) {}
-    /// The data channel can take more data.
-    fn data_ready(&self, _handle: &HandleRef) {}
-    /// Packet loss crossed `slowlink_threshold` in one direction.
-    fn slow_link(&self, _handle: &HandleRef, _mindex: usize, _video: bool, _uplink: bool) {}
-    /// The handle's PeerConnection was torn down.
-    fn hangup_media(&self, _handle: &HandleRef) {}
-
-    /// The handle is going away: free its state. `Err(n)` is reported as Janus 463.
-    fn destroy_session(&self, handle: &HandleRef) -> Result<(), i32>;
+    /// The handle is going away: free its state (leave rooms, stop forwarding to it). `Err(n)`
+    /// is reported as Janus 463.
+    fn destroy_session(&self, handle: &HandleRef, session: &SessionRef) -> Result<(), i32>;
 
     /// Plugin-specific state for the Admin API's `handle_info`.
-    fn query_session(&self, _handle: &HandleRef) -> Value {
+    fn query_session(&self, _handle: &HandleRef, _session: &SessionRef) -> Value {
         Value::Object(Map::new())
     }
 

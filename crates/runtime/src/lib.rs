@@ -12,7 +12,10 @@ use jano_api::Value;
 use jano_core::{
     CoreConfig, Gateway, Incoming, InstanceId, MediaBackend, MediaEvent, Now, Output, PluginEvent,
 };
-use jano_plugin::{CoreServices, DataMessage, HandleRef, LocalJsep, Map, PushError, RtpPacket};
+use jano_plugin::{
+    CoreServices, DataMessage, HandleRef, LocalJsep, Map, MediaRouter, PluginTask, PushError,
+    RtpPacket,
+};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
@@ -90,11 +93,15 @@ impl EventQueue {
 /// The media engine, once the server has started one (plugins are built before it).
 type MediaSlot = Arc<OnceLock<Arc<dyn MediaBackend>>>;
 
+/// The tokio runtime plugins' tasks run on (the server's, not a media worker's), once started.
+type TaskSlot = Arc<OnceLock<tokio::runtime::Handle>>;
+
 /// The plugins' view of the gateway: a queue for signalling, the media engine for media.
 struct Services {
     queue: Arc<EventQueue>,
     package: &'static str,
     media: MediaSlot,
+    tasks: TaskSlot,
 }
 
 impl CoreServices for Services {
@@ -149,6 +156,30 @@ impl CoreServices for Services {
             m.send_remb(handle.handle_id, bitrate);
         }
     }
+
+    fn media_router(&self) -> Option<Arc<dyn MediaRouter>> {
+        self.media.get().and_then(|m| m.router())
+    }
+
+    fn spawn(&self, task: PluginTask) {
+        match self.tasks.get() {
+            Some(h) => {
+                h.spawn(task);
+            }
+            None => tracing::warn!(plugin = self.package, "no runtime for plugin tasks yet"),
+        }
+    }
+
+    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send + 'static>) {
+        match self.tasks.get() {
+            Some(h) => {
+                h.spawn_blocking(work);
+            }
+            None => {
+                std::thread::spawn(work);
+            }
+        }
+    }
 }
 
 /// Creates the plugin-services queue. Each plugin gets its own [`CoreServices`] from
@@ -157,6 +188,7 @@ impl CoreServices for Services {
 pub struct PluginQueue {
     queue: Arc<EventQueue>,
     media: MediaSlot,
+    tasks: TaskSlot,
 }
 
 impl PluginQueue {
@@ -170,6 +202,7 @@ impl PluginQueue {
             queue: self.queue.clone(),
             package,
             media: self.media.clone(),
+            tasks: self.tasks.clone(),
         })
     }
 
@@ -192,6 +225,7 @@ impl Runtime {
         media: Option<Arc<dyn MediaBackend>>,
     ) -> Runtime {
         let start = Instant::now();
+        let _ = queue.tasks.set(tokio::runtime::Handle::current());
         let mut gw = Gateway::new(cfg, plugins, rand::random());
         if let Some(m) = media {
             let _ = queue.media.set(m.clone());

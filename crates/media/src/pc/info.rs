@@ -1,0 +1,207 @@
+//! The once-a-second work (`media` silence, `slowlink`, ICE give-up) and the `handle_info`
+//! snapshot.
+
+use super::Pc;
+use jano_core::MediaEvent;
+use jano_plugin::{MediaKind, Value};
+use serde_json::{json, Map};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use str0m::media::Direction;
+
+impl Pc {
+    pub(super) fn tick(&mut self, now: Instant) {
+        let (sid, hid) = self.ids();
+        // Read each tick: the Admin API may change them while PeerConnections run.
+        let timer = self.shared.settings.no_media_timer.load(Ordering::Relaxed);
+        let threshold = self.shared.settings.slowlink_threshold.load(Ordering::Relaxed);
+        self.apply_nack_queue();
+        let mut events = Vec::new();
+        let mut slow = Vec::new();
+        for (mindex, m) in self.mids.iter_mut().enumerate() {
+            let Some(kind) = m.kind else { continue };
+            let mid = m.mid.to_string();
+            for (i, f) in m.flows.iter_mut().enumerate() {
+                let substream = u8::try_from(i).ok().filter(|i| *i < 3);
+                if timer > 0 && f.receiving {
+                    let idle = f
+                        .last_in
+                        .map_or(0, |last| now.saturating_duration_since(last).as_secs());
+                    if idle >= timer {
+                        f.receiving = false;
+                        events.push(MediaEvent::Media {
+                            session_id: sid,
+                            handle_id: hid,
+                            mid: mid.clone(),
+                            kind,
+                            substream,
+                            receiving: false,
+                            seconds: (timer > 1).then_some(idle),
+                        });
+                    }
+                }
+                let Some(first) = f.window_first.take() else {
+                    continue;
+                };
+                let expected = f.window_max.saturating_sub(first) + 1;
+                let lost = expected.saturating_sub(f.window_received);
+                f.window_received = 0;
+                if threshold > 0 && lost >= threshold {
+                    events.push(MediaEvent::SlowLink {
+                        session_id: sid,
+                        handle_id: hid,
+                        mid: mid.clone(),
+                        kind,
+                        uplink: true,
+                        lost,
+                    });
+                    slow.push((mindex, kind));
+                }
+            }
+        }
+        for e in events {
+            self.emit(e);
+        }
+        for (mindex, kind) in slow {
+            self.call(|s, ctx| s.slow_link(ctx, mindex, kind == MediaKind::Video, true));
+        }
+        // A connection that never comes up (or went away) is given up on, as Janus does when
+        // ICE fails.
+        let give_up = match self.disconnected_since {
+            Some(t) => {
+                now.saturating_duration_since(t)
+                    >= Duration::from_secs(if self.connected { 5 } else { 15 })
+            }
+            None => {
+                !self.connected
+                    && self.rtc.is_some()
+                    && now.saturating_duration_since(self.created) >= Duration::from_secs(60)
+            }
+        };
+        if give_up {
+            if self.connected {
+                self.emit(MediaEvent::IceFailed {
+                    session_id: sid,
+                    handle_id: hid,
+                });
+            }
+            self.end("ICE failed", true);
+        }
+        self.refresh_info();
+    }
+
+    /// Drains the Rtc's outputs: sends datagrams, handles events; returns when it wants a
+    /// timeout.
+    pub(super) fn refresh_info(&mut self) {
+        let Some(rtc) = self.rtc.as_mut() else { return };
+        let fingerprint = rtc.direct_api().local_dtls_fingerprint().to_string();
+        let remote_fp = rtc
+            .direct_api()
+            .remote_dtls_fingerprint()
+            .map(|f| f.to_string());
+        let setup = self
+            .local_sdp
+            .as_deref()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.trim_end().strip_prefix("a=setup:"))
+            })
+            .unwrap_or("actpass")
+            .to_owned();
+        let mut media = Map::new();
+        for (i, m) in self.mids.iter().enumerate() {
+            let kind = m.kind.map_or("data", |k| k.as_str());
+            let dir = rtc.media(m.mid).map(|x| x.direction());
+            let (send, recv) = match dir {
+                Some(Direction::SendRecv) => (true, true),
+                Some(Direction::SendOnly) => (true, false),
+                Some(Direction::RecvOnly) => (false, true),
+                _ => (false, false),
+            };
+            let mut v = json!({
+                "type": kind,
+                "mindex": i,
+                "mid": m.mid.to_string(),
+            });
+            if m.kind.is_some() {
+                v["direction"] = json!({"send": send, "recv": recv});
+                v["codecs"] = m
+                    .out
+                    .pts
+                    .iter()
+                    .map(|(name, pt, _)| json!({"codec": name, "pt": pt}))
+                    .collect();
+                v["stats"] = json!({
+                    "in": {"packets": m.rx.packets, "bytes": m.rx.bytes},
+                    "out": {"packets": m.tx.packets, "bytes": m.tx.bytes},
+                });
+            }
+            media.insert(m.mid.to_string(), v);
+        }
+        let selected = self.remote_addr.map(|(l, r)| {
+            let rtype = self
+                .remote_candidates
+                .iter()
+                .find(|c| c.contains(&format!(" {} {} ", r.ip(), r.port())))
+                .and_then(|c| c.split(" typ ").nth(1))
+                .and_then(|t| t.split(' ').next())
+                .unwrap_or("prflx")
+                .to_owned();
+            format!("{} [host,udp] <-> {} [{rtype},udp]", l, r)
+        });
+        let mut ice = json!({
+            "stream_id": 1,
+            "component_id": 1,
+            "state": self.ice_state,
+            "local-candidates": self.local_candidates,
+            "remote-candidates": self.remote_candidates,
+            "ready": i32::from(self.connected),
+        });
+        if let Some(s) = selected {
+            ice["selected-pair"] = Value::String(s);
+        }
+        let has_kind = |k| self.mids.iter().any(|m| m.kind == Some(k));
+        let info = json!({
+            "flags": {
+                "got-offer": self.got_offer,
+                "got-answer": self.got_answer || self.got_offer,
+                "negotiated": self.local_sdp.is_some() && self.remote_sdp.is_some(),
+                "ready": self.connected,
+                "has-audio": has_kind(MediaKind::Audio),
+                "has-video": has_kind(MediaKind::Video),
+                "data-channels": self.mids.iter().any(|m| m.kind.is_none()),
+                "trickle": true,
+            },
+            "agent-created": self.created.elapsed().as_micros() as u64,
+            "ice-mode": if self.shared.cfg.ice_lite { "lite" } else { "full" },
+            "ice-role": if self.got_offer { "controlled" } else { "controlling" },
+            "sdps": {"local": self.local_sdp, "remote": self.remote_sdp},
+            "webrtc": {
+                "ice": ice,
+                "dtls": {
+                    "fingerprint": fingerprint,
+                    "remote-fingerprint": remote_fp,
+                    "remote-fingerprint-hash": "sha-256",
+                    "dtls-role": setup,
+                    "dtls-state": if self.connected { "connected" } else { "trying" },
+                    "retransmissions": 0,
+                    "valid": self.connected,
+                    "ready": i32::from(self.connected),
+                    "stats": {
+                        "in": {"packets": self.dtls_in.packets, "bytes": self.dtls_in.bytes},
+                        "out": {"packets": self.dtls_out.packets, "bytes": self.dtls_out.bytes},
+                    },
+                },
+                "media": media,
+                // Relayed packets that never reached this peer: queues that were full, or no
+                // m-line or agreed codec for them.
+                "relay": {
+                    "dropped-queue": self.link.drops.load(Ordering::Relaxed),
+                    "dropped-unsendable": self.tx_dropped,
+                },
+            },
+        });
+        *self.link.info.lock().unwrap_or_else(|e| e.into_inner()) = info;
+    }
+
+}

@@ -1,0 +1,269 @@
+//! Media in (from the peer to the plugin's session) and out (relays, rewritten per peer).
+
+use super::negotiate::{codec_name, rid_index};
+use super::Pc;
+use jano_core::MediaEvent;
+use jano_plugin::{Dest, MediaKind, Outbox, RtpExtensions, RtpPacket};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use str0m::bwe::Bitrate;
+use str0m::media::{KeyframeRequestKind, MediaTime, Mid};
+use str0m::rtp::{ExtensionValues, RtpWrite};
+
+impl Pc {
+    pub(super) fn on_rtp(&mut self, p: str0m::rtp::RtpPacket) {
+        let Some(rtc) = self.rtc.as_mut() else { return };
+        let ssrc = p.header.ssrc;
+        let Some((mid, rid)) = rtc
+            .direct_api()
+            .stream_rx(&ssrc)
+            .map(|s| (s.mid(), s.rid()))
+        else {
+            return;
+        };
+        let Some(idx) = self.mids.iter().position(|m| m.mid == mid) else {
+            return;
+        };
+        let now = Instant::now();
+        let (sid, hid) = self.ids();
+        let seq = *p.seq_no;
+        let substream = rid.and_then(|r| rid_index(&r));
+        let pt = *p.header.payload_type;
+        let codec = match self.mids.get(idx).and_then(|m| m.codec) {
+            Some((cpt, name)) if cpt == pt => name,
+            _ => self.rtc.as_ref().map_or("unknown", |r| codec_name(r, pt)),
+        };
+        let Some(m) = self.mids.get_mut(idx) else {
+            return;
+        };
+        let Some(kind) = m.kind else { return };
+        m.codec = Some((pt, codec));
+        m.rx.packets += 1;
+        m.rx.bytes += p.payload.len() as u64;
+        let slot = substream.map_or(3, |l| usize::from(l.min(2)));
+        let Some(f) = m.flows.get_mut(slot) else {
+            return;
+        };
+        f.last_in = Some(now);
+        match f.window_first {
+            None => {
+                f.window_first = Some(seq);
+                f.window_max = seq;
+            }
+            Some(_) => f.window_max = f.window_max.max(seq),
+        }
+        f.window_received += 1;
+        if !f.receiving {
+            // Per simulcast layer, as Janus reports them.
+            f.receiving = true;
+            let ev = MediaEvent::Media {
+                session_id: sid,
+                handle_id: hid,
+                mid: m.mid.to_string(),
+                kind,
+                substream,
+                receiving: true,
+                seconds: None,
+            };
+            self.emit(ev);
+        }
+        let ext = &p.header.ext_vals;
+        let packet = RtpPacket {
+            mindex: idx,
+            kind,
+            pt,
+            codec,
+            seq,
+            timestamp: p.header.timestamp,
+            marker: p.header.marker,
+            ssrc: *ssrc,
+            substream,
+            ext: RtpExtensions {
+                audio_level: ext.audio_level,
+                voice_activity: ext.voice_activity,
+                video_orientation: ext.video_orientation.map(|o| o as u8),
+                min_delay: None,
+                max_delay: None,
+            },
+            payload: p.payload.clone(),
+        };
+        self.call(|s, ctx| s.incoming_rtp(ctx, &packet));
+    }
+
+    /// Applies what a plugin callback asked of this PeerConnection, leaving `out` empty.
+    pub(super) fn apply(&mut self, out: &mut Outbox) {
+        for p in out.rtp.drain(..) {
+            self.send_rtp(&p, None, 0);
+        }
+        for d in out.data.drain(..) {
+            self.send_data(d.label.as_deref(), d.binary, &d.data);
+        }
+        for m in out.keyframe.drain(..) {
+            self.request_keyframe(m);
+        }
+        if let Some(b) = out.remb.take() {
+            self.send_remb(b);
+        }
+    }
+
+    /// The m-line a relayed packet goes out on: the one it names if the kind matches, else the
+    /// first of its kind.
+    fn target_mid(&self, mindex: usize, kind: MediaKind) -> Option<usize> {
+        match self.mids.get(mindex) {
+            Some(m) if m.kind == Some(kind) => Some(mindex),
+            _ => self.mids.iter().position(|m| m.kind == Some(kind)),
+        }
+    }
+
+    /// A packet of a fan-out for this PeerConnection (written by its worker, outside the task):
+    /// sent, and the task woken only if str0m now wants an earlier timeout than it is armed for.
+    pub(crate) fn relay(&mut self, p: &RtpPacket, dest: &Dest) {
+        let mindex = usize::try_from(dest.mindex).ok();
+        if !self.send_rtp(p, mindex, dest.epoch) {
+            return;
+        }
+        let next = self.drive();
+        if next < self.armed {
+            self.armed = next;
+            self.wake.notify_one();
+        }
+    }
+
+    /// Sends a relayed packet on `mindex` (or the packet's own m-line index) with this peer's
+    /// payload type for its codec, this stream's SSRC, and sequence numbers and timestamps
+    /// continuous for this peer. Returns whether it was written; what cannot be sent is counted.
+    pub(crate) fn send_rtp(&mut self, p: &RtpPacket, mindex: Option<usize>, epoch: u32) -> bool {
+        let sent = self.write_rtp(p, mindex.unwrap_or(p.mindex), epoch);
+        if !sent {
+            self.tx_dropped += 1;
+        }
+        sent
+    }
+
+    fn write_rtp(&mut self, p: &RtpPacket, mindex: usize, epoch: u32) -> bool {
+        let Some(idx) = self.target_mid(mindex, p.kind) else {
+            return false;
+        };
+        let Some(rtc) = self.rtc.as_mut() else {
+            return false;
+        };
+        let Some(m) = self.mids.get_mut(idx) else {
+            return false;
+        };
+        // The peer's payload type for this codec; a packet whose codec the peer did not agree
+        // to is not sent (it could not decode it).
+        let found = m
+            .out
+            .pts
+            .iter()
+            .find(|(name, _, _)| *name == p.codec)
+            .or_else(|| m.out.pts.iter().find(|(_, pt, _)| *pt == p.pt));
+        let Some(&(_, pt, clock)) = found else {
+            return false;
+        };
+        let now = Instant::now();
+        let (seq, ts) = m
+            .out
+            .seq
+            .map((p.ssrc, epoch), p.seq, p.timestamp, clock, now);
+        let mut api = rtc.direct_api();
+        let Some(tx) = api.stream_tx_by_mid(m.mid, None) else {
+            return false;
+        };
+        let delay = |d: Option<u16>| d.map(|v| MediaTime::from_hundredths(u64::from(v)));
+        let ev = ExtensionValues {
+            audio_level: p.ext.audio_level,
+            voice_activity: p.ext.voice_activity,
+            play_delay_min: delay(p.ext.min_delay),
+            play_delay_max: delay(p.ext.max_delay),
+            ..ExtensionValues::default()
+        };
+        let w = RtpWrite::new(pt.into(), seq.into(), ts, now, p.payload.clone())
+            .marker(p.marker)
+            .ext_vals(ev)
+            .nackable(p.kind == MediaKind::Video);
+        tx.write_rtp(w);
+        m.tx.packets += 1;
+        m.tx.bytes += p.payload.len() as u64;
+        true
+    }
+
+    pub(super) fn send_data(&mut self, label: Option<&str>, binary: bool, data: &[u8]) {
+        let Some(rtc) = self.rtc.as_mut() else { return };
+        let id = match label {
+            Some(l) => self
+                .channels
+                .iter()
+                .find(|(_, n)| n == l)
+                .map(|(id, _)| *id),
+            None => None,
+        }
+        .or_else(|| self.channels.first().map(|(id, _)| *id));
+        let Some(id) = id else { return };
+        if let Some(mut ch) = rtc.channel(id) {
+            if let Err(e) = ch.write(binary, data) {
+                tracing::debug!(handle = self.handle_id, "data channel write: {e}");
+            }
+        }
+    }
+
+    pub(super) fn request_keyframe(&mut self, mindex: Option<usize>) {
+        let Some(rtc) = self.rtc.as_mut() else { return };
+        let mids: Vec<Mid> = self
+            .mids
+            .iter()
+            .enumerate()
+            .filter(|(i, m)| m.kind == Some(MediaKind::Video) && mindex.is_none_or(|x| x == *i))
+            .map(|(_, m)| m.mid)
+            .collect();
+        for mid in mids {
+            for rid in [None, Some("h".into()), Some("m".into()), Some("l".into())] {
+                if let Some(rx) = rtc.direct_api().stream_rx_by_mid(mid, rid) {
+                    rx.request_keyframe(KeyframeRequestKind::Pli);
+                }
+            }
+        }
+    }
+
+    pub(super) fn send_remb(&mut self, bitrate: u64) {
+        let Some(rtc) = self.rtc.as_mut() else { return };
+        if bitrate == 0 {
+            return;
+        }
+        let mids: Vec<Mid> = self
+            .mids
+            .iter()
+            .filter(|m| m.kind == Some(MediaKind::Video))
+            .map(|m| m.mid)
+            .collect();
+        for mid in mids {
+            if let Some(rx) = rtc.direct_api().stream_rx_by_mid(mid, None) {
+                rx.request_remb(Bitrate::bps(bitrate));
+            }
+        }
+    }
+
+    /// `min_nack_queue` changed (Admin API): every send stream keeps that much for NACKs.
+    pub(super) fn apply_nack_queue(&mut self) {
+        let gen = self.shared.settings.nack_gen.load(Ordering::Relaxed);
+        if gen == self.nack_gen {
+            return;
+        }
+        self.nack_gen = gen;
+        let ms = self.shared.settings.min_nack_queue.load(Ordering::Relaxed);
+        let Some(rtc) = self.rtc.as_mut() else { return };
+        let mids: Vec<Mid> = self.mids.iter().filter(|m| m.kind.is_some()).map(|m| m.mid).collect();
+        let mut api = rtc.direct_api();
+        for mid in mids {
+            if let Some(tx) = api.stream_tx_by_mid(mid, None) {
+                tx.set_rtx_cache(rtx_packets(ms), Duration::from_millis(ms), Some(0.15));
+            }
+        }
+    }
+}
+
+/// Packets kept for retransmission over `ms` milliseconds: enough for a video stream's
+/// bitrate, never unbounded.
+pub(super) fn rtx_packets(ms: u64) -> usize {
+    (ms.saturating_mul(1000) / 1000).clamp(64, 2000) as usize
+}

@@ -1,0 +1,258 @@
+//! Shared RTP mechanics for plugins that forward media: switching a forwarded stream between
+//! sources (simulcast layers, publishers) without the receiver seeing a jump, and the VP8
+//! payload-descriptor fields that must stay continuous across such a switch.
+//!
+//! The engine already keeps every destination's sequence numbers and timestamps continuous
+//! when the SSRC behind an m-line changes; [`SourceRewriter`] is for what only the plugin
+//! knows: packets it drops on purpose (a temporal layer above the target), and VP8's picture
+//! ID and TL0PICIDX, which each simulcast layer numbers on its own.
+
+use crate::RtpPacket;
+
+/// Keeps the outgoing sequence numbers and timestamps continuous when the source changes
+/// (simulcast layer switches), as the receiver sees one stream.
+#[derive(Debug, Default)]
+pub struct SourceRewriter {
+    ssrc: Option<u32>,
+    seq_off: i64,
+    ts_off: u32,
+    last_seq: u64,
+    last_ts: u32,
+    /// VP8 picture ID and TL0PICIDX continuity (each layer numbers its pictures itself).
+    pid_off: u16,
+    tl0_off: u8,
+    last_pid: Option<u16>,
+    last_tl0: Option<u8>,
+}
+
+impl SourceRewriter {
+    /// A packet of the current source that is deliberately not forwarded (a temporal layer
+    /// above the target): later ones move down by one, keeping the sequence gapless.
+    pub fn skip(&mut self, p: &RtpPacket) {
+        if self.ssrc == Some(p.ssrc) {
+            self.seq_off -= 1;
+        }
+    }
+
+    pub fn rewrite(&mut self, p: &mut RtpPacket) {
+        let vp8 = p.codec == "vp8";
+        if self.ssrc != Some(p.ssrc) {
+            if self.ssrc.is_some() {
+                self.seq_off = self.last_seq as i64 + 1 - p.seq as i64;
+                // A small step forward (one 30 fps frame at 90 kHz) keeps time monotonic.
+                self.ts_off = self.last_ts.wrapping_add(3000).wrapping_sub(p.timestamp);
+                if vp8 {
+                    let (pid, tl0) = vp8_ids(&p.payload);
+                    if let (Some(last), Some(new)) = (self.last_pid, pid) {
+                        self.pid_off = last.wrapping_add(1).wrapping_sub(new) & 0x7fff;
+                    }
+                    if let (Some(last), Some(new)) = (self.last_tl0, tl0) {
+                        self.tl0_off = last.wrapping_add(1).wrapping_sub(new);
+                    }
+                }
+            }
+            self.ssrc = Some(p.ssrc);
+        }
+        p.seq = (p.seq as i64 + self.seq_off).max(0) as u64;
+        p.timestamp = p.timestamp.wrapping_add(self.ts_off);
+        if vp8 {
+            if self.pid_off != 0 || self.tl0_off != 0 {
+                let mut payload = p.payload.to_vec();
+                vp8_shift_ids(&mut payload, self.pid_off, self.tl0_off);
+                p.payload = payload.into();
+            }
+            let (pid, tl0) = vp8_ids(&p.payload);
+            self.last_pid = pid.or(self.last_pid);
+            self.last_tl0 = tl0.or(self.last_tl0);
+        }
+        if p.seq >= self.last_seq {
+            self.last_seq = p.seq;
+            self.last_ts = p.timestamp;
+        }
+    }
+}
+
+/// Where the VP8 payload descriptor keeps its picture ID and TL0PICIDX (RFC 7741 §4.2):
+/// (offset, two-byte picture id) and the TL0PICIDX offset.
+fn vp8_id_offsets(payload: &[u8]) -> (Option<(usize, bool)>, Option<usize>) {
+    let (Some(&b0), Some(&x)) = (payload.first(), payload.get(1)) else {
+        return (None, None);
+    };
+    if b0 & 0x80 == 0 {
+        return (None, None);
+    }
+    let mut at = 2;
+    let mut pid = None;
+    if x & 0x80 != 0 {
+        let Some(&p) = payload.get(at) else {
+            return (None, None);
+        };
+        let long = p & 0x80 != 0;
+        pid = Some((at, long));
+        at += if long { 2 } else { 1 };
+    }
+    let tl0 = (x & 0x40 != 0 && at < payload.len()).then_some(at);
+    (pid, tl0)
+}
+
+/// The temporal layer index (TID) of a VP8 packet, when its descriptor carries one.
+pub fn vp8_tid(payload: &[u8]) -> Option<u8> {
+    let x = *payload.get(1)?;
+    if payload.first()? & 0x80 == 0 || x & 0x30 == 0 {
+        return None;
+    }
+    let (pid, tl0) = vp8_id_offsets(payload);
+    let at = match (tl0, pid) {
+        (Some(t), _) => t + 1,
+        (None, Some((p, long))) => p + if long { 2 } else { 1 },
+        (None, None) => 2,
+    };
+    // TID is only meaningful with the T bit; K alone carries just KEYIDX.
+    if x & 0x20 == 0 {
+        return None;
+    }
+    payload.get(at).map(|b| b >> 6)
+}
+
+pub fn vp8_ids(payload: &[u8]) -> (Option<u16>, Option<u8>) {
+    let (pid, tl0) = vp8_id_offsets(payload);
+    let pid = pid.and_then(|(at, long)| {
+        if long {
+            let hi = *payload.get(at)?;
+            let lo = *payload.get(at + 1)?;
+            Some(u16::from_be_bytes([hi & 0x7f, lo]))
+        } else {
+            payload.get(at).map(|b| u16::from(b & 0x7f))
+        }
+    });
+    (pid, tl0.and_then(|at| payload.get(at).copied()))
+}
+
+/// Adds the offsets to the picture ID (15-bit, or 7-bit when short) and TL0PICIDX in place.
+pub fn vp8_shift_ids(payload: &mut [u8], pid_off: u16, tl0_off: u8) {
+    let (pid, tl0) = vp8_id_offsets(payload);
+    if let Some((at, long)) = pid {
+        if long {
+            if let (Some(&hi), Some(&lo)) = (payload.get(at), payload.get(at + 1)) {
+                let v = u16::from_be_bytes([hi & 0x7f, lo]).wrapping_add(pid_off) & 0x7fff;
+                let [h, l] = v.to_be_bytes();
+                payload[at] = 0x80 | h;
+                payload[at + 1] = l;
+            }
+        } else if let Some(b) = payload.get_mut(at) {
+            *b = (b.wrapping_add(pid_off as u8)) & 0x7f;
+        }
+    }
+    if let Some(b) = tl0.and_then(|at| payload.get_mut(at)) {
+        *b = b.wrapping_add(tl0_off);
+    }
+}
+
+/// Whether a VP8 RTP payload starts a keyframe (RFC 7741: descriptor, then the frame header's
+/// inverse key-frame bit).
+pub fn vp8_keyframe(payload: &[u8]) -> bool {
+    let Some(&b0) = payload.first() else {
+        return false;
+    };
+    let start = b0 & 0x10 != 0 && b0 & 0x07 == 0;
+    if !start {
+        return false;
+    }
+    let mut at = 1;
+    if b0 & 0x80 != 0 {
+        let Some(&x) = payload.get(1) else {
+            return false;
+        };
+        at = 2;
+        if x & 0x80 != 0 {
+            // PictureID: one or two bytes.
+            match payload.get(at) {
+                Some(p) if p & 0x80 != 0 => at += 2,
+                Some(_) => at += 1,
+                None => return false,
+            }
+        }
+        if x & 0x40 != 0 {
+            at += 1;
+        }
+        if x & 0x30 != 0 {
+            at += 1;
+        }
+    }
+    payload.get(at).is_some_and(|h| h & 0x01 == 0)
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MediaKind;
+
+    #[test]
+    fn vp8_ids_shift_with_wraparound() {
+        // X, S; I and L set; 15-bit picture id 0x7ffe; TL0PICIDX 255.
+        let mut p = vec![0x90, 0xC0, 0xFF, 0xFE, 0xFF, 0x00];
+        assert_eq!(vp8_ids(&p), (Some(0x7ffe), Some(255)));
+        vp8_shift_ids(&mut p, 3, 2);
+        assert_eq!(vp8_ids(&p), (Some(1), Some(1)));
+        assert_eq!(p[2] & 0x80, 0x80, "long form kept");
+        // Truncated descriptors are left alone.
+        let mut short = vec![0x90, 0xC0];
+        vp8_shift_ids(&mut short, 3, 2);
+        assert_eq!(short, vec![0x90, 0xC0]);
+        assert_eq!(vp8_ids(&[]), (None, None));
+    }
+
+    #[test]
+    fn temporal_layer_index() {
+        // X; I (short picture id), L, T: pid 5, tl0 9, TID 2.
+        assert_eq!(vp8_tid(&[0x90, 0xE0, 0x05, 0x09, 0x80]), Some(2));
+        // X; T only: TID 1.
+        assert_eq!(vp8_tid(&[0x90, 0x20, 0x40]), Some(1));
+        // No T bit, or no extension, or truncated: none.
+        assert_eq!(vp8_tid(&[0x90, 0x80, 0x05]), None);
+        assert_eq!(vp8_tid(&[0x10, 0x00]), None);
+        assert_eq!(vp8_tid(&[0x90, 0xE0, 0x05, 0x09]), None);
+    }
+
+    #[test]
+    fn skipped_packets_leave_no_gap() {
+        let mut r = SourceRewriter::default();
+        let pkt = |seq| RtpPacket {
+            mindex: 1,
+            kind: MediaKind::Video,
+            pt: 96,
+            codec: "h264",
+            seq,
+            timestamp: 0,
+            marker: false,
+            ssrc: 7,
+            substream: None,
+            ext: Default::default(),
+            payload: vec![0u8; 4].into(),
+        };
+        let mut out = Vec::new();
+        for seq in 100..110u64 {
+            let mut p = pkt(seq);
+            if seq % 3 == 1 {
+                r.skip(&p);
+                continue;
+            }
+            r.rewrite(&mut p);
+            out.push(p.seq);
+        }
+        assert!(out.len() >= 5, "{out:?}");
+        assert!(out.windows(2).all(|w| w[1] == w[0] + 1), "gapless: {out:?}");
+    }
+
+    #[test]
+    fn keyframe_detection() {
+        // S=1, PID=0, no extension; frame header P bit 0 = keyframe.
+        assert!(vp8_keyframe(&[0x10, 0x00]));
+        assert!(!vp8_keyframe(&[0x10, 0x01]));
+        assert!(!vp8_keyframe(&[0x00, 0x00]), "not a partition start");
+        // With X, I (long picture id) and the frame header after it.
+        assert!(vp8_keyframe(&[0x90, 0x80, 0x81, 0x23, 0x00]));
+        assert!(!vp8_keyframe(&[0x90, 0x80, 0x81]));
+    }
+}
