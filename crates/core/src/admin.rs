@@ -2,6 +2,7 @@
 //! effect on session activity.
 
 use crate::auth::secret_eq;
+use crate::call::{PluginCall, Step};
 use crate::gateway::{first_level, int_field, plugin_names, Incoming, Request};
 use crate::{Gateway, InstanceId, Now, Output};
 use jano_api::fields::{self, Kind};
@@ -17,11 +18,18 @@ fn with(mut base: Map<String, Value>, extra: &[(&str, Value)]) -> Value {
 }
 
 impl Gateway {
-    /// Handles one Admin API request and returns its response.
-    pub fn handle_admin(&mut self, now: Now, _origin: InstanceId, input: Incoming) -> Value {
+    /// Handles one Admin API request and returns its response, calling the plugin (for
+    /// `message_plugin`) right here; see [`Gateway::handle_request`].
+    pub fn handle_admin(&mut self, now: Now, origin: InstanceId, input: Incoming) -> Value {
+        let step = self.start_admin(now, origin, input);
+        self.complete(now, step)
+    }
+
+    /// Handles one Admin API request up to the plugin, as [`Gateway::start_request`] does.
+    pub fn start_admin(&mut self, now: Now, _origin: InstanceId, input: Incoming) -> Step {
         let req = match first_level(input) {
             Ok(r) => r,
-            Err(resp) => return resp,
+            Err(resp) => return Step::Done(resp),
         };
         let sid = int_field(&req.root, "session_id");
         let hid = int_field(&req.root, "handle_id");
@@ -29,15 +37,37 @@ impl Gateway {
         let echo = u64::try_from(sid).unwrap_or(0);
         let verb = req.verb.to_ascii_lowercase();
         let tx = req.transaction.clone();
-        let result = if sid == 0 && hid == 0 {
-            self.admin_global(now, &req, &verb)
+        let result = if sid == 0 && hid == 0 && verb == "message_plugin" {
+            self.message_plugin(&req).map(Step::Call)
+        } else if sid == 0 && hid == 0 {
+            self.admin_global(now, &req, &verb).map(Step::Done)
         } else {
             self.admin_scoped(now, &req, &verb, sid, handle_present, hid)
+                .map(Step::Done)
         };
         match result {
-            Ok(v) => v,
-            Err(e) => msg::error(echo, Some(&tx), &e),
+            Ok(step) => step,
+            Err(e) => Step::Done(msg::error(echo, Some(&tx), &e)),
         }
+    }
+
+    /// `message_plugin`: checked here, answered by [`Gateway::finish_call`] once the plugin
+    /// has run.
+    fn message_plugin(&self, req: &Request) -> Result<PluginCall, JanusError> {
+        let root = &req.root;
+        if !self.admin_authorized(root) {
+            return Err(JanusError::unauthorized());
+        }
+        let package = fields::req_str(root, "plugin")?;
+        let request = fields::check(root, "request", Kind::Object, false)?
+            .cloned()
+            .unwrap_or_else(|| Value::Object(Map::new()));
+        let plugin = self
+            .plugins
+            .get(package)
+            .cloned()
+            .ok_or_else(|| JanusError::new(ErrorCode::PluginNotFound, "Invalid plugin"))?;
+        Ok(PluginCall::admin(plugin, &req.transaction, request))
     }
 
     fn admin_authorized(&self, root: &Map<String, Value>) -> bool {
@@ -167,23 +197,6 @@ impl Gateway {
                 let mut ids: Vec<u64> = self.sessions.keys().copied().collect();
                 ids.sort_unstable();
                 Ok(with(ok(), &[("sessions", json!(ids))]))
-            }
-            "message_plugin" => {
-                let package = fields::req_str(root, "plugin")?;
-                let request = fields::check(root, "request", Kind::Object, false)?
-                    .cloned()
-                    .unwrap_or_else(|| Value::Object(Map::new()));
-                let plugin =
-                    self.plugins.get(package).cloned().ok_or_else(|| {
-                        JanusError::new(ErrorCode::PluginNotFound, "Invalid plugin")
-                    })?;
-                let response = plugin.handle_admin_message(request).ok_or_else(|| {
-                    JanusError::new(
-                        ErrorCode::Unknown,
-                        "Plugin doesn't support Admin API messages",
-                    )
-                })?;
-                Ok(with(ok(), &[("response", response)]))
             }
             "query_transport" => {
                 let package = fields::req_str(root, "transport")?;
