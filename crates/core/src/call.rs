@@ -33,7 +33,9 @@ pub enum Step {
 
 /// A plugin call the core asked for; see the module docs.
 #[must_use = "a started plugin call must be run and finished"]
-pub struct PluginCall {
+pub struct PluginCall(Box<Parts>);
+
+struct Parts {
     ticket: Ticket,
     work: Work,
 }
@@ -86,7 +88,7 @@ enum Outcome {
 impl std::fmt::Debug for PluginCall {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PluginCall")
-            .field("ticket", &self.ticket)
+            .field("ticket", &self.0.ticket)
             .finish_non_exhaustive()
     }
 }
@@ -98,7 +100,7 @@ impl PluginCall {
         body: Map<String, Value>,
         jsep: Option<Jsep>,
     ) -> PluginCall {
-        PluginCall {
+        PluginCall(Box::new(Parts {
             ticket: Ticket::Message {
                 href: h.href.clone(),
                 serial: h.serial,
@@ -112,21 +114,21 @@ impl PluginCall {
                 body,
                 jsep,
             },
-        }
+        }))
     }
 
     pub(crate) fn admin(plugin: Arc<dyn Plugin>, transaction: &str, request: Value) -> PluginCall {
-        PluginCall {
+        PluginCall(Box::new(Parts {
             ticket: Ticket::Admin {
                 transaction: transaction.to_owned(),
             },
             work: Work::Admin { plugin, request },
-        }
+        }))
     }
 
     /// The handle a `message` is for (`None` for an Admin API call).
     pub fn handle(&self) -> Option<&HandleRef> {
-        match &self.ticket {
+        match &self.0.ticket {
             Ticket::Message { href, .. } => Some(href),
             Ticket::Admin { .. } => None,
         }
@@ -135,7 +137,7 @@ impl PluginCall {
     /// Calls the plugin. Needs no gateway: run it with no lock held. A panicking plugin is
     /// caught (and answered as a failed call) so the request is still finished.
     pub fn run(self) -> CallDone {
-        let PluginCall { ticket, work } = self;
+        let Parts { ticket, work } = *self.0;
         let outcome = catch_unwind(AssertUnwindSafe(|| match work {
             Work::Message {
                 plugin,
