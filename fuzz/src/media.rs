@@ -32,7 +32,7 @@ use jano_core::{
     PluginEvent, PluginRegistry,
 };
 use jano_media::sdp;
-use jano_plugin::{
+use jano_plugin::{NoState, SessionRef, 
     CoreServices, DataMessage, HandleRef, Jsep, JsepType, LocalJsep, Map, MediaKind, MediaPrefs,
     OfferMedia, Plugin, PluginInfo, PluginResult, PushError, RtpPacket, Value,
 };
@@ -261,12 +261,13 @@ impl Plugin for Answerer {
     fn info(&self) -> &PluginInfo {
         &INFO
     }
-    fn create_session(&self, _handle: &HandleRef) -> Result<(), i32> {
-        Ok(())
+    fn create_session(&self, _handle: &HandleRef) -> Result<SessionRef, i32> {
+        Ok(Arc::new(NoState))
     }
     fn handle_message(
         &self,
         handle: &HandleRef,
+        _session: &SessionRef,
         transaction: &str,
         body: Map<String, Value>,
         jsep: Option<Jsep>,
@@ -305,7 +306,7 @@ impl Plugin for Answerer {
             .push_event(handle, Some(transaction.to_owned()), Map::new(), reply);
         PluginResult::OkWait(None)
     }
-    fn destroy_session(&self, _handle: &HandleRef) -> Result<(), i32> {
+    fn destroy_session(&self, _handle: &HandleRef, _session: &SessionRef) -> Result<(), i32> {
         Ok(())
     }
 }
@@ -510,6 +511,7 @@ impl Harness {
                     self.trickle_one(c);
                 }
             }
+            MediaCommand::Settings(_) => {}
             MediaCommand::Hangup {
                 session_id,
                 handle_id,

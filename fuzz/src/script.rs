@@ -41,7 +41,7 @@ use jano_core::{
     PluginRegistry, TransportInfo,
 };
 use jano_echotest::EchoTest;
-use jano_plugin::{
+use jano_plugin::{session_as, PluginSession, SessionRef, 
     CoreServices, HandleRef, Jsep, LocalJsep, Map, Plugin, PluginInfo, PluginResult, PushError,
     Value,
 };
@@ -594,8 +594,13 @@ impl Plugin for Tracked {
         self.inner.info()
     }
 
-    fn create_session(&self, handle: &HandleRef) -> Result<(), i32> {
-        let result = self.inner.create_session(handle);
+    fn create_session(&self, handle: &HandleRef) -> Result<SessionRef, i32> {
+        let result = self.inner.create_session(handle).map(|inner| {
+            Arc::new(TrackedSession {
+                inner,
+                tracker: self.tracker.clone(),
+            }) as SessionRef
+        });
         if result.is_ok() {
             let mut t = lock(&self.tracker);
             let package = self.inner.info().package;
@@ -612,43 +617,25 @@ impl Plugin for Tracked {
     fn handle_message(
         &self,
         handle: &HandleRef,
+        session: &SessionRef,
         transaction: &str,
         body: Map<String, Value>,
         jsep: Option<Jsep>,
     ) -> PluginResult {
         self.expect_live(handle, "handle_message");
-        self.inner.handle_message(handle, transaction, body, jsep)
+        self.inner
+            .handle_message(handle, inner_of(session), transaction, body, jsep)
     }
 
     fn handle_admin_message(&self, request: Value) -> Option<Value> {
         self.inner.handle_admin_message(request)
     }
 
-    fn setup_media(&self, handle: &HandleRef) {
-        self.expect_live(handle, "setup_media");
-        self.inner.setup_media(handle);
-    }
-
-    fn data_ready(&self, handle: &HandleRef) {
-        self.expect_live(handle, "data_ready");
-        self.inner.data_ready(handle);
-    }
-
-    fn slow_link(&self, handle: &HandleRef, mindex: usize, video: bool, uplink: bool) {
-        self.expect_live(handle, "slow_link");
-        self.inner.slow_link(handle, mindex, video, uplink);
-    }
-
-    fn hangup_media(&self, handle: &HandleRef) {
-        self.expect_live(handle, "hangup_media");
-        self.inner.hangup_media(handle);
-    }
-
     fn shutdown(&self) {
         self.inner.shutdown();
     }
 
-    fn destroy_session(&self, handle: &HandleRef) -> Result<(), i32> {
+    fn destroy_session(&self, handle: &HandleRef, session: &SessionRef) -> Result<(), i32> {
         {
             let mut t = lock(&self.tracker);
             if t.live.remove(&handle.handle_id).is_none() {
@@ -658,11 +645,38 @@ impl Plugin for Tracked {
                 ));
             }
         }
-        self.inner.destroy_session(handle)
+        self.inner.destroy_session(handle, inner_of(session))
     }
 
-    fn query_session(&self, handle: &HandleRef) -> Value {
-        self.inner.query_session(handle)
+    fn query_session(&self, handle: &HandleRef, session: &SessionRef) -> Value {
+        self.inner.query_session(handle, inner_of(session))
+    }
+}
+
+/// A tracked plugin's handle state: the wrapped plugin's, plus the liveness check.
+struct TrackedSession {
+    inner: SessionRef,
+    tracker: Arc<Mutex<Tracker>>,
+}
+
+impl PluginSession for TrackedSession {
+    fn hangup_media(&self, handle: &HandleRef) {
+        {
+            let mut t = lock(&self.tracker);
+            if !t.live.contains_key(&handle.handle_id) {
+                t.violations
+                    .push(format!("hangup_media for dead handle {}", handle.handle_id));
+            }
+        }
+        self.inner.hangup_media(handle);
+    }
+}
+
+/// The wrapped plugin's state behind a tracked handle's.
+fn inner_of(session: &SessionRef) -> &SessionRef {
+    match session_as::<TrackedSession>(session) {
+        Some(t) => &t.inner,
+        None => session,
     }
 }
 
@@ -688,16 +702,19 @@ impl Plugin for Stub {
         &STUB_INFO
     }
 
-    fn create_session(&self, handle: &HandleRef) -> Result<(), i32> {
+    fn create_session(&self, handle: &HandleRef) -> Result<SessionRef, i32> {
         if handle.opaque_id.as_deref() == Some("refuse") {
             return Err(-7);
         }
-        Ok(())
+        Ok(Arc::new(StubSession {
+            services: self.services.clone(),
+        }))
     }
 
     fn handle_message(
         &self,
         handle: &HandleRef,
+        _session: &SessionRef,
         transaction: &str,
         body: Map<String, Value>,
         jsep: Option<Jsep>,
@@ -745,6 +762,21 @@ impl Plugin for Stub {
         }
     }
 
+    fn destroy_session(&self, handle: &HandleRef, _session: &SessionRef) -> Result<(), i32> {
+        if lock(&self.fail_detach).remove(&handle.handle_id) {
+            Err(-3)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The stub's handle state: on a hang-up it pushes an event and closes the PeerConnection.
+struct StubSession {
+    services: Arc<dyn CoreServices>,
+}
+
+impl PluginSession for StubSession {
     fn hangup_media(&self, handle: &HandleRef) {
         let mut m = Map::new();
         m.insert("stub".into(), json!("hungup"));
@@ -752,13 +784,6 @@ impl Plugin for Stub {
         self.services.close_pc(handle);
     }
 
-    fn destroy_session(&self, handle: &HandleRef) -> Result<(), i32> {
-        if lock(&self.fail_detach).remove(&handle.handle_id) {
-            Err(-3)
-        } else {
-            Ok(())
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

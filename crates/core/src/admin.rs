@@ -2,6 +2,7 @@
 //! effect on session activity.
 
 use crate::auth::secret_eq;
+use crate::call::{PluginCall, Step};
 use crate::gateway::{first_level, int_field, plugin_names, Incoming, Request};
 use crate::media::{MediaCommand, MediaSetting};
 use crate::{Gateway, InstanceId, Now, Output};
@@ -18,11 +19,18 @@ fn with(mut base: Map<String, Value>, extra: &[(&str, Value)]) -> Value {
 }
 
 impl Gateway {
-    /// Handles one Admin API request and returns its response.
-    pub fn handle_admin(&mut self, now: Now, _origin: InstanceId, input: Incoming) -> Value {
+    /// Handles one Admin API request and returns its response, calling the plugin (for
+    /// `message_plugin`) right here; see [`Gateway::handle_request`].
+    pub fn handle_admin(&mut self, now: Now, origin: InstanceId, input: Incoming) -> Value {
+        let step = self.start_admin(now, origin, input);
+        self.complete(now, step)
+    }
+
+    /// Handles one Admin API request up to the plugin, as [`Gateway::start_request`] does.
+    pub fn start_admin(&mut self, now: Now, _origin: InstanceId, input: Incoming) -> Step {
         let req = match first_level(input) {
             Ok(r) => r,
-            Err(resp) => return resp,
+            Err(resp) => return Step::Done(resp),
         };
         let sid = int_field(&req.root, "session_id");
         let hid = int_field(&req.root, "handle_id");
@@ -30,15 +38,37 @@ impl Gateway {
         let echo = u64::try_from(sid).unwrap_or(0);
         let verb = req.verb.to_ascii_lowercase();
         let tx = req.transaction.clone();
-        let result = if sid == 0 && hid == 0 {
-            self.admin_global(now, &req, &verb)
+        let result = if sid == 0 && hid == 0 && verb == "message_plugin" {
+            self.message_plugin(&req).map(Step::Call)
+        } else if sid == 0 && hid == 0 {
+            self.admin_global(now, &req, &verb).map(Step::Done)
         } else {
             self.admin_scoped(now, &req, &verb, sid, handle_present, hid)
+                .map(Step::Done)
         };
         match result {
-            Ok(v) => v,
-            Err(e) => msg::error(echo, Some(&tx), &e),
+            Ok(step) => step,
+            Err(e) => Step::Done(msg::error(echo, Some(&tx), &e)),
         }
+    }
+
+    /// `message_plugin`: checked here, answered by [`Gateway::finish_call`] once the plugin
+    /// has run.
+    fn message_plugin(&self, req: &Request) -> Result<PluginCall, JanusError> {
+        let root = &req.root;
+        if !self.admin_authorized(root) {
+            return Err(JanusError::unauthorized());
+        }
+        let package = fields::req_str(root, "plugin")?;
+        let request = fields::check(root, "request", Kind::Object, false)?
+            .cloned()
+            .unwrap_or_else(|| Value::Object(Map::new()));
+        let plugin = self
+            .plugins
+            .get(package)
+            .cloned()
+            .ok_or_else(|| JanusError::new(ErrorCode::PluginNotFound, "Invalid plugin"))?;
+        Ok(PluginCall::admin(plugin, &req.transaction, request))
     }
 
     fn admin_authorized(&self, root: &Map<String, Value>) -> bool {
@@ -142,10 +172,7 @@ impl Gateway {
             "set_min_nack_queue" => {
                 let n = req_u64(root, "min_nack_queue")?;
                 self.cfg.min_nack_queue = n;
-                // Running PeerConnections take it too (Janus applies it to new ones only for
-                // some of these; every one is live here).
-                self.outputs
-                    .push_back(Output::Media(MediaCommand::Settings(MediaSetting::MinNackQueue(n))));
+                self.tell_engine(MediaSetting::MinNackQueue(n));
                 Ok(with(ok(), &[("min_nack_queue", n.into())]))
             }
             "set_nack_optimizations" => {
@@ -156,19 +183,13 @@ impl Gateway {
             "set_no_media_timer" => {
                 let n = req_u64(root, "no_media_timer")?;
                 self.cfg.no_media_timer = n;
-                // Running PeerConnections take it too (Janus applies it to new ones only for
-                // some of these; every one is live here).
-                self.outputs
-                    .push_back(Output::Media(MediaCommand::Settings(MediaSetting::NoMediaTimer(n))));
+                self.tell_engine(MediaSetting::NoMediaTimer(n));
                 Ok(with(ok(), &[("no_media_timer", n.into())]))
             }
             "set_slowlink_threshold" => {
                 let n = req_u64(root, "slowlink_threshold")?;
                 self.cfg.slowlink_threshold = n;
-                // Running PeerConnections take it too (Janus applies it to new ones only for
-                // some of these; every one is live here).
-                self.outputs
-                    .push_back(Output::Media(MediaCommand::Settings(MediaSetting::SlowlinkThreshold(n))));
+                self.tell_engine(MediaSetting::SlowlinkThreshold(n));
                 Ok(with(ok(), &[("slowlink_threshold", n.into())]))
             }
             "accept_new_sessions" => {
@@ -180,23 +201,6 @@ impl Gateway {
                 let mut ids: Vec<u64> = self.sessions.keys().copied().collect();
                 ids.sort_unstable();
                 Ok(with(ok(), &[("sessions", json!(ids))]))
-            }
-            "message_plugin" => {
-                let package = fields::req_str(root, "plugin")?;
-                let request = fields::check(root, "request", Kind::Object, false)?
-                    .cloned()
-                    .unwrap_or_else(|| Value::Object(Map::new()));
-                let plugin =
-                    self.plugins.get(package).cloned().ok_or_else(|| {
-                        JanusError::new(ErrorCode::PluginNotFound, "Invalid plugin")
-                    })?;
-                let response = plugin.handle_admin_message(request).ok_or_else(|| {
-                    JanusError::new(
-                        ErrorCode::Unknown,
-                        "Plugin doesn't support Admin API messages",
-                    )
-                })?;
-                Ok(with(ok(), &[("response", response)]))
             }
             "query_transport" => {
                 let package = fields::req_str(root, "transport")?;
@@ -538,4 +542,15 @@ fn req_u64(root: &Map<String, Value>, name: &str) -> Result<u64, JanusError> {
     Ok(fields::check(root, name, Kind::PositiveInteger, true)?
         .and_then(Value::as_u64)
         .unwrap_or(0))
+}
+
+impl Gateway {
+    /// An Admin API setter that running PeerConnections take at once (in Janus some of these
+    /// only reach PeerConnections created afterwards).
+    fn tell_engine(&mut self, setting: MediaSetting) {
+        if self.media.is_some() {
+            self.outputs
+                .push_back(Output::Media(MediaCommand::Settings(setting)));
+        }
+    }
 }

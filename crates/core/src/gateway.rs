@@ -2,6 +2,7 @@
 //! and the timers. See the crate docs for the input/output discipline.
 
 use crate::auth::{secret_eq, signed_contains, signed_valid, TokenStore};
+use crate::call::{PluginCall, Step};
 use crate::media::{MediaBackend, MediaCommand, MediaEvent, Negotiation, RemoteSdp};
 use crate::registry::{PluginRegistry, TransportInfo};
 use crate::rng::IdRng;
@@ -9,7 +10,7 @@ use crate::session::{Handle, PendingTrickle, Session, MAX_PENDING_TRICKLES};
 use crate::{CoreConfig, InstanceId, Now, Output};
 use jano_api::fields::{self, Kind};
 use jano_api::{msg, ErrorCode, JanusError, Map, Value};
-use jano_plugin::{HandleRef, Jsep, JsepType, LocalJsep, PluginResult};
+use jano_plugin::{HandleRef, Jsep, JsepType, LocalJsep};
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
@@ -36,6 +37,17 @@ pub enum PluginEvent {
     },
 }
 
+impl PluginEvent {
+    /// The handle the event is about.
+    pub fn handle(&self) -> &HandleRef {
+        match self {
+            PluginEvent::Push { handle, .. }
+            | PluginEvent::EndSession { handle }
+            | PluginEvent::ClosePc { handle } => handle,
+        }
+    }
+}
+
 /// The gateway state machine.
 pub struct Gateway {
     pub(crate) cfg: CoreConfig,
@@ -51,6 +63,8 @@ pub struct Gateway {
     pub(crate) outputs: VecDeque<Output>,
     /// The media engine, when this build runs one.
     pub(crate) media: Option<Arc<dyn MediaBackend>>,
+    /// The next [`Handle::serial`](crate::session::Handle).
+    pub(crate) next_serial: u64,
 }
 
 /// Ids as the Janus core reads them: only JSON integers count; anything else is "absent".
@@ -155,6 +169,7 @@ impl Gateway {
             rng: IdRng::new(seed),
             outputs: VecDeque::new(),
             media: None,
+            next_serial: 1,
         }
     }
 
@@ -264,24 +279,35 @@ impl Gateway {
         }
     }
 
-    /// Handles one Janus API request from `origin` and returns its response. Side effects are
-    /// queued as [`Output`]s.
+    /// Handles one Janus API request from `origin` and returns its response, calling the plugin
+    /// (for a `message`) right here. Side effects are queued as [`Output`]s. For drivers that
+    /// run everything on one thread (tests, fuzzing); a server that must not hold its lock over
+    /// a plugin call uses [`Gateway::start_request`] and [`Gateway::finish_call`].
     pub fn handle_request(&mut self, now: Now, origin: InstanceId, input: Incoming) -> Value {
+        let step = self.start_request(now, origin, input);
+        self.complete(now, step)
+    }
+
+    /// Handles one Janus API request from `origin` up to the plugin: either its response
+    /// ([`Step::Done`]) or a [`PluginCall`] to [run](PluginCall::run) (with no lock held) and
+    /// hand back to [`Gateway::finish_call`], which gives the response. Side effects are queued
+    /// as [`Output`]s.
+    pub fn start_request(&mut self, now: Now, origin: InstanceId, input: Incoming) -> Step {
         let req = match first_level(input) {
             Ok(r) => r,
-            Err(resp) => return resp,
+            Err(resp) => return Step::Done(resp),
         };
         let ids = RequestIds::read(&req.root);
         let tx = req.transaction.as_str();
         let verb = req.verb.to_ascii_lowercase();
         let result = if ids.session == 0 && ids.handle == 0 {
-            self.root_request(now, origin, &req, &verb)
+            self.root_request(now, origin, &req, &verb).map(Step::Done)
         } else {
             self.session_request(now, origin, &req, &verb, ids)
         };
         match result {
-            Ok(v) => v,
-            Err(e) => msg::error(ids.echo(), Some(tx), &e),
+            Ok(step) => step,
+            Err(e) => Step::Done(msg::error(ids.echo(), Some(tx), &e)),
         }
     }
 
@@ -353,7 +379,7 @@ impl Gateway {
         req: &Request,
         verb: &str,
         ids: RequestIds,
-    ) -> Result<Value, JanusError> {
+    ) -> Result<Step, JanusError> {
         if ids.session < 1 {
             return Err(JanusError::of(ErrorCode::SessionNotFound));
         }
@@ -375,7 +401,7 @@ impl Gateway {
             return Err(JanusError::no_such_handle(hid, sid));
         }
         let tx = req.transaction.as_str();
-        match verb {
+        let response = match verb {
             "keepalive" => Ok(msg::ack(sid, tx)),
             "attach" => {
                 if hid > 0 {
@@ -415,7 +441,7 @@ impl Gateway {
                 if hid == 0 {
                     return Err(JanusError::unhandled_at_path(&req.verb));
                 }
-                self.message(sid, hid, req)
+                return self.message(sid, hid, req).map(Step::Call);
             }
             "trickle" => {
                 if hid == 0 {
@@ -424,7 +450,8 @@ impl Gateway {
                 self.trickle(now, sid, hid, req)
             }
             _ => Err(JanusError::unknown_request(&req.verb)),
-        }
+        };
+        response.map(Step::Done)
     }
 
     fn attach(&mut self, now: Now, sid: u64, req: &Request) -> Result<Value, JanusError> {
@@ -462,6 +489,8 @@ impl Gateway {
                 format!("Couldn't attach to plugin: error '{n}'"),
             )
         })?;
+        let serial = self.next_serial;
+        self.next_serial += 1;
         let handle = Handle {
             href,
             plugin,
@@ -472,6 +501,10 @@ impl Gateway {
             pc: false,
             remote_offer: None,
             offered: false,
+            serial,
+            calls: 0,
+            held: VecDeque::new(),
+            dropped_events: 0,
         };
         match self.sessions.get_mut(&sid) {
             Some(s) => {
@@ -529,7 +562,7 @@ impl Gateway {
         })
     }
 
-    fn add_opaque(&self, ev: &mut Map<String, Value>, href: &HandleRef) {
+    pub(crate) fn add_opaque(&self, ev: &mut Map<String, Value>, href: &HandleRef) {
         if self.cfg.opaqueid_in_api {
             if let Some(o) = &href.opaque_id {
                 ev.insert("opaque_id".into(), Value::String(o.to_string()));
@@ -618,17 +651,17 @@ impl Gateway {
         tracing::debug!(session = sid, "session claimed");
     }
 
-    fn message(&mut self, sid: u64, hid: u64, req: &Request) -> Result<Value, JanusError> {
+    /// Validates a `message` and prepares its plugin call; the handle counts it as in flight
+    /// until [`Gateway::finish_call`].
+    fn message(&mut self, sid: u64, hid: u64, req: &Request) -> Result<PluginCall, JanusError> {
         let root = &req.root;
-        let tx = req.transaction.as_str();
-        let (href, plugin, state) = {
-            let h = self
-                .sessions
-                .get(&sid)
-                .and_then(|s| s.handles.get(&hid))
-                .ok_or_else(|| JanusError::no_such_handle(hid, sid))?;
-            (h.href.clone(), h.plugin.clone(), h.state.clone())
-        };
+        if !self
+            .sessions
+            .get(&sid)
+            .is_some_and(|s| s.handles.contains_key(&hid))
+        {
+            return Err(JanusError::no_such_handle(hid, sid));
+        }
         let body = match fields::check(root, "body", Kind::Object, true)? {
             Some(Value::Object(b)) => b.clone(),
             _ => return Err(JanusError::missing("body")),
@@ -646,33 +679,13 @@ impl Gateway {
         if let Some(j) = jsep.as_mut() {
             self.take_remote_jsep(sid, hid, j)?;
         }
-        match plugin.handle_message(&href, &state, tx, body, jsep) {
-            PluginResult::Ok(data) => {
-                let mut m = msg::envelope("success", sid, Some(tx));
-                m.insert("sender".into(), hid.into());
-                self.add_opaque(&mut m, &href);
-                let mut pd = Map::new();
-                pd.insert("plugin".into(), Value::String(plugin.info().package.into()));
-                pd.insert("data".into(), Value::Object(data));
-                m.insert("plugindata".into(), Value::Object(pd));
-                Ok(Value::Object(m))
-            }
-            PluginResult::OkWait(hint) => {
-                let mut m = msg::envelope("ack", sid, Some(tx));
-                if let Some(h) = hint {
-                    m.insert("hint".into(), Value::String(h));
-                }
-                Ok(Value::Object(m))
-            }
-            PluginResult::Error(text) => {
-                let reason = if text.is_empty() {
-                    "Plugin returned a severe (unknown) error".to_owned()
-                } else {
-                    text
-                };
-                Err(JanusError::new(ErrorCode::PluginMessage, reason))
-            }
-        }
+        let h = self
+            .sessions
+            .get_mut(&sid)
+            .and_then(|s| s.handles.get_mut(&hid))
+            .ok_or_else(|| JanusError::no_such_handle(hid, sid))?;
+        h.calls += 1;
+        Ok(PluginCall::message(h, &req.transaction, body, jsep))
     }
 
     /// Checks a client JSEP and records it on the handle: an offer waits for the plugin's
@@ -818,8 +831,25 @@ impl Gateway {
         Ok(msg::ack(sid, &req.transaction))
     }
 
-    /// A plugin's request, taken from the queue its `CoreServices` fills.
+    /// A plugin's request, taken from the queue its `CoreServices` fills. While the handle has
+    /// `message`s in the plugin, it is held back and applied after their responses (see
+    /// [`Gateway::finish_call`]), so an event never overtakes the `ack` of the request that
+    /// caused it.
     pub fn handle_plugin_event(&mut self, now: Now, ev: PluginEvent) {
+        let href = ev.handle();
+        if let Some(h) = self
+            .sessions
+            .get_mut(&href.session_id)
+            .and_then(|s| s.handles.get_mut(&href.handle_id))
+            .filter(|h| h.calls > 0)
+        {
+            h.hold(ev);
+            return;
+        }
+        self.apply_plugin_event(now, ev);
+    }
+
+    pub(crate) fn apply_plugin_event(&mut self, now: Now, ev: PluginEvent) {
         match ev {
             PluginEvent::Push {
                 plugin,

@@ -12,6 +12,7 @@
 
 mod admin;
 mod auth;
+mod call;
 mod config;
 mod gateway;
 mod info;
@@ -21,6 +22,7 @@ mod rng;
 mod session;
 
 pub use auth::{sign_token, TokenStore};
+pub use call::{CallDone, PluginCall, Step};
 pub use config::CoreConfig;
 pub use gateway::{Gateway, Incoming, PluginEvent};
 pub use media::{

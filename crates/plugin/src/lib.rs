@@ -29,7 +29,7 @@ pub mod session;
 pub use fanout::{Dest, Fanout, KeyframeThrottle, MediaRouter};
 pub use jano_api::{Map, Value};
 pub use session::{
-    session_arc, session_as, MediaCtx, NegotiatedCodec, NegotiatedMedia, OutData, Outbox,
+    session_arc, session_as, MediaCtx, NegotiatedCodec, NegotiatedMedia, NoState, OutData, Outbox,
     PluginSession, SessionRef,
 };
 pub use jano_config::Jcfg;

@@ -151,3 +151,10 @@ impl<'a> MediaCtx<'a> {
         self.out.remb = Some(bitrate);
     }
 }
+
+/// A handle state with nothing in it, for plugins (and tests) that keep none or keep it
+/// elsewhere.
+#[derive(Debug, Default)]
+pub struct NoState;
+
+impl PluginSession for NoState {}

@@ -2,7 +2,8 @@
 //!
 //! - Owns the [`Gateway`] behind one short-held lock: every call feeds one input, delivers the
 //!   response, then dispatches the queued outputs — all without IO (sinks only queue), so the
-//!   lock is never held across a socket write.
+//!   lock is never held across a socket write. Plugin calls (`message`, the Admin API's
+//!   `message_plugin`) run with the lock released, between the core's two steps of the request.
 //! - Gives the core a real clock and runs its watchdog once a second.
 //! - Implements the plugins' [`CoreServices`] as a queue that a task applies to the core, so a
 //!   plugin can call back from anywhere without re-entering the core (no lock-order deadlocks).
@@ -11,6 +12,7 @@
 use jano_api::Value;
 use jano_core::{
     CoreConfig, Gateway, Incoming, InstanceId, MediaBackend, MediaEvent, Now, Output, PluginEvent,
+    Step,
 };
 use jano_plugin::{
     CoreServices, DataMessage, HandleRef, LocalJsep, Map, MediaRouter, PluginTask, PushError,
@@ -315,6 +317,37 @@ impl Runtime {
         }
     }
 
+    /// Serves one request: the core's first step under the lock; the plugin call, if any, with
+    /// the lock released (a slow plugin stalls only this request); the response built under the
+    /// lock again and handed to `respond` before the outputs it caused are dispatched. Events the
+    /// plugin pushes meanwhile are held by the core until then.
+    fn serve<R>(
+        &self,
+        start: impl FnOnce(&mut Gateway, Now) -> Step,
+        respond: impl FnOnce(Value) -> R,
+    ) -> R {
+        let mut gw = self.lock();
+        let resp = match start(&mut gw, self.now()) {
+            Step::Done(resp) => resp,
+            Step::Call(call) => {
+                // The first step of a plugin call queues no events, at most media commands (the
+                // client's answer for the engine): they go now, not whenever another request
+                // next drains the queue.
+                self.dispatch(&mut gw);
+                drop(gw);
+                let done = call.run();
+                gw = self.lock();
+                gw.finish_call(self.now(), done)
+            }
+        };
+        let r = respond(resp);
+        // What the plugin queued while handling it (an async answer) goes out now, after the
+        // response, without waiting for the pump task.
+        self.apply_plugin_events(&mut gw);
+        self.dispatch(&mut gw);
+        r
+    }
+
     /// Applies the queued plugin requests, in order.
     fn apply_plugin_events(&self, gw: &mut Gateway) {
         let events = self.inner.plugin_events.take();
@@ -464,15 +497,9 @@ impl TransportHandle {
     /// request caused is dispatched, so a transport that queues both on one connection keeps
     /// Janus's order (e.g. `success` of `detach` before `detached`).
     pub fn request<R>(&self, conn: u64, input: Incoming, respond: impl FnOnce(Value) -> R) -> R {
-        let now = self.rt.now();
-        let mut gw = self.rt.lock();
-        let resp = gw.handle_request(now, self.instance(conn), input);
-        let r = respond(resp);
-        // What the plugin queued while handling it (an async answer) goes out now, after the
-        // response, without waiting for the pump task.
-        self.rt.apply_plugin_events(&mut gw);
-        self.rt.dispatch(&mut gw);
-        r
+        let origin = self.instance(conn);
+        self.rt
+            .serve(|gw, now| gw.start_request(now, origin, input), respond)
     }
 
     /// An Admin API request from `conn`.
@@ -482,13 +509,9 @@ impl TransportHandle {
         input: Incoming,
         respond: impl FnOnce(Value) -> R,
     ) -> R {
-        let now = self.rt.now();
-        let mut gw = self.rt.lock();
-        let resp = gw.handle_admin(now, self.instance(conn), input);
-        let r = respond(resp);
-        self.rt.apply_plugin_events(&mut gw);
-        self.rt.dispatch(&mut gw);
-        r
+        let origin = self.instance(conn);
+        self.rt
+            .serve(|gw, now| gw.start_admin(now, origin, input), respond)
     }
 
     /// `conn` went away (a socket closed).

@@ -2,8 +2,11 @@
 //! scriptable test plugin, so every path runs without sockets or sleeping.
 #![allow(dead_code)]
 
-use jano_core::{CoreConfig, Gateway, InstanceId, Now, Output, PluginEvent, PluginRegistry};
-use jano_plugin::{
+use jano_core::{
+    CallDone, CoreConfig, Gateway, InstanceId, Now, Output, PluginCall, PluginEvent,
+    PluginRegistry, Step,
+};
+use jano_plugin::{NoState, SessionRef, 
     CoreServices, HandleRef, Jsep, LocalJsep, Map, Plugin, PluginInfo, PluginResult, PushError,
     Value,
 };
@@ -57,7 +60,7 @@ impl CoreServices for RecordingServices {
 pub const TEST_PLUGIN: &str = "janus.plugin.test";
 
 /// A plugin whose answers are chosen by the message body: `{"mode": "sync"|"wait"|"error"|
-/// "empty-error"|"end"}`. Attaching with opaque_id "refuse" fails; detaching a handle whose
+/// "empty-error"|"end"|"burst"|"panic"}` (`burst` pushes `count` events numbered `n`). Attaching with opaque_id "refuse" fails; detaching a handle whose
 /// opaque_id is "stuck" fails.
 pub struct TestPlugin {
     pub services: Arc<dyn CoreServices>,
@@ -77,16 +80,17 @@ impl Plugin for TestPlugin {
     fn info(&self) -> &PluginInfo {
         &TEST_INFO
     }
-    fn create_session(&self, handle: &HandleRef) -> Result<(), i32> {
+    fn create_session(&self, handle: &HandleRef) -> Result<SessionRef, i32> {
         if handle.opaque_id.as_deref() == Some("refuse") {
             return Err(7);
         }
         self.live.lock().unwrap().push(handle.handle_id);
-        Ok(())
+        Ok(Arc::new(NoState))
     }
     fn handle_message(
         &self,
         handle: &HandleRef,
+        _session: &SessionRef,
         transaction: &str,
         body: Map<String, Value>,
         _jsep: Option<Jsep>,
@@ -106,6 +110,18 @@ impl Plugin for TestPlugin {
                 self.services.end_session(handle);
                 PluginResult::OkWait(Some("ending".into()))
             }
+            "burst" => {
+                let count = body.get("count").and_then(Value::as_u64).unwrap_or(1);
+                for n in 0..count {
+                    let mut m = Map::new();
+                    m.insert("n".into(), n.into());
+                    let _ = self
+                        .services
+                        .push_event(handle, Some(transaction.into()), m, None);
+                }
+                PluginResult::OkWait(None)
+            }
+            "panic" => panic!("test plugin panics on request"),
             _ => {
                 let mut m = Map::new();
                 m.insert("echo".into(), Value::Object(body));
@@ -116,14 +132,14 @@ impl Plugin for TestPlugin {
     fn handle_admin_message(&self, request: Value) -> Option<Value> {
         Some(json!({"got": request}))
     }
-    fn destroy_session(&self, handle: &HandleRef) -> Result<(), i32> {
+    fn destroy_session(&self, handle: &HandleRef, _session: &SessionRef) -> Result<(), i32> {
         self.live.lock().unwrap().retain(|h| *h != handle.handle_id);
         if handle.opaque_id.as_deref() == Some("stuck") {
             return Err(3);
         }
         Ok(())
     }
-    fn query_session(&self, handle: &HandleRef) -> Value {
+    fn query_session(&self, handle: &HandleRef, _session: &SessionRef) -> Value {
         json!({"handle": handle.handle_id})
     }
 }
@@ -185,7 +201,8 @@ impl Harness {
         Harness::new(CoreConfig::default())
     }
 
-    fn drain(&mut self) {
+    /// Moves the gateway's queued outputs into `outputs` (after driving `gw` directly).
+    pub fn drain(&mut self) {
         while let Some(o) = self.gw.poll_output() {
             self.outputs.push(o);
         }
@@ -213,6 +230,33 @@ impl Harness {
 
     pub fn raw(&mut self, input: Result<Value, String>) -> Value {
         let r = self.gw.handle_request(self.now, A, input);
+        self.drain();
+        r
+    }
+
+    /// The first step of a request that reaches the plugin (panics if it does not).
+    pub fn start_from(&mut self, from: InstanceId, v: Value) -> PluginCall {
+        let step = self.gw.start_request(self.now, from, Ok(v));
+        self.drain();
+        match step {
+            Step::Call(c) => c,
+            Step::Done(r) => panic!("no plugin call: {r}"),
+        }
+    }
+
+    pub fn start(&mut self, v: Value) -> PluginCall {
+        self.start_from(A, v)
+    }
+
+    /// A plugin event applied right now (as the pump would, from another thread).
+    pub fn plugin_event(&mut self, ev: PluginEvent) {
+        self.gw.handle_plugin_event(self.now, ev);
+        self.drain();
+    }
+
+    /// The last step of a plugin call: its response; what it released is in the outputs.
+    pub fn finish(&mut self, done: CallDone) -> Value {
+        let r = self.gw.finish_call(self.now, done);
         self.drain();
         r
     }

@@ -9,7 +9,7 @@
 
 use jano_core::{CoreConfig, MediaBackend};
 use jano_media::{candidate_ips, IpFilter, MediaConfig, MediaEngine};
-use jano_plugin::{
+use jano_plugin::{NoState, SessionRef, 
     CoreServices, DataMessage, HandleRef, Jsep, JsepType, LocalJsep, Map, MediaPrefs, OfferMedia,
     Plugin, PluginInfo, PluginResult, RtpPacket,
 };
@@ -582,15 +582,16 @@ impl Plugin for Offerer {
     fn info(&self) -> &PluginInfo {
         &OFFERER_INFO
     }
-    fn create_session(&self, _h: &HandleRef) -> Result<(), i32> {
-        Ok(())
+    fn create_session(&self, _h: &HandleRef) -> Result<SessionRef, i32> {
+        Ok(Arc::new(NoState))
     }
-    fn destroy_session(&self, _h: &HandleRef) -> Result<(), i32> {
+    fn destroy_session(&self, _h: &HandleRef, _session: &SessionRef) -> Result<(), i32> {
         Ok(())
     }
     fn handle_message(
         &self,
         handle: &HandleRef,
+        _session: &SessionRef,
         transaction: &str,
         body: Map<String, Value>,
         jsep: Option<Jsep>,
