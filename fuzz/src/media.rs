@@ -32,9 +32,9 @@ use jano_core::{
     PluginEvent, PluginRegistry,
 };
 use jano_media::sdp;
-use jano_plugin::{NoState, SessionRef, 
+use jano_plugin::{
     CoreServices, DataMessage, HandleRef, Jsep, JsepType, LocalJsep, Map, MediaKind, MediaPrefs,
-    OfferMedia, Plugin, PluginInfo, PluginResult, PushError, RtpPacket, Value,
+    NoState, OfferMedia, Plugin, PluginInfo, PluginResult, PushError, RtpPacket, SessionRef, Value,
 };
 use serde_json::json;
 use std::collections::VecDeque;

@@ -41,9 +41,9 @@ use jano_core::{
     PluginRegistry, TransportInfo,
 };
 use jano_echotest::EchoTest;
-use jano_plugin::{session_as, PluginSession, SessionRef, 
-    CoreServices, HandleRef, Jsep, LocalJsep, Map, Plugin, PluginInfo, PluginResult, PushError,
-    Value,
+use jano_plugin::{
+    session_as, CoreServices, HandleRef, Jsep, LocalJsep, Map, Plugin, PluginInfo, PluginResult,
+    PluginSession, PushError, SessionRef, Value,
 };
 use serde_json::json;
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -783,7 +783,6 @@ impl PluginSession for StubSession {
         let _ = self.services.push_event(handle, None, m, None);
         self.services.close_pc(handle);
     }
-
 }
 
 // ---------------------------------------------------------------------------------------------

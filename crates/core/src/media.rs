@@ -4,7 +4,9 @@
 //! `jano-media`; the core only decides *when* (negotiation order, trickle queueing, hang-ups) and
 //! turns the engine's reports into Janus events.
 
-use jano_plugin::{DataMessage, HandleRef, LocalJsep, MediaKind, MediaRouter, RtpPacket, SessionRef, Value};
+use jano_plugin::{
+    DataMessage, HandleRef, LocalJsep, MediaKind, MediaRouter, RtpPacket, SessionRef, Value,
+};
 use std::sync::Arc;
 
 /// What the core asks of the media engine.

@@ -312,9 +312,7 @@ impl MediaEngine {
         let st = &self.shared.settings;
         match s {
             MediaSetting::NoMediaTimer(n) => st.no_media_timer.store(n, Ordering::Relaxed),
-            MediaSetting::SlowlinkThreshold(n) => {
-                st.slowlink_threshold.store(n, Ordering::Relaxed)
-            }
+            MediaSetting::SlowlinkThreshold(n) => st.slowlink_threshold.store(n, Ordering::Relaxed),
             MediaSetting::MinNackQueue(n) => {
                 st.min_nack_queue.store(n, Ordering::Relaxed);
                 st.nack_gen.fetch_add(1, Ordering::Relaxed);

@@ -57,10 +57,7 @@ impl SeqTs {
                     // step back.
                     let elapsed_us = now.saturating_duration_since(at).as_micros() as u64;
                     let step = (elapsed_us.saturating_mul(u64::from(clock)) / 1_000_000).max(1);
-                    self.ts_off = self
-                        .last_ts
-                        .wrapping_add(step as u32)
-                        .wrapping_sub(ts);
+                    self.ts_off = self.last_ts.wrapping_add(step as u32).wrapping_sub(ts);
                 }
             }
             self.source = Some(source);
@@ -75,7 +72,6 @@ impl SeqTs {
         (out, out_ts)
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -108,7 +104,13 @@ mod tests {
             last_ts = ts;
         }
         // Another SSRC with unrelated numbers, 33 ms later.
-        let (s, ts) = r.map((2, 0), 40_000, 123_456, 90_000, t0 + Duration::from_millis(33));
+        let (s, ts) = r.map(
+            (2, 0),
+            40_000,
+            123_456,
+            90_000,
+            t0 + Duration::from_millis(33),
+        );
         assert_eq!(s, last + 1);
         assert_eq!(ts, last_ts + 2970);
         let (s2, ts2) = r.map((2, 0), 40_001, 126_456, 90_000, t0);

@@ -256,7 +256,10 @@ mod tests {
         assert!(!f.remove(4));
         assert_eq!(f.len(), 9);
         f.resync(5);
-        assert_eq!(f.iter().find(|d| d.handle_id == 5).map(|d| d.epoch), Some(1));
+        assert_eq!(
+            f.iter().find(|d| d.handle_id == 5).map(|d| d.epoch),
+            Some(1)
+        );
         r.got.lock().unwrap().clear();
         let empty = Fanout::new(r.clone());
         empty.send(&pkt());

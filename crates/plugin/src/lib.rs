@@ -28,11 +28,11 @@ pub mod session;
 
 pub use fanout::{Dest, Fanout, KeyframeThrottle, MediaRouter};
 pub use jano_api::{Map, Value};
+pub use jano_config::Jcfg;
 pub use session::{
     session_arc, session_as, MediaCtx, NegotiatedCodec, NegotiatedMedia, NoState, OutData, Outbox,
     PluginSession, SessionRef,
 };
-pub use jano_config::Jcfg;
 
 /// Identifies one attachment of a client to a plugin. Cheap to clone; plugins key their
 /// per-handle state by `handle_id`.

@@ -182,7 +182,6 @@ pub fn vp8_keyframe(payload: &[u8]) -> bool {
     payload.get(at).is_some_and(|h| h & 0x01 == 0)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

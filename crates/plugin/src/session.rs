@@ -100,7 +100,10 @@ pub struct Outbox {
 
 impl Outbox {
     pub fn is_empty(&self) -> bool {
-        self.rtp.is_empty() && self.data.is_empty() && self.keyframe.is_empty() && self.remb.is_none()
+        self.rtp.is_empty()
+            && self.data.is_empty()
+            && self.keyframe.is_empty()
+            && self.remb.is_none()
     }
 }
 

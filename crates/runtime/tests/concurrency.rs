@@ -4,7 +4,10 @@
 //! every wait is bounded so a regression fails instead of hanging).
 
 use jano_core::{CoreConfig, PluginRegistry, TransportInfo};
-use jano_plugin::{NoState, SessionRef, CoreServices, HandleRef, Jsep, Map, Plugin, PluginInfo, PluginResult, Value};
+use jano_plugin::{
+    CoreServices, HandleRef, Jsep, Map, NoState, Plugin, PluginInfo, PluginResult, SessionRef,
+    Value,
+};
 use jano_runtime::{PluginQueue, Runtime, TransportHandle, TransportSink};
 use serde_json::json;
 use std::sync::mpsc::{channel, Receiver, Sender};

@@ -6,9 +6,9 @@ use jano_core::{
     CallDone, CoreConfig, Gateway, InstanceId, Now, Output, PluginCall, PluginEvent,
     PluginRegistry, Step,
 };
-use jano_plugin::{NoState, SessionRef, 
-    CoreServices, HandleRef, Jsep, LocalJsep, Map, Plugin, PluginInfo, PluginResult, PushError,
-    Value,
+use jano_plugin::{
+    CoreServices, HandleRef, Jsep, LocalJsep, Map, NoState, Plugin, PluginInfo, PluginResult,
+    PushError, SessionRef, Value,
 };
 use serde_json::json;
 use std::sync::{Arc, Mutex};

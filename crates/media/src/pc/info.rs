@@ -14,7 +14,11 @@ impl Pc {
         let (sid, hid) = self.ids();
         // Read each tick: the Admin API may change them while PeerConnections run.
         let timer = self.shared.settings.no_media_timer.load(Ordering::Relaxed);
-        let threshold = self.shared.settings.slowlink_threshold.load(Ordering::Relaxed);
+        let threshold = self
+            .shared
+            .settings
+            .slowlink_threshold
+            .load(Ordering::Relaxed);
         self.apply_nack_queue();
         let mut events = Vec::new();
         let mut slow = Vec::new();
@@ -203,5 +207,4 @@ impl Pc {
         });
         *self.link.info.lock().unwrap_or_else(|e| e.into_inner()) = info;
     }
-
 }

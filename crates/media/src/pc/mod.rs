@@ -28,11 +28,11 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use str0m::bwe::BweKind;
 use str0m::change::SdpPendingOffer;
 use str0m::channel::ChannelId;
 use str0m::media::{KeyframeRequestKind, Mid};
 use str0m::net::{Protocol, Receive};
-use str0m::bwe::BweKind;
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 use tokio::sync::{mpsc, Notify};
 
@@ -578,7 +578,6 @@ impl Pc {
         });
     }
 }
-
 
 /// Waits for a datagram on the PeerConnection's own socket (forever if it has none).
 async fn recv_direct(

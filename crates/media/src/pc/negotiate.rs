@@ -1,13 +1,11 @@
 //! Building the `Rtc`, offers and answers, trickled candidates, and what was agreed.
 
 use super::{spawn_reader, Counters, Flow, MidState, Pc, SendSocket, TxState};
-use jano_core::MediaEvent;
 use crate::rewrite::SeqTs;
 use crate::sdp;
+use jano_core::MediaEvent;
 use jano_core::{LocalSdp, RemoteSdp};
-use jano_plugin::{
-    LocalJsep, MediaKind, MediaPrefs, NegotiatedCodec, NegotiatedMedia, Value,
-};
+use jano_plugin::{LocalJsep, MediaKind, MediaPrefs, NegotiatedCodec, NegotiatedMedia, Value};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -230,7 +228,9 @@ impl Pc {
                     codec: None,
                     out: TxState {
                         pts: Vec::new(),
-                        seq: SeqTs::new(self.handle_id ^ (next.len() as u64).wrapping_mul(0x9e37_79b9)),
+                        seq: SeqTs::new(
+                            self.handle_id ^ (next.len() as u64).wrapping_mul(0x9e37_79b9),
+                        ),
                     },
                 }),
             }
@@ -277,8 +277,6 @@ impl Pc {
             candidate: json!({"completed": true}),
         });
     }
-
-
 
     /// The payload types the peer agreed to per codec on each m-line we send on: what relayed
     /// packets are mapped to.

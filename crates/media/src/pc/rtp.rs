@@ -252,7 +252,12 @@ impl Pc {
         self.nack_gen = gen;
         let ms = self.shared.settings.min_nack_queue.load(Ordering::Relaxed);
         let Some(rtc) = self.rtc.as_mut() else { return };
-        let mids: Vec<Mid> = self.mids.iter().filter(|m| m.kind.is_some()).map(|m| m.mid).collect();
+        let mids: Vec<Mid> = self
+            .mids
+            .iter()
+            .filter(|m| m.kind.is_some())
+            .map(|m| m.mid)
+            .collect();
         let mut api = rtc.direct_api();
         for mid in mids {
             if let Some(tx) = api.stream_tx_by_mid(mid, None) {

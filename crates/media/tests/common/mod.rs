@@ -9,9 +9,9 @@
 
 use jano_core::{CoreConfig, MediaBackend};
 use jano_media::{candidate_ips, IpFilter, MediaConfig, MediaEngine};
-use jano_plugin::{NoState, SessionRef, 
-    CoreServices, DataMessage, HandleRef, Jsep, JsepType, LocalJsep, Map, MediaPrefs, OfferMedia,
-    Plugin, PluginInfo, PluginResult, RtpPacket,
+use jano_plugin::{
+    CoreServices, DataMessage, HandleRef, Jsep, JsepType, LocalJsep, Map, MediaPrefs, NoState,
+    OfferMedia, Plugin, PluginInfo, PluginResult, RtpPacket, SessionRef,
 };
 use jano_runtime::{
     PluginQueue, PluginRegistry, Runtime, TransportHandle, TransportInfo, TransportSink,
@@ -303,6 +303,8 @@ pub struct Client {
     pub connected: bool,
     /// RTP received: (mid, payload).
     pub rtp: Vec<(Mid, Vec<u8>)>,
+    /// The same packets' headers: (mid, payload type, extended sequence number, SSRC).
+    pub rtp_meta: Vec<(Mid, u8, u64, u32)>,
     pub channels: Vec<(ChannelId, String)>,
     /// Data-channel messages received: (binary, data).
     pub data: Vec<(bool, Vec<u8>)>,
@@ -317,11 +319,16 @@ pub struct Client {
 
 impl Client {
     pub async fn new() -> Client {
+        Client::with_config(RtcConfig::new()).await
+    }
+
+    /// A client with its own codec configuration (payload types…).
+    pub async fn with_config(config: RtcConfig) -> Client {
         let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let local = sock.local_addr().expect("addr");
-        let mut rtc = RtcConfig::new().set_rtp_mode(true).build(Instant::now());
+        let mut rtc = config.set_rtp_mode(true).build(Instant::now());
         let c = Candidate::host(local, "udp").expect("candidate");
         rtc.add_local_candidate(c);
         Client {
@@ -330,6 +337,7 @@ impl Client {
             local,
             connected: false,
             rtp: Vec::new(),
+            rtp_meta: Vec::new(),
             channels: Vec::new(),
             data: Vec::new(),
             closed: false,
@@ -427,6 +435,12 @@ impl Client {
         tx.write_rtp(w);
     }
 
+    /// The next sequence number sent on `mid` will be `next` (to cross a rollover quickly, or
+    /// to leave a gap).
+    pub fn set_seq(&mut self, mid: Mid, next: u64) {
+        self.seq.insert(mid, next.saturating_sub(1));
+    }
+
     pub fn send_text(&mut self, text: &str) {
         let (id, _) = self.channels.first().cloned().expect("an open channel");
         let mut ch = self.rtc.channel(id).expect("channel");
@@ -443,6 +457,8 @@ impl Client {
                     .stream_rx(&p.header.ssrc)
                     .map(|s| s.mid());
                 if let Some(mid) = mid {
+                    self.rtp_meta
+                        .push((mid, *p.header.payload_type, *p.seq_no, *p.header.ssrc));
                     self.rtp.push((mid, p.payload.to_vec()));
                 }
             }

@@ -296,7 +296,12 @@ impl PluginSession for EchoHandle {
     fn incoming_data(&self, ctx: &mut MediaCtx<'_>, message: &DataMessage<'_>) {
         {
             let mut e = self.echo();
-            self.record(&mut e, RecKind::Data, "text", Recorded::Data(message.buffer));
+            self.record(
+                &mut e,
+                RecKind::Data,
+                "text",
+                Recorded::Data(message.buffer),
+            );
         }
         if message.binary {
             ctx.send_data(message);
@@ -329,6 +334,8 @@ impl PluginSession for EchoHandle {
         // A new PeerConnection on this handle starts from the defaults, as in Janus.
         *self.settings() = EchoSession::default();
         let data = json!({"echotest": "event", "result": "done"});
-        let _ = self.services.push_event(handle, None, event_map(data), None);
+        let _ = self
+            .services
+            .push_event(handle, None, event_map(data), None);
     }
 }
