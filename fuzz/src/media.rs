@@ -275,20 +275,13 @@ impl Plugin for Answerer {
         let reply = if body.get("offer").is_some() {
             Some(LocalJsep::Offer {
                 media: vec![
-                    OfferMedia {
-                        kind: MediaKind::Audio,
-                        send: true,
-                        recv: true,
-                    },
-                    OfferMedia {
-                        kind: MediaKind::Video,
-                        send: true,
-                        recv: true,
-                    },
+                    OfferMedia::new(MediaKind::Audio, true, true),
+                    OfferMedia::new(MediaKind::Video, true, true),
                 ],
                 data: true,
                 prefs: MediaPrefs::default(),
                 restart: false,
+                fill: None,
             })
         } else {
             match &jsep {

@@ -171,12 +171,55 @@ pub struct MediaPrefs {
 }
 
 /// One m-line of a plugin's offer.
+///
+/// An offer lists every m-line the plugin wants, in order. On a renegotiation an entry keeps the
+/// existing m-line it names by `mid`; an entry without a `mid` takes, in order, an existing
+/// active m-line of its kind that no entry names, else recycles an inactive one of its kind,
+/// else adds one; existing m-lines no entry took become inactive (VideoRoom's `update` rules).
 #[derive(Debug, Clone, PartialEq)]
 pub struct OfferMedia {
     pub kind: MediaKind,
     /// `true`: the plugin sends on it; receiving is `recv`.
     pub send: bool,
     pub recv: bool,
+    /// The existing m-line this entry is (from an earlier offer's [`OfferFill`] or
+    /// [`NegotiatedMedia::mid`]).
+    pub mid: Option<String>,
+    /// `a=msid` stream and track ids for a new m-line (random when absent).
+    pub stream_id: Option<String>,
+    pub track_id: Option<String>,
+}
+
+impl OfferMedia {
+    pub fn new(kind: MediaKind, send: bool, recv: bool) -> OfferMedia {
+        OfferMedia {
+            kind,
+            send,
+            recv,
+            mid: None,
+            stream_id: None,
+            track_id: None,
+        }
+    }
+}
+
+/// Fills in a plugin's event once its offer exists: called with the event's object and the
+/// mid each [`OfferMedia`] got, in the offer's order (VideoRoom's `attached`/`updated` events
+/// name the mids of the SDP they carry). A pure function of its arguments: it runs on the
+/// handle's media worker.
+#[derive(Clone)]
+pub struct OfferFill(pub Arc<dyn Fn(&mut Map<String, Value>, &[String]) + Send + Sync>);
+
+impl std::fmt::Debug for OfferFill {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OfferFill")
+    }
+}
+
+impl PartialEq for OfferFill {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 /// A JSEP a plugin pushes with an event.
@@ -185,12 +228,13 @@ pub enum LocalJsep {
     /// Answer the offer the client sent with the request being answered.
     Answer(MediaPrefs),
     /// Offer these m-lines (and a data channel when `data`) to the client; `restart` asks for
-    /// an ICE restart on an existing PeerConnection.
+    /// an ICE restart on an existing PeerConnection; `fill` completes the event with the mids.
     Offer {
         media: Vec<OfferMedia>,
         data: bool,
         prefs: MediaPrefs,
         restart: bool,
+        fill: Option<OfferFill>,
     },
 }
 

@@ -20,7 +20,8 @@ use crate::rewrite::SeqTs;
 use crate::{worker, PcLink, PcMsg, Shared};
 use jano_core::{MediaCommand, MediaEvent, Negotiation};
 use jano_plugin::{
-    DataMessage, HandleRef, MediaCtx, MediaKind, Outbox, PluginSession, RtcpFeedback, SessionRef,
+    DataMessage, HandleRef, LocalJsep, MediaCtx, MediaKind, Outbox, PluginSession, RtcpFeedback,
+    SessionRef, Value,
 };
 use std::cell::RefCell;
 use std::net::{SocketAddr, UdpSocket};
@@ -131,6 +132,8 @@ pub(crate) struct Pc {
     remote_addr: Option<(SocketAddr, SocketAddr)>,
     dtls_in: Counters,
     dtls_out: Counters,
+    /// The mid each entry of the plugin's last offer got, in its order.
+    offer_mids: Vec<String>,
     /// Relayed packets that could not be sent (no m-line or codec for them).
     tx_dropped: u64,
     /// The `min_nack_queue` generation applied to the send streams.
@@ -188,6 +191,7 @@ pub(crate) async fn run(
         remote_addr: None,
         dtls_in: Counters::default(),
         dtls_out: Counters::default(),
+        offer_mids: Vec::new(),
         tx_dropped: 0,
         nack_gen: 0,
         next_tick: now + Duration::from_secs(1),
@@ -307,7 +311,7 @@ impl Pc {
                     remote_offer,
                     jsep,
                     candidates,
-                    event,
+                    mut event,
                 } = *n;
                 let (sid, hid) = (handle.session_id, handle.handle_id);
                 self.href = Some(handle);
@@ -317,6 +321,12 @@ impl Pc {
                 // An answer of ours completes the negotiation: the plugin learns what was agreed.
                 if result.as_ref().is_ok_and(|l| l.kind == "answer") {
                     self.tell_negotiated();
+                }
+                // The plugin's event names the mids its offer got.
+                if let (Ok(_), LocalJsep::Offer { fill: Some(f), .. }) = (&result, &jsep) {
+                    if let Value::Object(ev) = &mut event {
+                        (f.0)(ev, &self.offer_mids);
+                    }
                 }
                 // The Admin API sees the new SDPs as soon as the client can.
                 self.refresh_info();

@@ -5,7 +5,9 @@ use crate::rewrite::SeqTs;
 use crate::sdp;
 use jano_core::MediaEvent;
 use jano_core::{LocalSdp, RemoteSdp};
-use jano_plugin::{LocalJsep, MediaKind, MediaPrefs, NegotiatedCodec, NegotiatedMedia, Value};
+use jano_plugin::{
+    LocalJsep, MediaKind, MediaPrefs, NegotiatedCodec, NegotiatedMedia, OfferMedia, Value,
+};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -134,30 +136,41 @@ impl Pc {
                 },
                 _,
             ) => {
+                let has_data = self.mids.iter().any(|m| m.kind.is_none());
+                let plan = plan_offer(rtc, &self.mids, media);
                 let mut api = rtc.sdp_api();
                 if *restart {
                     api.ice_restart(true);
                 }
-                for m in media {
-                    let dir = match (m.send, m.recv) {
-                        (true, true) => Direction::SendRecv,
-                        (true, false) => Direction::SendOnly,
-                        (false, true) => Direction::RecvOnly,
-                        (false, false) => Direction::Inactive,
+                let mut mids = Vec::with_capacity(media.len());
+                for (m, slot) in media.iter().zip(&plan.slots) {
+                    let dir = direction(m.send, m.recv);
+                    let mid = match slot {
+                        Some(mid) => {
+                            api.set_direction(*mid, dir);
+                            *mid
+                        }
+                        None => api.add_media(
+                            str0m_kind(m.kind),
+                            dir,
+                            m.stream_id.clone(),
+                            m.track_id.clone(),
+                            None,
+                        ),
                     };
-                    let kind = match m.kind {
-                        MediaKind::Audio => str0m::media::MediaKind::Audio,
-                        MediaKind::Video => str0m::media::MediaKind::Video,
-                    };
-                    api.add_media(kind, dir, None, None, None);
+                    mids.push(mid.to_string());
                 }
-                if *data {
+                for mid in &plan.unused {
+                    api.set_direction(*mid, Direction::Inactive);
+                }
+                if *data && !has_data {
                     api.add_channel("JanusDataChannel".into());
                 }
                 let Some((offer, pending)) = api.apply() else {
                     return Err("nothing to offer".into());
                 };
                 self.pending_offer = Some(pending);
+                self.offer_mids = mids;
                 ("offer", offer.to_sdp_string())
             }
         };
@@ -433,4 +446,79 @@ pub(super) fn codec_config(rc: RtcConfig, prefs: &MediaPrefs) -> RtcConfig {
         .enable_h264(v("h264"))
         .enable_vp9(v("vp9"))
         .enable_av1(v("av1"))
+}
+
+/// Which existing m-line each entry of a plugin's offer takes (`None`: a new one), and the
+/// existing m-lines no entry took (they become inactive). See [`jano_plugin::OfferMedia`].
+struct OfferPlan {
+    slots: Vec<Option<Mid>>,
+    unused: Vec<Mid>,
+}
+
+fn plan_offer(rtc: &Rtc, mids: &[MidState], media: &[OfferMedia]) -> OfferPlan {
+    // Existing audio/video m-lines with whether they are active now.
+    let existing: Vec<(Mid, MediaKind, bool)> = mids
+        .iter()
+        .filter_map(|m| {
+            let kind = m.kind?;
+            let active = rtc
+                .media(m.mid)
+                .is_some_and(|x| x.direction() != Direction::Inactive);
+            Some((m.mid, kind, active))
+        })
+        .collect();
+    let mut taken: Vec<Mid> = Vec::new();
+    let mut slots: Vec<Option<Mid>> = vec![None; media.len()];
+    // Named m-lines first.
+    for (i, m) in media.iter().enumerate() {
+        let Some(name) = m.mid.as_deref() else {
+            continue;
+        };
+        if let Some((mid, _, _)) = existing
+            .iter()
+            .find(|(mid, kind, _)| mid.to_string() == name && *kind == m.kind)
+        {
+            if !taken.contains(mid) {
+                slots[i] = Some(*mid);
+                taken.push(*mid);
+            }
+        }
+    }
+    // Unnamed entries keep the active m-lines of their kind, in order; then recycle inactive
+    // ones; what is left is added.
+    for want_active in [true, false] {
+        for (i, m) in media.iter().enumerate() {
+            if slots[i].is_some() || m.mid.is_some() && want_active {
+                continue;
+            }
+            if let Some((mid, _, _)) = existing.iter().find(|(mid, kind, active)| {
+                *kind == m.kind && *active == want_active && !taken.contains(mid)
+            }) {
+                slots[i] = Some(*mid);
+                taken.push(*mid);
+            }
+        }
+    }
+    let unused = existing
+        .iter()
+        .filter(|(mid, _, active)| *active && !taken.contains(mid))
+        .map(|(mid, _, _)| *mid)
+        .collect();
+    OfferPlan { slots, unused }
+}
+
+fn direction(send: bool, recv: bool) -> Direction {
+    match (send, recv) {
+        (true, true) => Direction::SendRecv,
+        (true, false) => Direction::SendOnly,
+        (false, true) => Direction::RecvOnly,
+        (false, false) => Direction::Inactive,
+    }
+}
+
+fn str0m_kind(kind: MediaKind) -> str0m::media::MediaKind {
+    match kind {
+        MediaKind::Audio => str0m::media::MediaKind::Audio,
+        MediaKind::Video => str0m::media::MediaKind::Video,
+    }
 }

@@ -11,7 +11,7 @@ use jano_core::{CoreConfig, MediaBackend};
 use jano_media::{candidate_ips, IpFilter, MediaConfig, MediaEngine};
 use jano_plugin::{
     CoreServices, DataMessage, HandleRef, Jsep, JsepType, LocalJsep, Map, MediaPrefs, NoState,
-    OfferMedia, Plugin, PluginInfo, PluginResult, RtpPacket, SessionRef,
+    OfferFill, OfferMedia, Plugin, PluginInfo, PluginResult, RtpPacket, SessionRef,
 };
 use jano_runtime::{
     PluginQueue, PluginRegistry, Runtime, TransportHandle, TransportInfo, TransportSink,
@@ -619,22 +619,39 @@ impl Plugin for Offerer {
         match body.get("request").and_then(Value::as_str) {
             Some("offer") => {
                 let restart = body.get("restart").and_then(Value::as_bool) == Some(true);
-                let offer = LocalJsep::Offer {
-                    media: vec![
-                        OfferMedia {
-                            kind: PluginKind::Audio,
-                            send: true,
-                            recv: true,
-                        },
-                        OfferMedia {
-                            kind: PluginKind::Video,
-                            send: true,
-                            recv: true,
-                        },
+                // `"media": [{"kind","send","recv","mid"}…]` picks the m-lines (default: audio
+                // and video, both ways); the event gets the mids as `"mids"`.
+                let media = match body.get("media").and_then(Value::as_array) {
+                    Some(list) => list
+                        .iter()
+                        .map(|m| {
+                            let kind = if m["kind"] == "audio" {
+                                PluginKind::Audio
+                            } else {
+                                PluginKind::Video
+                            };
+                            let mut o = OfferMedia::new(
+                                kind,
+                                m["send"].as_bool().unwrap_or(true),
+                                m["recv"].as_bool().unwrap_or(false),
+                            );
+                            o.mid = m["mid"].as_str().map(str::to_owned);
+                            o
+                        })
+                        .collect(),
+                    None => vec![
+                        OfferMedia::new(PluginKind::Audio, true, true),
+                        OfferMedia::new(PluginKind::Video, true, true),
                     ],
-                    data: true,
+                };
+                let offer = LocalJsep::Offer {
+                    media,
+                    data: body.get("data").and_then(Value::as_bool).unwrap_or(true),
                     prefs: MediaPrefs::default(),
                     restart,
+                    fill: Some(OfferFill(Arc::new(|ev, mids| {
+                        ev.insert("mids".into(), json!(mids));
+                    }))),
                 };
                 let _ = self.services.push_event(
                     handle,

@@ -89,6 +89,8 @@ enum Out {
 struct Link {
     tx: mpsc::Sender<Out>,
     kill: Arc<Notify>,
+    /// Poked by the writer whenever it takes a message: room may have come back.
+    room: Arc<Notify>,
 }
 
 impl Link {
@@ -281,13 +283,16 @@ async fn connection(
     let link = Link {
         tx: tx.clone(),
         kill: Arc::new(Notify::new()),
+        room: Arc::new(Notify::new()),
     };
+    let room = link.room.clone();
     shared.conns.lock().insert(conn, link.clone());
     tracing::debug!(%peer, conn, admin, "WebSocket connected");
     let (mut sink, mut stream) = ws.split();
     let format = settings.json;
     let writer = tokio::spawn(async move {
         while let Some(out) = rx.recv().await {
+            room.notify_one();
             let m = match out {
                 Out::Json(v) => Message::text(format.to_string(&v)),
                 Out::Pong(p) => Message::Pong(p),
@@ -390,22 +395,25 @@ async fn frame(shared: &Shared, conn: u64, admin: bool, data: &[u8], link: &Link
     }
     for input in values {
         // Backpressure: take the request only when its response has a slot and events keep
-        // their headroom. A client that does not read is simply not read from.
-        let reserved = tokio::select! {
-            r = link.tx.reserve_many(EVENT_HEADROOM + 1) => r,
-            _ = link.kill.notified() => {
-                // Pass the alarm on to the connection loop, which closes the socket.
-                link.kill.notify_one();
-                return;
+        // their headroom. A client that does not read is simply not read from. The wait holds
+        // no slot (a pending multi-slot reservation would take the headroom from events).
+        let permit = loop {
+            if link.tx.capacity() > EVENT_HEADROOM {
+                match link.tx.try_reserve() {
+                    Ok(p) => break p,
+                    Err(mpsc::error::TrySendError::Closed(())) => return,
+                    Err(mpsc::error::TrySendError::Full(())) => {}
+                }
+            }
+            tokio::select! {
+                _ = link.room.notified() => {}
+                _ = link.kill.notified() => {
+                    // Pass the alarm on to the connection loop, which closes the socket.
+                    link.kill.notify_one();
+                    return;
+                }
             }
         };
-        let Ok(mut permits) = reserved else {
-            return;
-        };
-        let Some(permit) = permits.next() else {
-            return;
-        };
-        drop(permits);
         let respond = |resp: Value| permit.send(Out::Json(resp));
         if admin {
             shared.handle.admin_request(conn, input, respond);
