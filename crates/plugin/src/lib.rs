@@ -203,7 +203,8 @@ impl OfferMedia {
     }
 }
 
-/// Fills in a plugin's event once its offer exists: called with the event's object and the
+/// Fills in a plugin's event once its offer exists: called with the event's data (what the
+/// client reads as `plugindata.data`) and the
 /// mid each [`OfferMedia`] got, in the offer's order (VideoRoom's `attached`/`updated` events
 /// name the mids of the SDP they carry). A pure function of its arguments: it runs on the
 /// handle's media worker.

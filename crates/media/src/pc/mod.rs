@@ -324,8 +324,11 @@ impl Pc {
                 }
                 // The plugin's event names the mids its offer got.
                 if let (Ok(_), LocalJsep::Offer { fill: Some(f), .. }) = (&result, &jsep) {
-                    if let Value::Object(ev) = &mut event {
-                        (f.0)(ev, &self.offer_mids);
+                    // The event is the Janus envelope by now: the plugin's part is its data.
+                    if let Some(Value::Object(data)) =
+                        event.get_mut("plugindata").and_then(|p| p.get_mut("data"))
+                    {
+                        (f.0)(data, &self.offer_mids);
                     }
                 }
                 // The Admin API sees the new SDPs as soon as the client can.

@@ -1,0 +1,169 @@
+//! Plugin offers that change a running PeerConnection, checked from the client's side: m-lines
+//! added, removed (inactive, kept in place), recycled for a new stream, and the mids the plugin
+//! is told in its event.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// Asks the offer plugin for an offer with these m-lines; returns (SDP, mids from the event).
+async fn plugin_offer(gw: &mut Gw, sid: u64, hid: u64, media: Value) -> (String, Vec<String>) {
+    let r = gw.message(
+        sid,
+        hid,
+        json!({"request": "offer", "media": media, "data": false}),
+        None,
+    );
+    assert_eq!(r["janus"], "ack", "{r}");
+    let t = r["transaction"].clone();
+    let ev = gw
+        .event("plugin offer", |e| {
+            e["janus"] == "event" && e["transaction"] == t
+        })
+        .await;
+    assert_eq!(ev["jsep"]["type"], "offer", "{ev}");
+    let mids = ev["plugindata"]["data"]["mids"]
+        .as_array()
+        .expect("the event names the mids")
+        .iter()
+        .map(|m| m.as_str().expect("mid").to_owned())
+        .collect();
+    (ev["jsep"]["sdp"].as_str().expect("sdp").to_owned(), mids)
+}
+
+/// (media, mid, direction) of each m-line of an SDP, in order.
+fn lines(sdp: &str) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for section in sdp.split("\r\nm=").skip(1) {
+        let media = section.split(' ').next().unwrap_or_default().to_owned();
+        let attr = |name: &str| {
+            section
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(str::to_owned)
+        };
+        let dir = ["sendrecv", "sendonly", "recvonly", "inactive"]
+            .into_iter()
+            .find(|d| section.lines().any(|l| l == format!("a={d}")))
+            .unwrap_or("sendrecv")
+            .to_owned();
+        out.push((media, attr("a=mid:").unwrap_or_default(), dir));
+    }
+    out
+}
+
+fn send_video(mid: &str) -> Value {
+    json!({"kind": "video", "send": true, "recv": false, "mid": mid})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_remove_and_recycle_m_lines() {
+    let mut gw = Gw::start(offerer_opts());
+    let sid = gw.create_session();
+    let hid = gw.attach(sid, OFFERER);
+    let mut client = Client::new().await;
+
+    // First offer: audio and two videos, all sent by the plugin.
+    let (sdp, mids) = plugin_offer(
+        &mut gw,
+        sid,
+        hid,
+        json!([
+            {"kind": "audio", "send": true},
+            {"kind": "video", "send": true},
+            {"kind": "video", "send": true}
+        ]),
+    )
+    .await;
+    let l = lines(&sdp);
+    assert_eq!(l.len(), 3, "{sdp}");
+    assert_eq!(
+        l.iter().map(|x| x.1.clone()).collect::<Vec<_>>(),
+        mids,
+        "the event names the SDP's mids in order"
+    );
+    assert!(l.iter().all(|x| x.2 == "sendonly"), "{l:?}");
+    let answer = client.accept_offer(&sdp);
+    answer_to_plugin(&mut gw, sid, hid, &answer).await;
+    assert!(client.run_until(WAIT, |c| c.connected).await, "connected");
+    let (audio, v1, v2) = (mids[0].clone(), mids[1].clone(), mids[2].clone());
+
+    // Remove the first video: it stays in place, inactive; the others are unchanged.
+    let (sdp, mids) = plugin_offer(
+        &mut gw,
+        sid,
+        hid,
+        json!([{"kind": "audio", "send": true, "mid": audio}, send_video(&v2)]),
+    )
+    .await;
+    assert_eq!(mids, vec![audio.clone(), v2.clone()]);
+    let l = lines(&sdp);
+    assert_eq!(l.len(), 3, "m-lines are never removed: {sdp}");
+    assert_eq!(
+        l[1],
+        ("video".into(), v1.clone(), "inactive".into()),
+        "{l:?}"
+    );
+    assert_eq!(l[0].2, "sendonly");
+    assert_eq!(l[2].2, "sendonly");
+    let answer = client.accept_offer(&sdp);
+    assert!(
+        lines(&answer)[1].2 == "inactive",
+        "the client sees the m-line inactive: {answer}"
+    );
+    answer_to_plugin(&mut gw, sid, hid, &answer).await;
+
+    // A new video stream recycles the inactive m-line instead of adding one.
+    let (sdp, mids) = plugin_offer(
+        &mut gw,
+        sid,
+        hid,
+        json!([
+            {"kind": "audio", "send": true, "mid": audio},
+            send_video(&v2),
+            {"kind": "video", "send": true}
+        ]),
+    )
+    .await;
+    assert_eq!(
+        mids,
+        vec![audio.clone(), v2.clone(), v1.clone()],
+        "recycled"
+    );
+    let l = lines(&sdp);
+    assert_eq!(l.len(), 3, "{sdp}");
+    assert_eq!(l[1], ("video".into(), v1.clone(), "sendonly".into()));
+    let answer = client.accept_offer(&sdp);
+    assert_eq!(lines(&answer)[1].2, "recvonly", "{answer}");
+    answer_to_plugin(&mut gw, sid, hid, &answer).await;
+
+    // With no inactive m-line left, another stream adds one at the end.
+    let (sdp, mids) = plugin_offer(
+        &mut gw,
+        sid,
+        hid,
+        json!([
+            {"kind": "audio", "send": true, "mid": audio},
+            send_video(&v1),
+            send_video(&v2),
+            {"kind": "video", "send": true}
+        ]),
+    )
+    .await;
+    let l = lines(&sdp);
+    assert_eq!(l.len(), 4, "{sdp}");
+    assert_eq!(mids[3], l[3].1);
+    assert!(![&audio, &v1, &v2].contains(&&mids[3]), "a new mid");
+    let answer = client.accept_offer(&sdp);
+    answer_to_plugin(&mut gw, sid, hid, &answer).await;
+
+    // The PeerConnection stayed up through all of it, and the handle knows every m-line.
+    client.run_for(Duration::from_millis(300)).await;
+    assert!(client.connected && !client.closed);
+    let info = gw.handle_info(sid, hid);
+    let media = info["webrtc"]["media"].as_object().expect("media");
+    assert_eq!(media.len(), 4, "{info}");
+    gw.stop();
+}
