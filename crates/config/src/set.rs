@@ -57,9 +57,11 @@ enum Kind {
     Logger,
 }
 
-const KINDS: [(&str, Kind); 4] = [
+const KINDS: [(&str, Kind); 5] = [
     ("janus.transport.", Kind::Transport),
     ("janus.plugin.", Kind::Plugin),
+    // jano's own plugins (opt-in, see the server's setup).
+    ("jano.plugin.", Kind::Plugin),
     ("janus.eventhandler.", Kind::EventHandler),
     ("janus.logger.", Kind::Logger),
 ];

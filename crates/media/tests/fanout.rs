@@ -1,197 +1,28 @@
-//! Fan-out through the plugin contract: a test plugin forwards one str0m publisher to many str0m
+//! Fan-out through the plugin contract: `jano.plugin.fanout` forwards one str0m publisher to many str0m
 //! subscribers spread over every media worker with a `Fanout`, and the engine rewrites each
 //! copy for its subscriber (payload type, SSRC, sequence numbers, SRTP rollover).
 
 mod common;
 
 use common::*;
-use jano_plugin::{
-    session_as, CoreServices, Dest, Fanout, HandleRef, Jsep, JsepType, LocalJsep, Map, MediaCtx,
-    MediaKind, MediaPrefs, Plugin, PluginInfo, PluginResult, PluginSession, RtpPacket, SessionRef,
-    Value,
-};
-use serde_json::json;
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, RwLock};
+use jano_fanout::{FanoutPlugin, PACKAGE as FAN};
+use jano_plugin::Plugin;
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 use str0m::format::{Codec, FormatParams};
-use str0m::media::{Frequency, Mid};
+use str0m::media::{Frequency, KeyframeRequestKind, Mid};
 use str0m::RtcConfig;
-
-const FAN: &str = "janus.plugin.fanouttest";
-
-const FAN_INFO: PluginInfo = PluginInfo {
-    package: FAN,
-    name: "fan-out test",
-    author: "jano",
-    description: "forwards a publisher to its subscribers",
-    version: 1,
-    version_string: "0.0.1",
-};
-
-/// One publisher's forwarding sets, per m-line kind.
-struct Source {
-    audio: RwLock<Option<Fanout>>,
-    video: RwLock<Option<Fanout>>,
-}
-
-impl Source {
-    fn fanout(&self, kind: MediaKind) -> &RwLock<Option<Fanout>> {
-        match kind {
-            MediaKind::Audio => &self.audio,
-            MediaKind::Video => &self.video,
-        }
-    }
-}
-
-struct Inner {
-    services: Arc<dyn CoreServices>,
-    sources: Mutex<HashMap<u64, Arc<Source>>>,
-}
-
-impl Inner {
-    fn source(&self, id: u64) -> Arc<Source> {
-        self.sources
-            .lock()
-            .unwrap()
-            .entry(id)
-            .or_insert_with(|| {
-                let router = self.services.media_router().expect("a media engine");
-                Arc::new(Source {
-                    audio: RwLock::new(Some(Fanout::new(router.clone()))),
-                    video: RwLock::new(Some(Fanout::new(router))),
-                })
-            })
-            .clone()
-    }
-
-    /// Makes `sub` receive `feed` (audio on m-line 0, video on 1), leaving its old feed.
-    fn follow(&self, sub: u64, old: Option<u64>, feed: u64) {
-        if let Some(o) = old {
-            let s = self.source(o);
-            for kind in [MediaKind::Audio, MediaKind::Video] {
-                if let Some(f) = s.fanout(kind).write().unwrap().as_mut() {
-                    f.remove(sub);
-                }
-            }
-        }
-        let s = self.source(feed);
-        for (kind, mindex) in [(MediaKind::Audio, 0), (MediaKind::Video, 1)] {
-            if let Some(f) = s.fanout(kind).write().unwrap().as_mut() {
-                f.insert(Dest::new(sub, mindex));
-            }
-        }
-    }
-}
-
-/// A handle of the fan-out plugin: a publisher (its own id is its feed) or a subscriber.
-struct FanHandle {
-    inner: Arc<Inner>,
-    id: u64,
-    /// The subscriber's feed, set by `subscribe`/`switch`.
-    feed: Mutex<Option<u64>>,
-    publisher: Mutex<Option<Arc<Source>>>,
-}
-
-impl PluginSession for FanHandle {
-    fn setup_media(&self, _ctx: &mut MediaCtx<'_>) {
-        // A subscriber starts receiving once its PeerConnection is up.
-        if let Some(feed) = *self.feed.lock().unwrap() {
-            self.inner.follow(self.id, None, feed);
-        }
-    }
-
-    fn incoming_rtp(&self, _ctx: &mut MediaCtx<'_>, packet: &RtpPacket) {
-        let source = self.publisher.lock().unwrap().clone();
-        if let Some(s) = source {
-            if let Some(f) = s.fanout(packet.kind).read().unwrap().as_ref() {
-                f.send(packet);
-            }
-        }
-    }
-}
-
-struct FanPlugin {
-    inner: Arc<Inner>,
-}
-
-impl Plugin for FanPlugin {
-    fn info(&self) -> &PluginInfo {
-        &FAN_INFO
-    }
-
-    fn create_session(&self, h: &HandleRef) -> Result<SessionRef, i32> {
-        Ok(Arc::new(FanHandle {
-            inner: self.inner.clone(),
-            id: h.handle_id,
-            feed: Mutex::new(None),
-            publisher: Mutex::new(None),
-        }))
-    }
-
-    fn handle_message(
-        &self,
-        handle: &HandleRef,
-        session: &SessionRef,
-        transaction: &str,
-        body: Map<String, Value>,
-        jsep: Option<Jsep>,
-    ) -> PluginResult {
-        let Some(me) = session_as::<FanHandle>(session) else {
-            return PluginResult::Error("no state".into());
-        };
-        let feed = body.get("feed").and_then(Value::as_u64);
-        match body.get("request").and_then(Value::as_str) {
-            Some("publish") => {
-                *me.publisher.lock().unwrap() = Some(self.inner.source(handle.handle_id));
-            }
-            Some("subscribe") => *me.feed.lock().unwrap() = feed,
-            Some("switch") => {
-                let mut cur = me.feed.lock().unwrap();
-                if let Some(f) = feed {
-                    self.inner.follow(handle.handle_id, *cur, f);
-                }
-                *cur = feed;
-            }
-            _ => return PluginResult::Error("unknown request".into()),
-        }
-        let answer = jsep
-            .filter(|j| j.kind == JsepType::Offer)
-            .map(|_| LocalJsep::Answer(MediaPrefs::default()));
-        let mut ev = Map::new();
-        ev.insert("fanout".into(), json!("ok"));
-        let _ = self
-            .inner
-            .services
-            .push_event(handle, Some(transaction.into()), ev, answer);
-        PluginResult::OkWait(None)
-    }
-
-    fn destroy_session(&self, handle: &HandleRef, session: &SessionRef) -> Result<(), i32> {
-        if let Some(me) = session_as::<FanHandle>(session) {
-            if let Some(feed) = *me.feed.lock().unwrap() {
-                let s = self.inner.source(feed);
-                for kind in [MediaKind::Audio, MediaKind::Video] {
-                    if let Some(f) = s.fanout(kind).write().unwrap().as_mut() {
-                        f.remove(handle.handle_id);
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-}
 
 fn fan_opts() -> Opts {
     Opts {
         workers: 2,
         plugins: Box::new(|q| {
-            vec![Arc::new(FanPlugin {
-                inner: Arc::new(Inner {
-                    services: q.services_for(FAN),
-                    sources: Mutex::new(HashMap::new()),
-                }),
-            }) as Arc<dyn Plugin>]
+            vec![Arc::new(FanoutPlugin::new(
+                q.services_for(FAN),
+                Duration::from_secs(3),
+            )) as Arc<dyn Plugin>]
         }),
         ..Opts::default()
     }
@@ -481,5 +312,74 @@ async fn subscriber_joining_after_a_rollover_decodes() {
         );
         assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
     }
+    gw.stop();
+}
+
+/// Subscribers' keyframe requests reach the publisher through the plugin, at most once per
+/// `fir_freq` however many ask; a subscriber's REMB estimate reaches the plugin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyframe_requests_are_throttled_and_remb_reaches_the_plugin() {
+    let mut gw = Gw::start(fan_opts());
+    let sid = gw.create_session();
+    let (pa, mut publisher, mids) = join(
+        &mut gw,
+        sid,
+        Client::new().await,
+        json!({"request": "publish"}),
+    )
+    .await;
+    assert!(
+        publisher.run_until(WAIT, |c| c.connected).await,
+        "publisher up"
+    );
+    let mut subs = Vec::new();
+    for i in 0..2u8 {
+        let (c, _, _) = subscriber_client(i).await;
+        let (hid, mut c, smids) =
+            join(&mut gw, sid, c, json!({"request": "subscribe", "feed": pa})).await;
+        assert!(c.run_until(WAIT, |c| c.connected).await, "subscriber up");
+        gw.event("subscriber webrtcup", is("webrtcup", hid)).await;
+        subs.push((hid, c, smids));
+    }
+    // Some video first, so the subscribers have a stream to send feedback about.
+    let tasks: Vec<_> = subs
+        .into_iter()
+        .map(|(hid, mut c, smids)| {
+            tokio::spawn(async move {
+                c.run_until(WAIT, |c| got(c, smids[1], b'V').len() >= 5)
+                    .await;
+                // Both ask for keyframes, several times, and one reports its bandwidth.
+                for _ in 0..3 {
+                    if let Some(rx) = c.rtc.direct_api().stream_rx_by_mid(smids[1], None) {
+                        rx.request_keyframe(KeyframeRequestKind::Pli);
+                        rx.request_remb(str0m::bwe::Bitrate::bps(200_000));
+                    }
+                    c.run_for(Duration::from_millis(100)).await;
+                }
+                c.run_for(Duration::from_millis(500)).await;
+                (hid, c)
+            })
+        })
+        .collect();
+    for i in 0..5 {
+        publisher.send_rtp(mids[1], payload(b'V', i));
+        publisher.run_for(Duration::from_millis(20)).await;
+    }
+    publisher.run_for(Duration::from_millis(1_500)).await;
+    for t in tasks {
+        let (hid, _c) = t.await.expect("subscriber task");
+        // handle_info's plugin part is read live from the plugin.
+        let info = gw.handle_info(sid, hid);
+        let ps = &info["plugin_specific"];
+        assert!(ps["keyframe_requests"].as_u64() >= Some(1), "{ps}");
+        assert_eq!(ps["remb"], 200_000, "{ps}");
+    }
+    assert_eq!(
+        publisher.keyframe_requests.len(),
+        1,
+        "six requests from two subscribers within fir_freq: one keyframe request"
+    );
+    let info = gw.handle_info(sid, pa);
+    assert_eq!(info["plugin_specific"]["subscribers"], 2, "{info}");
     gw.stop();
 }

@@ -209,7 +209,10 @@ impl OfferMedia {
 /// name the mids of the SDP they carry). A pure function of its arguments: it runs on the
 /// handle's media worker.
 #[derive(Clone)]
-pub struct OfferFill(pub Arc<dyn Fn(&mut Map<String, Value>, &[String]) + Send + Sync>);
+pub struct OfferFill(pub Arc<FillFn>);
+
+/// What an [`OfferFill`] runs: (the event's data, the mids in offer order).
+pub type FillFn = dyn Fn(&mut Map<String, Value>, &[String]) + Send + Sync;
 
 impl std::fmt::Debug for OfferFill {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

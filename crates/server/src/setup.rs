@@ -13,6 +13,18 @@ use tracing_subscriber::{filter::LevelFilter, prelude::*, reload, EnvFilter};
 const PLUGINS: &[(&str, PluginFactory)] =
     &[(jano_echotest::PACKAGE, jano_echotest::EchoTest::factory)];
 
+/// Whether a plugin's configuration file turns it on.
+type EnabledBy = fn(Option<&jano_config::Jcfg>) -> bool;
+
+/// jano's own plugins that a Janus deployment does not have: loaded only when their
+/// configuration file enables them (`general: { enabled = true }`), so `info` lists exactly
+/// Janus's plugins otherwise.
+const OPT_IN_PLUGINS: &[(&str, PluginFactory, EnabledBy)] = &[(
+    jano_fanout::PACKAGE,
+    jano_fanout::FanoutPlugin::factory,
+    jano_fanout::FanoutPlugin::enabled,
+)];
+
 /// Janus's 0..=7 levels on `tracing`'s scale.
 fn level_filter(level: u8) -> LevelFilter {
     match level {
@@ -335,6 +347,19 @@ pub async fn start(
             factory(cfg.plugin_config(package), queue.services_for(package))
                 .map_err(|e| format!("plugin {package}: {e}"))?;
         tracing::info!(plugin = package, "plugin loaded");
+        registry.add(plugin);
+    }
+    for (package, factory, enabled) in OPT_IN_PLUGINS {
+        let config = cfg.plugin_config(package);
+        if !enabled(config) || !cfg.plugin_enabled(package) {
+            continue;
+        }
+        let plugin = factory(config, queue.services_for(package))
+            .map_err(|e| format!("plugin {package}: {e}"))?;
+        tracing::info!(
+            plugin = package,
+            "plugin loaded (jano's own, enabled by its file)"
+        );
         registry.add(plugin);
     }
     let media = start_media(&cfg, &queue);

@@ -309,6 +309,8 @@ pub struct Client {
     /// Data-channel messages received: (binary, data).
     pub data: Vec<(bool, Vec<u8>)>,
     pub closed: bool,
+    /// Keyframe requests (PLI/FIR) the server sent us, by mid.
+    pub keyframe_requests: Vec<Mid>,
     /// ICE connection states, in order.
     pub ice: Vec<str0m::IceConnectionState>,
     seq: HashMap<Mid, u64>,
@@ -341,6 +343,7 @@ impl Client {
             channels: Vec::new(),
             data: Vec::new(),
             closed: false,
+            keyframe_requests: Vec::new(),
             ice: Vec::new(),
             seq: HashMap::new(),
             sources: Vec::new(),
@@ -465,6 +468,7 @@ impl Client {
             Event::ChannelOpen(id, label) => self.channels.push((id, label)),
             Event::ChannelData(d) => self.data.push((d.binary, d.data.clone())),
             Event::Closed => self.closed = true,
+            Event::KeyframeRequest(k) => self.keyframe_requests.push(k.mid),
             Event::IceConnectionStateChange(s) => self.ice.push(s),
             _ => {}
         }
