@@ -5,6 +5,8 @@ use serde_json::{json, Value};
 use crate::stats::{Failure, Kind};
 
 pub const ECHOTEST: &str = "janus.plugin.echotest";
+/// jano's fan-out plugin (opt-in on the server: `jano.plugin.fanout.jcfg`).
+pub const FANOUT: &str = "jano.plugin.fanout";
 
 /// Length of a [`Tx`] prefix: shared channels route answers to clients by it.
 pub const TX_PREFIX_LEN: usize = 8;
@@ -187,20 +189,33 @@ pub fn check_ack(v: &Value, tx: &str, sid: u64) -> Result<(), Failure> {
 
 /// The echotest `event` answering the message: same transaction, sender, `result: "ok"`.
 pub fn check_event(v: &Value, tx: &str, sid: u64, hid: u64) -> Result<(), Failure> {
+    check_plugin_event(v, tx, sid, hid, ECHOTEST, "echotest")
+}
+
+/// A plugin's `event` answering a message: same transaction, sender, plugin, `result: "ok"`
+/// under `data.<name>: "event"`.
+pub fn check_plugin_event(
+    v: &Value,
+    tx: &str,
+    sid: u64,
+    hid: u64,
+    plugin: &str,
+    name: &str,
+) -> Result<(), Failure> {
     let k = Kind::Event;
     expect(k, v, "event", tx)?;
     expect_session(k, v, sid)?;
     if v.get("sender").and_then(Value::as_u64) != Some(hid) {
         return Err(Failure::new(k, "wrong or missing sender", short(v)));
     }
-    if v.pointer("/plugindata/plugin").and_then(Value::as_str) != Some(ECHOTEST) {
+    if v.pointer("/plugindata/plugin").and_then(Value::as_str) != Some(plugin) {
         return Err(Failure::new(k, "wrong plugindata.plugin", short(v)));
     }
     let data = v.pointer("/plugindata/data");
-    if data.and_then(|d| d.get("echotest")).and_then(Value::as_str) != Some("event") {
+    if data.and_then(|d| d.get(name)).and_then(Value::as_str) != Some("event") {
         return Err(Failure::new(
             k,
-            "plugindata.data.echotest != \"event\"",
+            format!("plugindata.data.{name} != \"event\""),
             short(v),
         ));
     }

@@ -205,6 +205,10 @@ struct MediaArgs {
         default_value = "10,20,50,100,200,300,500,750,1000"
     )]
     steps: Vec<usize>,
+    /// Fan-out on jano.plugin.fanout instead of EchoTest: peer 0 publishes, the others
+    /// subscribe to it ("echoed" then counts forwarded packets; the RTT is one-way latency).
+    #[arg(long)]
+    fanout: bool,
     /// Loss limit for --find-max, percent.
     #[arg(long, default_value_t = 0.5)]
     max_loss: f64,
@@ -402,6 +406,7 @@ async fn run(cli: Cli) -> Result<bool, String> {
                 steps: a.find_max.then_some(a.steps),
                 max_loss: a.max_loss / 100.0,
                 settle: secs("settle", a.settle)?,
+                fanout: a.fanout,
             };
             let r = media::run(opts).await?;
             if a.json {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::peer::{self, Go, PeerCfg, PeerResult, Schedule};
+use crate::peer::{self, Go, PeerCfg, PeerResult, Role, Schedule};
 use crate::procfs::{self, Snapshot};
 use crate::stats::{round3, Errors, Failure, Kind, Summary};
 use crate::target::Target;
@@ -37,6 +37,10 @@ pub struct MediaOpts {
     /// Loss (fraction) at or above which a step fails.
     pub max_loss: f64,
     pub settle: Duration,
+    /// Fan-out instead of echo: peer 0 publishes on `jano.plugin.fanout`, every other peer
+    /// subscribes to it; "echoed" then counts packets forwarded to subscribers, and the RTT
+    /// samples are one-way latencies (publisher → subscriber).
+    pub fanout: bool,
 }
 
 /// One run with `n` peers; a JSON report (`mode: "media"`).
@@ -52,9 +56,17 @@ async fn step(o: &MediaOpts, n: usize) -> Result<Value, String> {
     let (ready_tx, mut ready_rx) = mpsc::channel::<bool>(n.max(1));
     let gate = Arc::new(Semaphore::new(o.setup_parallel.max(1)));
     let mut handles = Vec::with_capacity(n);
+    let (feed_tx, feed_rx) = watch::channel(None);
+    let feed_tx = Arc::new(feed_tx);
     for i in 0..n {
+        let role = match (o.fanout, i) {
+            (false, _) => Role::Echo,
+            (true, 0) => Role::Publisher(feed_tx.clone()),
+            (true, _) => Role::Subscriber(feed_rx.clone()),
+        };
         let cfg = PeerCfg {
             index: i as u32,
+            role,
             url: o.target.url.clone(),
             bind_ip: o.bind_ip,
             audio_pps: o.audio_pps,
@@ -209,13 +221,30 @@ fn summarise(
             r.counts[0].sent_measured + r.counts[1].sent_measured,
             r.counts[0].echoed_measured + r.counts[1].echoed_measured,
         );
-        if s > 0 {
+        if s > 0 && !o.fanout {
             worst_peer_loss = worst_peer_loss.max(1.0 - e as f64 / s as f64);
         }
         foreign += r.foreign;
         rtt.extend_from_slice(&r.rtt_us);
         for ev in &r.events {
             *events.entry(ev.clone()).or_default() += 1;
+        }
+    }
+    if o.fanout {
+        // What the subscribers should have got: every measured packet of the publisher each.
+        let subscribers = results.iter().skip(1).filter(|r| r.connected).count() as u64;
+        for c in kinds.iter_mut() {
+            c.sent_measured *= subscribers;
+            c.sent *= subscribers;
+        }
+        if let Some(p) = results.first() {
+            let expected = p.counts[0].sent_measured + p.counts[1].sent_measured;
+            for r in results.iter().skip(1).filter(|r| r.connected) {
+                let got = r.counts[0].echoed_measured + r.counts[1].echoed_measured;
+                if expected > 0 {
+                    worst_peer_loss = worst_peer_loss.max(1.0 - got as f64 / expected as f64);
+                }
+            }
         }
     }
     let sent: u64 = kinds.iter().map(|c| c.sent_measured).sum();
@@ -266,6 +295,8 @@ fn summarise(
     let up = Summary::of(&up_us);
     json!({
         "mode": "media",
+        // With fanout: "echoed" = forwarded to subscribers, "echo_rtt_ms" = one-way latency.
+        "fanout": o.fanout,
         "label": o.label,
         "url": o.target.url,
         "bind_ip": o.bind_ip.to_string(),
@@ -408,14 +439,29 @@ pub fn human(r: &Value) -> String {
         );
         return out;
     }
+    let fanout = r["fanout"] == true;
+    let (echoed, rtt) = if fanout {
+        ("forwarded", "publisher→subscriber latency")
+    } else {
+        ("echoed", "echo RTT")
+    };
     let _ = writeln!(
         out,
-        "{} peers ({} connected) on {} — {} s measured after {} s warm-up",
-        r["peers"], r["peers_connected"], r["url"], r["duration_s"], r["warmup_s"]
+        "{} peers ({} connected{}) on {} — {} s measured after {} s warm-up",
+        r["peers"],
+        r["peers_connected"],
+        if fanout {
+            "; 1 publisher, the rest subscribers"
+        } else {
+            ""
+        },
+        r["url"],
+        r["duration_s"],
+        r["warmup_s"]
     );
     let _ = writeln!(
         out,
-        "  sent {} ({} pps), echoed {} ({} pps), loss {} % (audio {} %, video {} %; worst peer {} %)",
+        "  expected {} ({} pps), {echoed} {} ({} pps), loss {} % (audio {} %, video {} %; worst peer {} %)",
         r["sent"],
         num(f(r, "/pps_sent"), 0),
         r["echoed"],
@@ -427,7 +473,7 @@ pub fn human(r: &Value) -> String {
     );
     let _ = writeln!(
         out,
-        "  server CPU {} s ({} % of a core), {} CPU-s per 1,000 echoed; load tool {} % of a core",
+        "  server CPU {} s ({} % of a core), {} CPU-s per 1,000 {echoed}; load tool {} % of a core",
         num(f(r, "/server/cpu_s"), 2),
         num(f(r, "/server/cpu_utilisation").map(|x| x * 100.0), 0),
         num(f(r, "/server/cpu_s_per_1000_echoed"), 4),
@@ -435,10 +481,11 @@ pub fn human(r: &Value) -> String {
     );
     let _ = writeln!(
         out,
-        "  offer→webrtcup p50 {} ms, p99 {} ms; echo RTT p50 {} ms, p99 {} ms; errors {}",
+        "  offer→webrtcup p50 {} ms, p99 {} ms; {rtt} p50 {} ms, p90 {} ms, p99 {} ms; errors {}",
         num(f(r, "/webrtcup_ms/p50_ms"), 1),
         num(f(r, "/webrtcup_ms/p99_ms"), 1),
         num(f(r, "/echo_rtt_ms/p50_ms"), 2),
+        num(f(r, "/echo_rtt_ms/p90_ms"), 2),
         num(f(r, "/echo_rtt_ms/p99_ms"), 2),
         r["errors"]
     );

@@ -49,8 +49,21 @@ pub enum Go {
     Abort,
 }
 
+/// What a peer does: echo itself (EchoTest), or, on `jano.plugin.fanout`, publish (peer 0) or
+/// subscribe to the publisher.
+#[derive(Clone)]
+pub enum Role {
+    Echo,
+    /// Announces its handle id once its `publish` is done.
+    Publisher(Arc<watch::Sender<Option<u64>>>),
+    /// Waits for the publisher's handle id, subscribes, sends nothing and counts what it is
+    /// forwarded (the publisher's packets).
+    Subscriber(watch::Receiver<Option<u64>>),
+}
+
 pub struct PeerCfg {
     pub index: u32,
+    pub role: Role,
     pub url: String,
     pub bind_ip: IpAddr,
     pub audio_pps: u32,
@@ -227,10 +240,14 @@ impl Peer<'_> {
         let (v, tx) = self.call(Kind::Create, json!({"janus": "create"})).await?;
         let sid = janus::check_create(&v, &tx)?;
         self.session = Some(sid);
+        let plugin = match self.cfg.role {
+            Role::Echo => janus::ECHOTEST,
+            Role::Publisher(_) | Role::Subscriber(_) => janus::FANOUT,
+        };
         let (v, tx) = self
             .call(
                 Kind::Attach,
-                json!({"janus": "attach", "plugin": janus::ECHOTEST, "session_id": sid}),
+                json!({"janus": "attach", "plugin": plugin, "session_id": sid}),
             )
             .await?;
         let hid = janus::check_attach(&v, &tx, sid)?;
@@ -268,11 +285,27 @@ impl Peer<'_> {
             .apply()
             .ok_or_else(|| Failure::new(Kind::Message, "no offer", "str0m made no offer"))?;
 
+        let request = match &self.cfg.role {
+            Role::Echo => json!({"audio": true, "video": true}),
+            Role::Publisher(_) => json!({"request": "publish"}),
+            Role::Subscriber(feed) => {
+                let mut feed = feed.clone();
+                let id = tokio::time::timeout(
+                    self.cfg.connect_timeout * 4,
+                    feed.wait_for(Option::is_some),
+                )
+                .await
+                .ok()
+                .and_then(|r| r.ok().and_then(|v| *v))
+                .ok_or_else(|| Failure::new(Kind::Message, "no publisher", "never announced"))?;
+                json!({"request": "subscribe", "feed": id})
+            }
+        };
         let offer_sent = Instant::now();
         let tx = self.tx.next();
         let body = json!({
             "janus": "message", "session_id": sid, "handle_id": hid, "transaction": tx,
-            "body": {"audio": true, "video": true},
+            "body": request,
             "jsep": {"type": "offer", "sdp": offer.to_sdp_string(), "trickle": false},
         });
         let deadline = tdeadline(self.cfg.timeout);
@@ -286,7 +319,13 @@ impl Peer<'_> {
         } else {
             ack
         };
-        janus::check_event(&ev, &tx, sid, hid)?;
+        match self.cfg.role {
+            Role::Echo => janus::check_event(&ev, &tx, sid, hid)?,
+            _ => janus::check_plugin_event(&ev, &tx, sid, hid, janus::FANOUT, "fanout")?,
+        }
+        if let Role::Publisher(announce) = &self.cfg.role {
+            let _ = announce.send(Some(hid));
+        }
         let sdp = ev
             .pointer("/jsep/sdp")
             .and_then(Value::as_str)
@@ -384,11 +423,14 @@ impl Peer<'_> {
                     format!("{codec:?} missing in the answer (remote PTs {remote:?})"),
                 )
             })?;
-        let (pps, bytes, clock) = if codec == Codec::Opus {
+        let (mut pps, bytes, clock) = if codec == Codec::Opus {
             (self.cfg.audio_pps, self.cfg.audio_bytes, 48_000u32)
         } else {
             (self.cfg.video_pps, self.cfg.video_bytes, 90_000)
         };
+        if matches!(self.cfg.role, Role::Subscriber(_)) {
+            pps = 0;
+        }
         let interval = if pps == 0 {
             Duration::from_secs(86_400)
         } else {
@@ -423,6 +465,9 @@ impl Peer<'_> {
         let mut sched: Option<Schedule> = None;
         let backstop = Instant::now() + self.cfg.connect_timeout * 40 + Duration::from_secs(600);
         let index = self.cfg.index;
+        // A subscriber counts the publisher's (peer 0's) packets, and one-way latency.
+        let forwarded = matches!(self.cfg.role, Role::Subscriber(_));
+        let expect_from = if forwarded { 0 } else { index };
         let epoch = self.epoch;
         let res = &mut *self.res;
         let ws = self
@@ -494,7 +539,7 @@ impl Peer<'_> {
             let mut echo = |e: Event| -> Result<(), Failure> {
                 match e {
                     Event::RtpPacket(p) => {
-                        count_echo(&p.payload, index, tracks, res, epoch);
+                        count_echo(&p.payload, expect_from, forwarded, tracks, res, epoch);
                         Ok(())
                     }
                     Event::IceConnectionStateChange(IceConnectionState::Disconnected) => Err(
@@ -690,9 +735,12 @@ fn send_one(
     }
 }
 
+/// Counts a packet that came back (`forwarded`: a subscriber counting the publisher's packets,
+/// whose counters it cannot check against its own).
 fn count_echo(
     payload: &[u8],
     index: u32,
+    forwarded: bool,
     tracks: &mut [Track; 2],
     res: &mut PeerResult,
     epoch: Instant,
@@ -715,7 +763,7 @@ fn count_echo(
     let measured = payload[PREFIX + 9] == 1;
     let t = &mut tracks[kind];
     let c = &mut res.counts[kind];
-    if counter >= t.counter {
+    if !forwarded && counter >= t.counter {
         // Claims a packet we never sent.
         res.foreign += 1;
         return;
