@@ -28,6 +28,10 @@ async fn info_by_get_and_post() {
     );
     assert!(v.get("session_id").is_none(), "{v}");
     assert!(v["plugins"].get(ECHOTEST).is_some(), "echotest listed: {v}");
+    assert!(
+        v["plugins"].get("jano.plugin.fanout").is_none(),
+        "jano's own fan-out plugin is opt-in: {v}"
+    );
     assert!(v["transports"].get("janus.transport.http").is_some(), "{v}");
     assert!(
         v["transports"].get("janus.transport.websockets").is_some(),
@@ -832,5 +836,39 @@ async fn concurrent_creates_get_distinct_ids() {
     listed.sort_unstable();
     assert_eq!(listed, unique);
     let s = std::sync::Arc::try_unwrap(s).ok().unwrap();
+    s.shutdown().await;
+}
+
+/// `jano.plugin.fanout` is loaded when its file enables it, and answers its requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_plugin_when_its_file_enables_it() {
+    let mut cfg = jano_config::ConfigSet::builtin();
+    let file = jano_config::Jcfg::parse("general: { enabled = true }", "jano.plugin.fanout.jcfg")
+        .expect("jcfg");
+    cfg.plugins.insert("jano.plugin.fanout".into(), file);
+    let s = Server::start_with(Opts::default(), cfg).await;
+    let v = s
+        .post("/janus", json!({"janus":"info","transaction":tx()}))
+        .await;
+    assert!(v["plugins"].get("jano.plugin.fanout").is_some(), "{v}");
+    let sid = s.create().await;
+    let r = s
+        .post(
+            &format!("/janus/{sid}"),
+            json!({"janus":"attach","plugin":"jano.plugin.fanout","transaction":tx()}),
+        )
+        .await;
+    let hid = r["data"]["id"].as_u64().expect("handle");
+    // An unknown feed is an error event with the plugin's code, not a crash.
+    let r = s
+        .post(
+            &format!("/janus/{sid}/{hid}"),
+            json!({"janus":"message","body":{"request":"subscribe","feed":42},"transaction":"t1"}),
+        )
+        .await;
+    assert_eq!(r["janus"], "ack", "{r}");
+    let ev = s.poll_json(sid, "").await;
+    assert_eq!(ev["transaction"], "t1", "{ev}");
+    assert_eq!(ev["plugindata"]["data"]["error_code"], 455, "{ev}");
     s.shutdown().await;
 }
