@@ -136,6 +136,118 @@ pub fn trickle(c: &Value) -> Trickle {
     }
 }
 
+/// What one m-line of a plugin's offer is restricted to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Restrict<'a> {
+    /// Keep only this codec (Janus's lowercase name) and its retransmission payload type.
+    pub codec: Option<&'a str>,
+    /// …and of it only this profile: H.264 `profile-level-id` (prefix, e.g. `42e0`) or VP9
+    /// `profile-id`.
+    pub profile: Option<&'a str>,
+    /// Keep only these header extensions (URIs).
+    pub extensions: Option<&'a [String]>,
+}
+
+/// Restricts the m-line `mid` of an SDP we made: payload types of other codecs (with their
+/// `rtpmap`/`fmtp`/`rtcp-fb` lines) and unlisted extensions are taken out. The peer's answer
+/// can only use what is left, a subset of what the engine offered, so the engine accepts it.
+/// When nothing of the codec would be left the m-line is kept whole (the plugin learns what
+/// was agreed from the negotiation).
+pub fn restrict(text: &str, mid: &str, r: &Restrict<'_>) -> String {
+    let mut sections: Vec<String> = text.split("\r\nm=").map(str::to_owned).collect();
+    for (i, sec) in sections.iter_mut().enumerate() {
+        if i == 0 || !sec.lines().any(|l| l.trim_end() == format!("a=mid:{mid}")) {
+            continue;
+        }
+        if let Some(out) = restrict_section(sec, r) {
+            *sec = out;
+        }
+    }
+    sections.join("\r\nm=")
+}
+
+/// One m-section (text after `m=`), restricted; `None` to keep it as it is.
+fn restrict_section(sec: &str, r: &Restrict<'_>) -> Option<String> {
+    let lines: Vec<&str> = sec.split("\r\n").collect();
+    let head = *lines.first()?;
+    let mut fields = head.split(' ');
+    let prefix: Vec<&str> = fields.by_ref().take(3).collect();
+    let pts: Vec<&str> = fields.collect();
+    let attr = |name: &str, pt: &str| -> Option<String> {
+        lines.iter().find_map(|l| {
+            l.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix(pt))
+                .and_then(|rest| rest.strip_prefix(' '))
+                .map(str::to_owned)
+        })
+    };
+    let name_of = |pt: &str| {
+        attr("a=rtpmap:", pt)
+            .and_then(|m| m.split('/').next().map(str::to_ascii_lowercase))
+            .unwrap_or_default()
+    };
+    let mut keep: Vec<&str> = pts.clone();
+    if let Some(codec) = r.codec {
+        let wanted = |pt: &str| {
+            if name_of(pt) != codec {
+                return false;
+            }
+            let Some(profile) = r.profile else {
+                return true;
+            };
+            let fmtp = attr("a=fmtp:", pt).unwrap_or_default();
+            fmtp.split(';').any(|kv| {
+                let kv = kv.trim();
+                kv.strip_prefix("profile-level-id=").is_some_and(|v| {
+                    v.to_ascii_lowercase()
+                        .starts_with(&profile.to_ascii_lowercase())
+                }) || kv.strip_prefix("profile-id=") == Some(profile)
+            })
+        };
+        let main: Vec<&str> = pts.iter().copied().filter(|pt| wanted(pt)).collect();
+        if main.is_empty() {
+            return None;
+        }
+        let rtx: Vec<&str> = pts
+            .iter()
+            .copied()
+            .filter(|pt| {
+                name_of(pt) == "rtx"
+                    && attr("a=fmtp:", pt)
+                        .and_then(|f| f.strip_prefix("apt=").map(str::to_owned))
+                        .is_some_and(|apt| main.contains(&apt.trim()))
+            })
+            .collect();
+        keep = pts
+            .iter()
+            .copied()
+            .filter(|pt| main.contains(pt) || rtx.contains(pt))
+            .collect();
+    }
+    let dropped = |l: &str| {
+        for name in ["a=rtpmap:", "a=fmtp:", "a=rtcp-fb:"] {
+            if let Some(rest) = l.strip_prefix(name) {
+                let pt = rest.split([' ', ':']).next().unwrap_or_default();
+                return !keep.contains(&pt);
+            }
+        }
+        if let (Some(rest), Some(list)) = (l.strip_prefix("a=extmap:"), r.extensions) {
+            let uri = rest.split(' ').nth(1).unwrap_or_default();
+            return !list.iter().any(|u| u == uri);
+        }
+        false
+    };
+    let mut out = vec![[prefix.join(" "), keep.join(" ")].join(" ")];
+    out.extend(
+        lines
+            .iter()
+            .skip(1)
+            .filter(|l| !dropped(l))
+            .map(|l| (*l).to_owned()),
+    );
+    Some(out.join("\r\n"))
+}
+
 /// The `a=candidate:` lines of an SDP (without `a=`).
 pub fn candidates(text: &str) -> Vec<String> {
     text.lines()
@@ -169,6 +281,78 @@ mod tests {
         assert_eq!(m[0].mid.as_deref(), Some("0"));
         assert_eq!(m[1].port, 0);
         assert_eq!(m[1].kind(), Some(MediaKind::Video));
+    }
+
+    const VIDEO: &str = "v=0\r\ns=-\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:a\r\na=rtpmap:111 opus/48000/2\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 96 97 127 121 98 99\r\na=mid:v\r\n\
+        a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time\r\n\
+        a=extmap:13 urn:3gpp:video-orientation\r\n\
+        a=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack\r\na=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n\
+        a=rtpmap:127 H264/90000\r\na=fmtp:127 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n\
+        a=rtpmap:121 rtx/90000\r\na=fmtp:121 apt=127\r\n\
+        a=rtpmap:98 VP9/90000\r\na=fmtp:98 profile-id=0\r\na=rtpmap:99 rtx/90000\r\na=fmtp:99 apt=98\r\n";
+
+    #[test]
+    fn restrict_to_one_codec_and_its_rtx() {
+        let r = Restrict {
+            codec: Some("h264"),
+            profile: Some("42e0"),
+            ..Default::default()
+        };
+        let out = restrict(VIDEO, "v", &r);
+        assert!(
+            out.contains("m=video 9 UDP/TLS/RTP/SAVPF 127 121\r\n"),
+            "{out}"
+        );
+        assert!(
+            !out.contains("VP8") && !out.contains("VP9") && !out.contains("apt=96"),
+            "{out}"
+        );
+        assert!(out.contains("a=fmtp:121 apt=127"), "{out}");
+        assert!(
+            out.contains("m=audio 9 UDP/TLS/RTP/SAVPF 111"),
+            "other m-lines untouched"
+        );
+        // A codec the m-line does not have leaves it whole; so does a profile it lacks.
+        assert_eq!(
+            restrict(
+                VIDEO,
+                "v",
+                &Restrict {
+                    codec: Some("av1"),
+                    ..Default::default()
+                }
+            ),
+            VIDEO
+        );
+        let wrong = Restrict {
+            codec: Some("vp9"),
+            profile: Some("2"),
+            ..Default::default()
+        };
+        assert_eq!(restrict(VIDEO, "v", &wrong), VIDEO);
+        let vp9 = Restrict {
+            codec: Some("vp9"),
+            profile: Some("0"),
+            ..Default::default()
+        };
+        assert!(restrict(VIDEO, "v", &vp9).contains("SAVPF 98 99\r\n"));
+    }
+
+    #[test]
+    fn restrict_extensions() {
+        let keep = vec!["urn:3gpp:video-orientation".to_owned()];
+        let r = Restrict {
+            extensions: Some(&keep),
+            ..Default::default()
+        };
+        let out = restrict(VIDEO, "v", &r);
+        assert!(out.contains("a=extmap:13 urn:3gpp:video-orientation"));
+        assert!(!out.contains("abs-send-time"), "{out}");
+        assert!(
+            out.contains("SAVPF 96 97 127 121 98 99"),
+            "codecs untouched"
+        );
     }
 
     #[test]

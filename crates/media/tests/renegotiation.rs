@@ -158,12 +158,54 @@ async fn add_remove_and_recycle_m_lines() {
     assert!(![&audio, &v1, &v2].contains(&&mids[3]), "a new mid");
     let answer = client.accept_offer(&sdp);
     answer_to_plugin(&mut gw, sid, hid, &answer).await;
+    let v3 = mids[3].clone();
+
+    // A m-line restricted to one codec offers only it (and its retransmissions); the client's
+    // answer, and what the engine agreed, follow.
+    let (sdp, mids) = plugin_offer(
+        &mut gw,
+        sid,
+        hid,
+        json!([
+            {"kind": "audio", "send": true, "mid": audio},
+            send_video(&v1),
+            send_video(&v2),
+            send_video(&v3),
+            {"kind": "video", "send": true, "codec": "vp9"}
+        ]),
+    )
+    .await;
+    assert_eq!(lines(&sdp).len(), 5, "{sdp}");
+    let section = sdp
+        .split("\r\nm=")
+        .find(|s| s.contains(&format!("a=mid:{}", mids[4])))
+        .expect("the new m-line");
+    let rtpmaps: Vec<&str> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("a=rtpmap:"))
+        .collect();
+    assert!(
+        !rtpmaps.is_empty()
+            && rtpmaps
+                .iter()
+                .all(|m| m.contains("VP9/90000") || m.contains("rtx/90000")),
+        "only VP9 offered: {rtpmaps:?}"
+    );
+    let answer = client.accept_offer(&sdp);
+    answer_to_plugin(&mut gw, sid, hid, &answer).await;
 
     // The PeerConnection stayed up through all of it, and the handle knows every m-line.
     client.run_for(Duration::from_millis(300)).await;
     assert!(client.connected && !client.closed);
     let info = gw.handle_info(sid, hid);
     let media = info["webrtc"]["media"].as_object().expect("media");
-    assert_eq!(media.len(), 4, "{info}");
+    assert_eq!(media.len(), 5, "{info}");
+    let codecs = &media[&mids[4]]["codecs"];
+    assert!(
+        codecs
+            .as_array()
+            .is_some_and(|c| !c.is_empty() && c.iter().all(|x| x["codec"] == "vp9")),
+        "the engine agreed VP9 only there: {codecs}"
+    );
     gw.stop();
 }

@@ -188,6 +188,13 @@ pub struct OfferMedia {
     /// `a=msid` stream and track ids for a new m-line (random when absent).
     pub stream_id: Option<String>,
     pub track_id: Option<String>,
+    /// Offer only this codec on the m-line (Janus's name: `vp8`, `h264`…), e.g. the codec the
+    /// publisher behind it sends; `None` = every codec the PeerConnection has.
+    pub codec: Option<String>,
+    /// With `codec`: only this profile (H.264 `profile-level-id` prefix, VP9 `profile-id`).
+    pub profile: Option<String>,
+    /// Offer only these header extensions (URIs); `None` = all.
+    pub extensions: Option<Vec<String>>,
 }
 
 impl OfferMedia {
@@ -199,6 +206,9 @@ impl OfferMedia {
             mid: None,
             stream_id: None,
             track_id: None,
+            codec: None,
+            profile: None,
+            extensions: None,
         }
     }
 }

@@ -170,8 +170,19 @@ impl Pc {
                     return Err("nothing to offer".into());
                 };
                 self.pending_offer = Some(pending);
+                let mut text = offer.to_sdp_string();
+                for (m, mid) in media.iter().zip(&mids) {
+                    if m.codec.is_some() || m.extensions.is_some() {
+                        let r = sdp::Restrict {
+                            codec: m.codec.as_deref(),
+                            profile: m.profile.as_deref(),
+                            extensions: m.extensions.as_deref(),
+                        };
+                        text = sdp::restrict(&text, mid, &r);
+                    }
+                }
                 self.offer_mids = mids;
-                ("offer", offer.to_sdp_string())
+                ("offer", text)
             }
         };
         // New local ICE credentials (an answer may carry the peer's ICE restart; our own restart

@@ -640,6 +640,7 @@ impl Plugin for Offerer {
                                 m["recv"].as_bool().unwrap_or(false),
                             );
                             o.mid = m["mid"].as_str().map(str::to_owned);
+                            o.codec = m["codec"].as_str().map(str::to_owned);
                             o
                         })
                         .collect(),
