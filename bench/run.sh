@@ -2,12 +2,14 @@
 # Compares jano and the real Janus 1.1.2 (Debian package) in one run and writes BENCHMARKS.md.
 #
 #   bench/run.sh [--quick] [--duration S] [--warmup S] [--clients "1 16 64"]
-#                [--transports "http ws"] [--servers "janus jano"] [--sessions N]
+#                [--transports "http ws"] [--servers "janus janus-el2 jano"] [--sessions N]
 #                [--idle-transports "ws http"]
 #                [--extra-transports "rabbitmq mqtt nanomsg unix-seqpacket unix-dgram"]
 #                [--nice N] [--no-build] [--out FILE] [--keep]
 #
 # --quick: 1 s warm-up + 3 s per run and 1,000 idle sessions, for trying it out.
+# --servers: "janus" is Janus with its defaults (a thread per handle); "janus-el2" is the same
+#           Janus with `event_loops = 2` in janus.jcfg (its better configuration).
 # --nice N: run servers and load tool with that niceness (e.g. -10 on a machine shared with
 #           other work, so that builds running beside it disturb the measurement less).
 # --extra-transports: the other transports, each measured on its own freshly started server
@@ -203,8 +205,11 @@ start_server() { # name
         port_busy "$p" && die "port $p is already in use (set ${name^^}_HTTP_PORT / ${name^^}_WS_PORT)"
     done
     case "$name" in
-        janus)
+        janus|janus-el2)
             make_conf "$TMP/janus-conf" "$JANUS_HTTP_PORT" "$JANUS_WS_PORT"
+            if [ "$name" = janus-el2 ]; then
+                sed -i -e "s#^general: {#general: {\n\tevent_loops = 2#" "$TMP/janus-conf/janus.jcfg"
+            fi
             # Plugins/transports are limited by the disable lists; folders stay the packaged ones.
             nice -n "$NICE" taskset -c "$SERVER_CPU" "$JANUS_BIN" -F "$TMP/janus-conf" -C "$TMP/janus-conf/janus.jcfg" \
                 -d "$DEBUG_LEVEL" -o >"$TMP/janus.log" 2>&1 &
@@ -226,7 +231,7 @@ start_server() { # name
 
 server_ports() {
     case "$1" in
-        janus) echo "$JANUS_HTTP_PORT $JANUS_WS_PORT" ;;
+        janus|janus-el2) echo "$JANUS_HTTP_PORT $JANUS_WS_PORT" ;;
         jano) echo "$JANO_HTTP_PORT $JANO_WS_PORT" ;;
     esac
 }
