@@ -138,6 +138,8 @@ pub(crate) struct Pc {
     tx_dropped: u64,
     /// The `min_nack_queue` generation applied to the send streams.
     nack_gen: u64,
+    /// Send streams whose retransmission cache is sized for that generation.
+    rtx_sized: Vec<str0m::rtp::Ssrc>,
     next_tick: Instant,
     created: Instant,
     ending: Option<Ending>,
@@ -193,7 +195,8 @@ pub(crate) async fn run(
         dtls_out: Counters::default(),
         offer_mids: Vec::new(),
         tx_dropped: 0,
-        nack_gen: 0,
+        nack_gen: shared.settings.nack_gen.load(Ordering::Relaxed),
+        rtx_sized: Vec::new(),
         next_tick: now + Duration::from_secs(1),
         created: now,
         ending: None,
