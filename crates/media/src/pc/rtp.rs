@@ -123,6 +123,7 @@ impl Pc {
             return;
         }
         let next = self.drive();
+        self.flush_tx();
         if next < self.armed {
             self.armed = next;
             self.wake.notify_one();
