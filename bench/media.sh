@@ -5,9 +5,13 @@
 #   bench/media.sh [--janus] [--server '<cmd with {cfg}>'] [--label NAME] [--both <jano binary>]
 #                  [--peers N] [--audio-pps 50] [--video-pps 100] [--video-bytes 1000]
 #                  [--duration S] [--warmup S] [--steps "10,20,50,..."] [--no-max]
-#                  [--nice N] [--no-build] [--keep] [--out FILE]
+#                  [--nice N] [--no-build] [--keep] [--out FILE] [--janus-loops "0 2"]
 #
-# Servers: --janus (the default when no --server is given) runs /usr/bin/janus; --server runs any
+# Servers: --janus (the default when no --server is given) runs /usr/bin/janus, once per entry of
+# --janus-loops (default "0 2": Janus's default, one loop thread per handle, labelled
+# "Janus 1.1.2"; then `event_loops = 2` in janus.jcfg's general section, labelled
+# "Janus 1.1.2 (event_loops=2)"); the default configuration is the baseline of the ratio column.
+# --server runs any
 # command, {cfg} replaced by the configuration folder (a copy of /etc/janus), labelled --label
 # (default "jano"); --both BIN = --janus --server 'BIN -F {cfg}'.
 # For each server: a fresh start, `jano-load media --peers N`; then another fresh start and
@@ -37,6 +41,7 @@ NICE=0
 BUILD=1
 KEEP=0
 OUT=""
+JANUS_LOOPS="0 2"   # event_loops per Janus run; 0 = Janus's default (no event_loops line)
 DEBUG_LEVEL=2   # errors only
 WS_PORT=8188
 SERVER_CPU="${SERVER_CPU:-0}"
@@ -44,7 +49,7 @@ LOAD_CPU="${LOAD_CPU:-1}"
 JANUS_BIN="${JANUS_BIN:-/usr/bin/janus}"
 JANUS_LIBDIR="${JANUS_LIBDIR:-/usr/lib/x86_64-linux-gnu/janus}"
 
-usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -64,13 +69,22 @@ while [ $# -gt 0 ]; do
         --no-build) BUILD=0 ;;
         --keep) KEEP=1 ;;
         --out) OUT="$2"; shift ;;
+        --janus-loops) JANUS_LOOPS="$2"; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
     esac
     shift
 done
 [ -n "$SERVER_CMD" ] || RUN_JANUS=1
-[ "$LABEL" != janus ] || { echo "--label janus is reserved for the baseline" >&2; exit 2; }
+case "$LABEL" in
+    janus|janus-el*) echo "--label $LABEL is reserved for Janus" >&2; exit 2 ;;
+esac
+for n in $JANUS_LOOPS; do
+    case "$n" in
+        ''|*[!0-9]*) echo "--janus-loops: '$n' is not a number" >&2; exit 2 ;;
+    esac
+done
+[ -n "$JANUS_LOOPS" ] || JANUS_LOOPS=0
 
 log() { echo "[media $(date +%T)] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -145,8 +159,8 @@ LOAD_BIN="$TARGET_DIR/release/jano-load"
 # ---------------------------------------------------------------- configuration
 # A copy of /etc/janus: only the WebSockets transport (127.0.0.1:8188, compact JSON), only the
 # EchoTest plugin, no loggers, log level 2, ICE restricted to the namespace address.
-make_conf() { # dir
-    local dir=$1 plugins transports
+make_conf() { # dir [event_loops]
+    local dir=$1 loops=${2:-0} plugins transports
     mkdir -p "$dir"
     cp -r /etc/janus/. "$dir/"
     plugins=$(cd "$JANUS_LIBDIR/plugins" && ls ./*.so | sed 's#^\./##' | grep -v '^libjanus_echotest\.so$' | paste -sd, -)
@@ -160,6 +174,10 @@ make_conf() { # dir
         -e "s#^nat: {#nat: {\n\tice_enforce_list = \"$ADDR\"\n\tignore_mdns = true#" \
         "$dir/janus.jcfg"
     grep -q "ice_enforce_list = \"$ADDR\"" "$dir/janus.jcfg" || die "could not set nat.ice_enforce_list in $dir/janus.jcfg"
+    if [ "$loops" != 0 ]; then
+        sed -i -e "s#^general: {#general: {\n\tevent_loops = $loops#" "$dir/janus.jcfg"
+        grep -q "^\s*event_loops = $loops" "$dir/janus.jcfg" || die "could not set general.event_loops in $dir/janus.jcfg"
+    fi
     cat > "$dir/janus.transport.websockets.jcfg" <<EOF
 general: {
 	json = "compact"
@@ -177,12 +195,21 @@ cors: {
 EOF
 }
 
+# Janus runs are named `janus` (its default configuration, the baseline) and `janus-el<N>`
+# (`event_loops = N`); any other name is the --server command.
+loops_of() { # name
+    case "$1" in
+        janus-el*) echo "${1#janus-el}" ;;
+        *) echo 0 ;;
+    esac
+}
+
 start_server() { # name run
     local name=$1 run=$2 dir="$TMP/$1-$2-conf" cmd
     stop_server
-    make_conf "$dir"
+    make_conf "$dir" "$(loops_of "$name")"
     case "$name" in
-        janus) cmd="$JANUS_BIN -F $dir -C $dir/janus.jcfg -d $DEBUG_LEVEL -o" ;;
+        janus|janus-el*) cmd="$JANUS_BIN -F $dir -C $dir/janus.jcfg -d $DEBUG_LEVEL -o" ;;
         *) cmd="${SERVER_CMD//\{cfg\}/$dir}" ;;
     esac
     # `ip netns exec`, nice, taskset and `sh -c exec` all exec: $! is the server's own pid.
@@ -228,16 +255,32 @@ run_server() { # name
 }
 
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
-[ "$RUN_JANUS" = 1 ] && run_server janus
+if [ "$RUN_JANUS" = 1 ]; then
+    for n in $JANUS_LOOPS; do
+        if [ "$n" = 0 ]; then run_server janus; else run_server "janus-el$n"; fi
+    done
+fi
 [ -n "$SERVER_CMD" ] && run_server "$LABEL"
 LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# Display names: the JSON reports keep `janus` (the baseline the report compares against) and
+# `janus-el<N>`; the table names them after the Janus version and configuration.
+# (`janus --version` exits with 1 after printing it.)
+JANUS_NAME="Janus $({ "$JANUS_BIN" --version 2>/dev/null || true; } | sed -n 's/^Janus version: .*(\(.*\)).*/\1/p' | head -1)"
+[ "$JANUS_NAME" != "Janus " ] || JANUS_NAME="Janus"
+display_names() {
+    sed -E -e "s/^\| janus \|/| $JANUS_NAME |/" \
+        -e "s/^\| janus-el([0-9]+) \|/| $JANUS_NAME (event_loops=\1) |/" \
+        -e "s/^\* janus /* $JANUS_NAME /" \
+        -e "s/^\* janus-el([0-9]+) /* $JANUS_NAME (event_loops=\1) /"
+}
 
 # Per-run details that the table leaves out (load-tool CPU: near 100 % means the tool, not the
 # server, was the limit; errors; echo RTT).
 details() {
     command -v jq >/dev/null || return 0
     jq -r '(if .mode == "media-max" then .steps[] else . end)
-        | "* \(.label) \(.peers) peers: loss \(.loss_pct) % (worst peer \(.worst_peer_loss_pct) %), echo RTT p50/p99 \(.echo_rtt_ms.p50_ms)/\(.echo_rtt_ms.p99_ms) ms, server \((.server.cpu_utilisation // 0) * 100 | floor) % of a core (CPUs \(.server.cpus_allowed)), load tool \(.load_tool_cpu_utilisation * 100 | floor) % of a core, \(.peers_connected)/\(.peers) connected, \(.errors) errors\(if .errors > 0 then ": " + ([.error_kinds[] | "\(.count)× \(.error)"] | join("; ")) else "" end)"' "$RESULTS"
+        | "* \(.label) \(.peers) peers: loss \(.loss_pct) % (worst peer \(.worst_peer_loss_pct) %), echo RTT p50/p90/p99 \(.echo_rtt_ms.p50_ms)/\(.echo_rtt_ms.p90_ms)/\(.echo_rtt_ms.p99_ms) ms, server \((.server.cpu_utilisation // 0) * 100 | floor) % of a core (CPUs \(.server.cpus_allowed)), load tool \(.load_tool_cpu_utilisation * 100 | floor) % of a core, \(.peers_connected)/\(.peers) connected, \(.errors) errors\(if .errors > 0 then ": " + ([.error_kinds[] | "\(.count)× \(.error)"] | join("; ")) else "" end)"' "$RESULTS"
     jq -r 'select(.mode == "media-max") | "* \(.label) max peers at < \(.max_loss_pct) % loss: \(.max_peers_ok // "none") (stopped by: \(.stopped_by))"' "$RESULTS"
 }
 
@@ -249,11 +292,14 @@ details() {
     echo "* Each peer: a str0m 0.25 PeerConnection (RTP mode) on the EchoTest over WebSockets, one Opus and one VP8 m-line, $AUDIO_PPS + $VIDEO_PPS packets/s (100- and $VIDEO_BYTES-byte payloads); loss = packets sent in the ${DURATION} s window that never came back (after ${WARMUP} s warm-up)."
     echo "* Server pinned to CPU $SERVER_CPU, jano-load to CPU $LOAD_CPU, both in a private network namespace (ICE on $ADDR). CPU-s per 1k echoed = server CPU time in the window / echoed packets × 1,000."
     echo "* Max peers: steps $STEPS, each with fresh peers on a freshly started server, until loss ≥ 0.5 % or any error."
+    if [ "$RUN_JANUS" = 1 ]; then
+        echo "* $JANUS_NAME runs with its default configuration (one event loop per handle) and, where labelled \"(event_loops=N)\", with \`event_loops = N\` in janus.jcfg's \`general\` section (a fixed pool of N loop threads); the ratio column compares against the default configuration."
+    fi
     echo
-    "$LOAD_BIN" report "$RESULTS"
+    "$LOAD_BIN" report "$RESULTS" | display_names
     echo "Runs:"
     echo
-    details
+    details | display_names
 } > "$TMP/table.md"
 cat "$TMP/table.md"
 if [ -n "$OUT" ]; then

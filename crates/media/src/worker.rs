@@ -9,16 +9,18 @@
 
 use crate::net::Datagram;
 use crate::pc::Pc;
-use crate::{pc, PcLink, PcMsg, Shared};
+use crate::{mmsg, pc, PcLink, PcMsg, Shared};
 use jano_core::MediaCommand;
 use jano_plugin::{Dest, RtpPacket};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::UdpSocket;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use tokio::io::Interest;
 use tokio::sync::mpsc;
 
 /// One packet for the destinations that live on one worker.
@@ -257,31 +259,36 @@ async fn single_port_reader(sock: Arc<UdpSocket>, shared: Arc<Shared>) {
     let Some(single) = shared.single.as_ref() else {
         return;
     };
-    let mut buf = vec![0u8; 2048];
+    let mut batch = mmsg::RecvBatch::new();
     loop {
-        let (n, source) = match sock.recv_from(&mut buf).await {
-            Ok(r) => r,
-            Err(e) => {
-                // ICMP errors from a peer that went away surface here; they are per datagram.
+        // A batch of datagrams per system call; every one goes to its PeerConnection's queue.
+        let r = async {
+            sock.readable().await?;
+            sock.try_io(Interest::READABLE, || batch.recv(sock.as_raw_fd()))
+        }
+        .await;
+        if let Err(e) = r {
+            // ICMP errors from a peer that went away surface here; they are per datagram.
+            if e.kind() != std::io::ErrorKind::WouldBlock {
                 tracing::trace!("single port {local}: {e}");
-                continue;
             }
-        };
-        let Some(data) = buf.get(..n) else {
             continue;
-        };
-        let Some(link) = single.route(source, data).and_then(|h| shared.pcs.get(h)) else {
-            shared.stats.unmatched.fetch_add(1, Ordering::Relaxed);
-            continue;
-        };
-        let d = Datagram {
-            at: Instant::now(),
-            source,
-            destination: local,
-            data: data.to_vec(),
-        };
-        if link.pkt.try_send(PcMsg::Datagram(d)).is_err() {
-            shared.stats.queue_drops.fetch_add(1, Ordering::Relaxed);
+        }
+        let at = Instant::now();
+        for (source, data) in batch.iter() {
+            let Some(link) = single.route(source, data).and_then(|h| shared.pcs.get(h)) else {
+                shared.stats.unmatched.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            let d = Datagram {
+                at,
+                source,
+                destination: local,
+                data: data.to_vec(),
+            };
+            if link.pkt.try_send(PcMsg::Datagram(d)).is_err() {
+                shared.stats.queue_drops.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 }

@@ -17,7 +17,7 @@ mod rtp;
 
 use crate::net::Datagram;
 use crate::rewrite::SeqTs;
-use crate::{worker, PcLink, PcMsg, Shared};
+use crate::{mmsg, worker, PcLink, PcMsg, Shared};
 use jano_core::{MediaCommand, MediaEvent, Negotiation};
 use jano_plugin::{
     DataMessage, HandleRef, LocalJsep, MediaCtx, MediaKind, Outbox, PluginSession, RtcpFeedback,
@@ -25,6 +25,7 @@ use jano_plugin::{
 };
 use std::cell::RefCell;
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -33,7 +34,7 @@ use str0m::bwe::BweKind;
 use str0m::change::SdpPendingOffer;
 use str0m::channel::ChannelId;
 use str0m::media::{KeyframeRequestKind, Mid};
-use str0m::net::{Protocol, Receive};
+use str0m::net::{DatagramSend, Protocol, Receive};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 use tokio::sync::{mpsc, Notify};
 
@@ -84,13 +85,13 @@ enum SendSocket {
 }
 
 impl SendSocket {
-    /// Never waits: a full socket buffer drops the datagram, as the network would.
-    fn send_to(&self, data: &[u8], to: SocketAddr) -> std::io::Result<usize> {
+    /// The descriptor datagrams are written to, straight to the kernel (`mmsg::send`, never
+    /// waiting): tokio's `try_send_to` refuses until the reactor has seen the socket writable,
+    /// which drops the first handshake packets of a new socket.
+    fn fd(&self) -> RawFd {
         match self {
-            // Straight to the kernel: tokio's `try_send_to` refuses until the reactor has seen
-            // the socket writable, which drops the first handshake packets of a new socket.
-            SendSocket::Own(s) => socket2::SockRef::from(&**s).send_to(data, &to.into()),
-            SendSocket::Shared(s) => s.send_to(data, to),
+            SendSocket::Own(s) => s.as_raw_fd(),
+            SendSocket::Shared(s) => s.as_raw_fd(),
         }
     }
 }
@@ -113,6 +114,9 @@ pub(crate) struct Pc {
     outbox: Outbox,
     /// Local address → socket we send from.
     sockets: Vec<(SocketAddr, SendSocket)>,
+    /// Datagrams str0m produced, not yet written: (index in `sockets`, destination, bytes).
+    /// Written together (`flush_tx`) at the end of each stretch of work, in order.
+    tx_queue: Vec<(usize, SocketAddr, DatagramSend)>,
     readers: Vec<tokio::task::JoinHandle<()>>,
     /// The PeerConnection's own socket when it has exactly one (the usual case): the task reads
     /// it itself, with no reader task or queue in between.
@@ -138,6 +142,8 @@ pub(crate) struct Pc {
     tx_dropped: u64,
     /// The `min_nack_queue` generation applied to the send streams.
     nack_gen: u64,
+    /// Send streams whose retransmission cache is sized for that generation.
+    rtx_sized: Vec<str0m::rtp::Ssrc>,
     next_tick: Instant,
     created: Instant,
     ending: Option<Ending>,
@@ -147,10 +153,16 @@ pub(crate) struct Pc {
     wake: Rc<Notify>,
 }
 
-/// Runs `f` on the PeerConnection, then delivers the fan-out batches its plugin callbacks
-/// queued for this worker (after the borrow ends, so a batch may include this PeerConnection).
+/// Runs `f` on the PeerConnection and writes the datagrams it produced, then delivers the
+/// fan-out batches its plugin callbacks queued for this worker (after the borrow ends, so a
+/// batch may include this PeerConnection).
 fn with_pc<R>(pc: &RefCell<Pc>, f: impl FnOnce(&mut Pc) -> R) -> R {
-    let r = f(&mut pc.borrow_mut());
+    let r = {
+        let mut p = pc.borrow_mut();
+        let r = f(&mut p);
+        p.flush_tx();
+        r
+    };
     worker::flush_local();
     r
 }
@@ -174,6 +186,7 @@ pub(crate) async fn run(
         session: None,
         outbox: Outbox::default(),
         sockets: Vec::new(),
+        tx_queue: Vec::new(),
         readers: Vec::new(),
         direct: None,
         mids: Vec::new(),
@@ -193,7 +206,8 @@ pub(crate) async fn run(
         dtls_out: Counters::default(),
         offer_mids: Vec::new(),
         tx_dropped: 0,
-        nack_gen: 0,
+        nack_gen: shared.settings.nack_gen.load(Ordering::Relaxed),
+        rtx_sized: Vec::new(),
         next_tick: now + Duration::from_secs(1),
         created: now,
         ending: None,
@@ -201,7 +215,6 @@ pub(crate) async fn run(
         wake: wake.clone(),
     }));
     worker::register(handle_id, pc.clone());
-    let mut buf = vec![0u8; 2048];
     loop {
         let step = with_pc(&pc, |p| {
             let deadline = p.drive().min(p.next_tick);
@@ -235,24 +248,9 @@ pub(crate) async fn run(
                     });
                 }
             }
-            r = recv_direct(&direct, &mut buf) => {
-                if let (Ok((n, source)), Some((local, sock))) = (r, &direct) {
-                    with_pc(&pc, |p| {
-                        p.on_udp(Instant::now(), source, *local, buf.get(..n).unwrap_or_default());
-                        // Drain what the socket already holds before sleeping again.
-                        for _ in 0..64 {
-                            p.drive();
-                            match sock.try_recv_from(&mut buf) {
-                                Ok((n, source)) => p.on_udp(
-                                    Instant::now(),
-                                    source,
-                                    *local,
-                                    buf.get(..n).unwrap_or_default(),
-                                ),
-                                Err(_) => break,
-                            }
-                        }
-                    });
+            r = readable(&direct) => {
+                if let (Ok(()), Some((local, sock))) = (r, &direct) {
+                    with_pc(&pc, |p| p.drain_socket(*local, sock));
                 }
             }
             _ = wake.notified() => {}
@@ -371,6 +369,37 @@ impl Pc {
         }
     }
 
+    /// Reads what the PeerConnection's own socket holds, a batch per system call, and feeds it
+    /// to str0m; stops when the socket is empty (which clears tokio's readiness) or after
+    /// `MAX_DRAIN` datagrams, so one busy peer cannot hold the worker.
+    fn drain_socket(&mut self, local: SocketAddr, sock: &tokio::net::UdpSocket) {
+        const MAX_DRAIN: usize = 2 * mmsg::BATCH;
+        mmsg::with_thread_batch(|batch| {
+            let mut taken = 0;
+            while taken < MAX_DRAIN {
+                let n = match sock.try_io(tokio::io::Interest::READABLE, || {
+                    batch.recv(sock.as_raw_fd())
+                }) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        if e.kind() != std::io::ErrorKind::WouldBlock {
+                            // ICMP errors from a peer that went away surface here.
+                            tracing::trace!(handle = self.handle_id, "media socket: {e}");
+                        }
+                        break;
+                    }
+                };
+                taken += n.max(1);
+                let at = Instant::now();
+                for (source, data) in batch.iter() {
+                    self.on_udp(at, source, local, data);
+                    // str0m holds one received packet until polled: drive after each.
+                    self.drive();
+                }
+            }
+        });
+    }
+
     fn on_datagram(&mut self, d: Datagram) {
         self.on_udp(d.at, d.source, d.destination, &d.data);
     }
@@ -453,20 +482,53 @@ impl Pc {
                     }
                 }
                 Output::Transmit(t) => {
-                    if let Some((_, s)) = self.sockets.iter().find(|(a, _)| *a == t.source) {
-                        // A full socket buffer drops the datagram, as the network would.
-                        match s.send_to(&t.contents, t.destination) {
-                            Ok(_) => {
-                                self.dtls_out.packets += 1;
-                                self.dtls_out.bytes += t.contents.len() as u64;
-                            }
-                            Err(e) => tracing::debug!(handle = self.handle_id, "send: {e}"),
-                        }
+                    if let Some(i) = self.sockets.iter().position(|(a, _)| *a == t.source) {
+                        self.tx_queue.push((i, t.destination, t.contents));
                     }
                 }
                 Output::Event(e) => self.on_event(e),
             }
         }
+    }
+
+    /// Writes the queued datagrams, one `sendmmsg` per run on the same socket, in order. A
+    /// datagram the kernel refuses (full socket buffer) is dropped, as the network would.
+    pub(super) fn flush_tx(&mut self) {
+        if self.tx_queue.is_empty() {
+            return;
+        }
+        let mut at = 0;
+        while let Some(&(sock, _, _)) = self.tx_queue.get(at) {
+            let run = self
+                .tx_queue
+                .get(at..)
+                .unwrap_or_default()
+                .iter()
+                .take_while(|(s, _, _)| *s == sock)
+                .count();
+            let msgs: Vec<mmsg::Outgoing<'_>> = self
+                .tx_queue
+                .get(at..at + run)
+                .unwrap_or_default()
+                .iter()
+                .map(|(_, to, data)| mmsg::Outgoing { to: *to, data })
+                .collect();
+            if let Some((_, s)) = self.sockets.get(sock) {
+                let sent = mmsg::send(s.fd(), &msgs);
+                let bytes: usize = msgs.iter().take(sent).map(|m| m.data.len()).sum();
+                self.dtls_out.packets += sent as u64;
+                self.dtls_out.bytes += bytes as u64;
+                if sent < msgs.len() {
+                    tracing::debug!(
+                        handle = self.handle_id,
+                        dropped = msgs.len() - sent,
+                        "send: datagrams refused"
+                    );
+                }
+            }
+            at += run;
+        }
+        self.tx_queue.clear();
     }
 
     fn on_event(&mut self, e: Event) {
@@ -564,6 +626,7 @@ impl Pc {
         });
         // Flush a DTLS close_notify if there is one.
         self.drive();
+        self.flush_tx();
         for r in self.readers.drain(..) {
             r.abort();
         }
@@ -592,13 +655,10 @@ impl Pc {
     }
 }
 
-/// Waits for a datagram on the PeerConnection's own socket (forever if it has none).
-async fn recv_direct(
-    direct: &Option<(SocketAddr, Rc<tokio::net::UdpSocket>)>,
-    buf: &mut [u8],
-) -> std::io::Result<(usize, SocketAddr)> {
+/// Waits until the PeerConnection's own socket has datagrams (forever if it has none).
+async fn readable(direct: &Option<(SocketAddr, Rc<tokio::net::UdpSocket>)>) -> std::io::Result<()> {
     match direct {
-        Some((_, s)) => s.recv_from(buf).await,
+        Some((_, s)) => s.readable().await,
         None => std::future::pending().await,
     }
 }
@@ -616,25 +676,41 @@ pub(super) fn spawn_reader(
             tracing::error!("media socket {local}: can't register it");
             return;
         };
-        let mut buf = vec![0u8; 2048];
         loop {
-            match sock.recv_from(&mut buf).await {
-                Ok((n, source)) => {
-                    let Some(data) = buf.get(..n) else { continue };
+            if let Err(e) = sock.readable().await {
+                tracing::trace!("media socket {local}: {e}");
+                continue;
+            }
+            // The worker's batch, not one per reader: it is only used until the next await.
+            let closed = mmsg::with_thread_batch(|batch| {
+                let r = sock.try_io(tokio::io::Interest::READABLE, || {
+                    batch.recv(sock.as_raw_fd())
+                });
+                if let Err(e) = r {
+                    if e.kind() != std::io::ErrorKind::WouldBlock {
+                        tracing::trace!("media socket {local}: {e}");
+                    }
+                    return false;
+                }
+                let at = Instant::now();
+                for (source, data) in batch.iter() {
                     let d = Datagram {
-                        at: Instant::now(),
+                        at,
                         source,
                         destination: local,
                         data: data.to_vec(),
                     };
                     if to.try_send(PcMsg::Datagram(d)).is_err() {
                         if to.is_closed() {
-                            return;
+                            return true;
                         }
                         shared.stats.queue_drops.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                Err(e) => tracing::trace!("media socket {local}: {e}"),
+                false
+            });
+            if closed {
+                return;
             }
         }
     })

@@ -12,10 +12,10 @@ use serde_json::json;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::media::{Direction, Mid};
-use str0m::rtp::Extension;
+use str0m::rtp::{Extension, Ssrc};
 use str0m::{Candidate, Rtc, RtcConfig};
 
 impl Pc {
@@ -198,8 +198,9 @@ impl Pc {
             }
         }
         self.set_mids(&text);
+        let nack_ms = self.nack_queue_ms();
         if let Some(rtc) = self.rtc.as_mut() {
-            ensure_send_streams(rtc, &self.mids);
+            ensure_send_streams(rtc, &self.mids, nack_ms, &mut self.rtx_sized);
         }
         self.refresh_pts();
         tracing::debug!(handle = self.handle_id, "local {kind}:\n{text}");
@@ -208,6 +209,7 @@ impl Pc {
     }
 
     pub(super) fn remote_answer(&mut self, remote: &RemoteSdp) -> Result<(), String> {
+        let nack_ms = self.nack_queue_ms();
         let (Some(rtc), Some(pending)) = (self.rtc.as_mut(), self.pending_offer.take()) else {
             return Err("no offer of ours is pending".into());
         };
@@ -215,7 +217,7 @@ impl Pc {
         rtc.sdp_api()
             .accept_answer(pending, answer)
             .map_err(|e| e.to_string())?;
-        ensure_send_streams(rtc, &self.mids);
+        ensure_send_streams(rtc, &self.mids, nack_ms, &mut self.rtx_sized);
         self.refresh_pts();
         let Some(rtc) = self.rtc.as_mut() else {
             return Err("no PeerConnection".into());
@@ -403,7 +405,16 @@ pub(super) fn rid_index(rid: &str0m::media::Rid) -> Option<u8> {
 /// Gives every m-line we send on a stream to send with. str0m makes none for an m-line whose
 /// peer offered simulcast (it only makes one per layer *we* send), yet plugins echo or forward
 /// one layer back on it; the peer finds that stream by its mid.
-pub(super) fn ensure_send_streams(rtc: &mut Rtc, mids: &[MidState]) {
+///
+/// Every send stream's retransmission cache is sized from `min_nack_queue_ms` as soon as it
+/// exists (str0m's default keeps 3 s of packets, up to 2,000, per stream); `sized` lists the
+/// streams already done, so a renegotiation does not empty their caches.
+pub(super) fn ensure_send_streams(
+    rtc: &mut Rtc,
+    mids: &[MidState],
+    min_nack_queue_ms: u64,
+    sized: &mut Vec<Ssrc>,
+) {
     for m in mids {
         let Some(media) = rtc.media(m.mid) else {
             continue;
@@ -413,13 +424,38 @@ pub(super) fn ensure_send_streams(rtc: &mut Rtc, mids: &[MidState]) {
         }
         let video = m.kind == Some(MediaKind::Video);
         let mut api = rtc.direct_api();
-        if api.stream_tx_by_mid(m.mid, None).is_some() {
-            continue;
+        if api.stream_tx_by_mid(m.mid, None).is_none() {
+            let ssrc = api.new_ssrc();
+            let rtx = video.then(|| api.new_ssrc());
+            api.declare_stream_tx(ssrc, rtx, m.mid, None);
         }
-        let ssrc = api.new_ssrc();
-        let rtx = video.then(|| api.new_ssrc());
-        api.declare_stream_tx(ssrc, rtx, m.mid, None);
+        if let Some(tx) = api.stream_tx_by_mid(m.mid, None) {
+            let ssrc = tx.ssrc();
+            if !sized.contains(&ssrc) {
+                size_rtx_cache(tx, min_nack_queue_ms);
+                sized.push(ssrc);
+            }
+        }
     }
+}
+
+/// Keeps `ms` milliseconds of sent packets for NACKs (bounded in count too).
+pub(super) fn size_rtx_cache(tx: &mut str0m::rtp::StreamTx, ms: u64) {
+    tx.set_rtx_cache(
+        rtx_packets(ms),
+        Duration::from_millis(ms),
+        DEFAULT_RTX_RATIO_CAP,
+    );
+}
+
+/// str0m's default cap on retransmitted bytes (a share of what is sent).
+const DEFAULT_RTX_RATIO_CAP: Option<f32> = Some(0.15);
+
+/// Packets kept for retransmission over `ms` milliseconds: up to one a millisecond (a video
+/// stream at several Mbit/s), at least 64, never unbounded. The cache only grows to what the
+/// stream actually sent in `ms`.
+pub(super) fn rtx_packets(ms: u64) -> usize {
+    ms.clamp(64, 2000) as usize
 }
 
 /// Janus's lowercase name of the codec behind a payload type (RTX resolves to its codec).

@@ -1,11 +1,11 @@
 //! Media in (from the peer to the plugin's session) and out (relays, rewritten per peer).
 
-use super::negotiate::{codec_name, rid_index};
+use super::negotiate::{codec_name, rid_index, size_rtx_cache};
 use super::Pc;
 use jano_core::MediaEvent;
 use jano_plugin::{Dest, MediaKind, Outbox, RtpExtensions, RtpPacket};
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use str0m::bwe::Bitrate;
 use str0m::media::{KeyframeRequestKind, MediaTime, Mid};
 use str0m::rtp::{ExtensionValues, RtpWrite};
@@ -123,6 +123,7 @@ impl Pc {
             return;
         }
         let next = self.drive();
+        self.flush_tx();
         if next < self.armed {
             self.armed = next;
             self.wake.notify_one();
@@ -243,14 +244,20 @@ impl Pc {
         }
     }
 
+    /// The current `min_nack_queue`, in milliseconds.
+    pub(super) fn nack_queue_ms(&self) -> u64 {
+        self.shared.settings.min_nack_queue.load(Ordering::Relaxed)
+    }
+
     /// `min_nack_queue` changed (Admin API): every send stream keeps that much for NACKs.
+    /// (New streams are sized when they are created, in `ensure_send_streams`.)
     pub(super) fn apply_nack_queue(&mut self) {
         let gen = self.shared.settings.nack_gen.load(Ordering::Relaxed);
         if gen == self.nack_gen {
             return;
         }
         self.nack_gen = gen;
-        let ms = self.shared.settings.min_nack_queue.load(Ordering::Relaxed);
+        let ms = self.nack_queue_ms();
         let Some(rtc) = self.rtc.as_mut() else { return };
         let mids: Vec<Mid> = self
             .mids
@@ -258,17 +265,13 @@ impl Pc {
             .filter(|m| m.kind.is_some())
             .map(|m| m.mid)
             .collect();
+        self.rtx_sized.clear();
         let mut api = rtc.direct_api();
         for mid in mids {
             if let Some(tx) = api.stream_tx_by_mid(mid, None) {
-                tx.set_rtx_cache(rtx_packets(ms), Duration::from_millis(ms), Some(0.15));
+                size_rtx_cache(tx, ms);
+                self.rtx_sized.push(tx.ssrc());
             }
         }
     }
-}
-
-/// Packets kept for retransmission over `ms` milliseconds: enough for a video stream's
-/// bitrate, never unbounded.
-pub(super) fn rtx_packets(ms: u64) -> usize {
-    (ms.saturating_mul(1000) / 1000).clamp(64, 2000) as usize
 }
