@@ -6,7 +6,11 @@
 #                  [--peers N] [--audio-pps 50] [--video-pps 100] [--video-bytes 1000]
 #                  [--duration S] [--warmup S] [--steps "10,20,50,..."] [--no-max]
 #                  [--nice N] [--no-build] [--keep] [--out FILE] [--janus-loops "0 2"]
+#                  [--fanout]
 #
+# --fanout: instead of EchoTest, peer 0 publishes on jano.plugin.fanout and every other peer
+# subscribes to it (`jano-load media --fanout`); "echoed" then counts forwarded packets and the
+# RTT is one-way latency. Janus has no such plugin, so only the --server runs.
 # Servers: --janus (the default when no --server is given) runs /usr/bin/janus, once per entry of
 # --janus-loops (default "0 2": Janus's default, one loop thread per handle, labelled
 # "Janus 1.1.2"; then `event_loops = 2` in janus.jcfg's general section, labelled
@@ -41,6 +45,7 @@ NICE=0
 BUILD=1
 KEEP=0
 OUT=""
+FANOUT=0
 JANUS_LOOPS="0 2"   # event_loops per Janus run; 0 = Janus's default (no event_loops line)
 DEBUG_LEVEL=2   # errors only
 WS_PORT=8188
@@ -70,12 +75,17 @@ while [ $# -gt 0 ]; do
         --keep) KEEP=1 ;;
         --out) OUT="$2"; shift ;;
         --janus-loops) JANUS_LOOPS="$2"; shift ;;
+        --fanout) FANOUT=1 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
     esac
     shift
 done
 [ -n "$SERVER_CMD" ] || RUN_JANUS=1
+if [ "$FANOUT" = 1 ]; then
+    [ -n "$SERVER_CMD" ] || { echo "--fanout needs --server (or --both)" >&2; exit 2; }
+    RUN_JANUS=0
+fi
 case "$LABEL" in
     janus|janus-el*) echo "--label $LABEL is reserved for Janus" >&2; exit 2 ;;
 esac
@@ -178,6 +188,9 @@ make_conf() { # dir [event_loops]
         sed -i -e "s#^general: {#general: {\n\tevent_loops = $loops#" "$dir/janus.jcfg"
         grep -q "^\s*event_loops = $loops" "$dir/janus.jcfg" || die "could not set general.event_loops in $dir/janus.jcfg"
     fi
+    if [ "$FANOUT" = 1 ]; then
+        printf 'general: {\n\tenabled = true\n}\n' > "$dir/jano.plugin.fanout.jcfg"
+    fi
     cat > "$dir/janus.transport.websockets.jcfg" <<EOF
 general: {
 	json = "compact"
@@ -230,7 +243,8 @@ media() { # label args...
     out=$(in_ns nice -n "$NICE" taskset -c "$LOAD_CPU" "$LOAD_BIN" media \
         --url "ws://127.0.0.1:$WS_PORT" --bind-ip "$ADDR" --server-pid "$SERVER_PID" \
         --label "$label" --audio-pps "$AUDIO_PPS" --video-pps "$VIDEO_PPS" \
-        --video-bytes "$VIDEO_BYTES" --duration "$DURATION" --warmup "$WARMUP" "$@" --json) || rc=$?
+        --video-bytes "$VIDEO_BYTES" --duration "$DURATION" --warmup "$WARMUP" \
+        $([ "$FANOUT" = 1 ] && echo --fanout) "$@" --json) || rc=$?
     if [ -z "$out" ]; then
         log "jano-load media failed for $label (exit $rc, no report)"
         return 0
