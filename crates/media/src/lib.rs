@@ -144,7 +144,7 @@ pub(crate) struct PcLink {
     pub ctrl: mpsc::UnboundedSender<PcMsg>,
     pub pkt: mpsc::Sender<PcMsg>,
     /// Refreshed by the task for the Admin API's `handle_info`.
-    pub info: Arc<Mutex<Value>>,
+    pub info: Arc<Mutex<pc::PcInfo>>,
     /// Packets for this peer dropped before reaching its task (full queues).
     pub drops: Arc<AtomicU64>,
 }
@@ -351,7 +351,7 @@ impl MediaBackend for MediaEngine {
                 let link = PcLink {
                     ctrl,
                     pkt,
-                    info: Arc::new(Mutex::new(Value::Null)),
+                    info: Arc::new(Mutex::new(pc::PcInfo::default())),
                     drops: Arc::new(AtomicU64::new(0)),
                 };
                 self.shared.pcs.insert(handle_id, link.clone());
@@ -389,8 +389,10 @@ impl MediaBackend for MediaEngine {
 
     fn handle_info(&self, handle_id: u64) -> Option<Value> {
         let link = self.shared.pcs.get(handle_id)?;
-        let v = link.info.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        (!v.is_null()).then_some(v)
+        // Cloned out of the lock (cheap: counters and shared texts), laid out as JSON outside it.
+        let info = link.info.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        info.live
+            .then(|| info.to_json(link.drops.load(Ordering::Relaxed)))
     }
 
     fn relay_rtp(&self, handle_id: u64, packet: &RtpPacket) {

@@ -86,3 +86,31 @@ async fn slowlink_threshold_reaches_a_running_peerconnection() {
     assert_eq!(ev["uplink"], true, "{ev}");
     gw.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn min_nack_queue_reaches_a_running_peerconnection() {
+    let mut gw = Gw::start(Opts::default());
+    let sid = gw.create_session();
+    let hid = gw.attach(sid, ECHO);
+    let (mut client, _mid) = running_echo(&mut gw, sid, hid).await;
+    let applied = |gw: &Gw| gw.handle_info(sid, hid)["webrtc"]["nack-queue-ms"].as_u64();
+    assert_eq!(applied(&gw), Some(200), "the configured default at first");
+    let r = gw
+        .admin(json!({"janus": "set_min_nack_queue", "min_nack_queue": 750, "transaction": tx()}));
+    assert_eq!(r["janus"], "success", "{r}");
+    // The running PeerConnection resizes its send streams' caches at its next tick.
+    let mut seen = None;
+    for _ in 0..30 {
+        client.run_for(Duration::from_millis(100)).await;
+        seen = applied(&gw);
+        if seen == Some(750) {
+            break;
+        }
+    }
+    assert_eq!(
+        seen,
+        Some(750),
+        "the running PeerConnection took the new min_nack_queue"
+    );
+    gw.stop();
+}

@@ -1,11 +1,12 @@
 //! The once-a-second work (`media` silence, `slowlink`, ICE give-up) and the `handle_info`
 //! snapshot.
 
-use super::Pc;
+use super::{Counters, Pc};
 use jano_core::MediaEvent;
 use jano_plugin::{MediaKind, Value};
 use serde_json::{json, Map};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use str0m::media::Direction;
 
@@ -94,8 +95,8 @@ impl Pc {
         self.refresh_info();
     }
 
-    /// Drains the Rtc's outputs: sends datagrams, handles events; returns when it wants a
-    /// timeout.
+    /// Refreshes the `handle_info` snapshot: plain values and shared (`Arc`) texts, no JSON;
+    /// the JSON is made only when the Admin API asks ([`PcInfo::to_json`]).
     pub(super) fn refresh_info(&mut self) {
         let Some(rtc) = self.rtc.as_mut() else { return };
         let fingerprint = rtc.direct_api().local_dtls_fingerprint().to_string();
@@ -112,36 +113,30 @@ impl Pc {
             })
             .unwrap_or("actpass")
             .to_owned();
-        let mut media = Map::new();
-        for (i, m) in self.mids.iter().enumerate() {
-            let kind = m.kind.map_or("data", |k| k.as_str());
-            let dir = rtc.media(m.mid).map(|x| x.direction());
-            let (send, recv) = match dir {
-                Some(Direction::SendRecv) => (true, true),
-                Some(Direction::SendOnly) => (true, false),
-                Some(Direction::RecvOnly) => (false, true),
-                _ => (false, false),
-            };
-            let mut v = json!({
-                "type": kind,
-                "mindex": i,
-                "mid": m.mid.to_string(),
-            });
-            if m.kind.is_some() {
-                v["direction"] = json!({"send": send, "recv": recv});
-                v["codecs"] = m
-                    .out
-                    .pts
-                    .iter()
-                    .map(|(name, pt, _)| json!({"codec": name, "pt": pt}))
-                    .collect();
-                v["stats"] = json!({
-                    "in": {"packets": m.rx.packets, "bytes": m.rx.bytes},
-                    "out": {"packets": m.tx.packets, "bytes": m.tx.bytes},
-                });
-            }
-            media.insert(m.mid.to_string(), v);
-        }
+        let media = self
+            .mids
+            .iter()
+            .enumerate()
+            .map(|(mindex, m)| {
+                let dir = rtc.media(m.mid).map(|x| x.direction());
+                let (send, recv) = match dir {
+                    Some(Direction::SendRecv) => (true, true),
+                    Some(Direction::SendOnly) => (true, false),
+                    Some(Direction::RecvOnly) => (false, true),
+                    _ => (false, false),
+                };
+                MediaInfo {
+                    mindex,
+                    mid: m.mid.to_string(),
+                    kind: m.kind,
+                    send,
+                    recv,
+                    rx: m.rx,
+                    tx: m.tx,
+                    codecs: m.out.pts.iter().map(|(n, pt, _)| (*n, *pt)).collect(),
+                }
+            })
+            .collect();
         let selected = self.remote_addr.map(|(l, r)| {
             let rtype = self
                 .remote_candidates
@@ -153,58 +148,159 @@ impl Pc {
                 .to_owned();
             format!("{} [host,udp] <-> {} [{rtype},udp]", l, r)
         });
+        let has_kind = |k| self.mids.iter().any(|m| m.kind == Some(k));
+        let info = PcInfo {
+            live: true,
+            got_offer: self.got_offer,
+            got_answer: self.got_answer || self.got_offer,
+            negotiated: self.local_sdp.is_some() && self.remote_sdp.is_some(),
+            ready: self.connected,
+            has_audio: has_kind(MediaKind::Audio),
+            has_video: has_kind(MediaKind::Video),
+            data_channels: self.mids.iter().any(|m| m.kind.is_none()),
+            created: Some(self.created),
+            ice_lite: self.shared.cfg.ice_lite,
+            local_sdp: self.local_sdp.clone(),
+            remote_sdp: self.remote_sdp.clone(),
+            ice_state: self.ice_state,
+            local_candidates: self.local_candidates.clone(),
+            remote_candidates: self.remote_candidates.clone(),
+            selected,
+            fingerprint,
+            remote_fp,
+            setup,
+            dtls_in: self.dtls_in,
+            dtls_out: self.dtls_out,
+            media,
+            tx_dropped: self.tx_dropped,
+            nack_queue_ms: self.nack_applied,
+        };
+        *self.link.info.lock().unwrap_or_else(|e| e.into_inner()) = info;
+    }
+}
+
+/// One m-line as `handle_info` shows it.
+#[derive(Debug, Clone)]
+pub(crate) struct MediaInfo {
+    mindex: usize,
+    mid: String,
+    kind: Option<MediaKind>,
+    send: bool,
+    recv: bool,
+    rx: Counters,
+    tx: Counters,
+    codecs: Vec<(&'static str, u8)>,
+}
+
+/// What the Admin API's `handle_info` shows of a PeerConnection: refreshed by its task (once a
+/// second and on state changes), laid out as Janus does only when asked. The SDPs and candidate
+/// lists are shared with the PeerConnection, not copied.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PcInfo {
+    /// Set once the PeerConnection exists (before that there is nothing to show).
+    pub live: bool,
+    got_offer: bool,
+    got_answer: bool,
+    negotiated: bool,
+    ready: bool,
+    has_audio: bool,
+    has_video: bool,
+    data_channels: bool,
+    created: Option<Instant>,
+    ice_lite: bool,
+    local_sdp: Option<Arc<str>>,
+    remote_sdp: Option<Arc<str>>,
+    ice_state: &'static str,
+    local_candidates: Arc<Vec<String>>,
+    remote_candidates: Arc<Vec<String>>,
+    selected: Option<String>,
+    fingerprint: String,
+    remote_fp: Option<String>,
+    setup: String,
+    dtls_in: Counters,
+    dtls_out: Counters,
+    media: Vec<MediaInfo>,
+    tx_dropped: u64,
+    nack_queue_ms: Option<u64>,
+}
+
+impl PcInfo {
+    /// The `handle_info` JSON; `queue_drops` = relayed packets lost before the task.
+    pub fn to_json(&self, queue_drops: u64) -> Value {
+        let mut media = Map::new();
+        for m in &self.media {
+            let mut v = json!({
+                "type": m.kind.map_or("data", |k| k.as_str()),
+                "mindex": m.mindex,
+                "mid": m.mid,
+            });
+            if m.kind.is_some() {
+                v["direction"] = json!({"send": m.send, "recv": m.recv});
+                v["codecs"] = m
+                    .codecs
+                    .iter()
+                    .map(|(name, pt)| json!({"codec": name, "pt": pt}))
+                    .collect();
+                v["stats"] = json!({
+                    "in": {"packets": m.rx.packets, "bytes": m.rx.bytes},
+                    "out": {"packets": m.tx.packets, "bytes": m.tx.bytes},
+                });
+            }
+            media.insert(m.mid.clone(), v);
+        }
         let mut ice = json!({
             "stream_id": 1,
             "component_id": 1,
             "state": self.ice_state,
-            "local-candidates": self.local_candidates,
-            "remote-candidates": self.remote_candidates,
-            "ready": i32::from(self.connected),
+            "local-candidates": *self.local_candidates,
+            "remote-candidates": *self.remote_candidates,
+            "ready": i32::from(self.ready),
         });
-        if let Some(s) = selected {
-            ice["selected-pair"] = Value::String(s);
+        if let Some(s) = &self.selected {
+            ice["selected-pair"] = Value::String(s.clone());
         }
-        let has_kind = |k| self.mids.iter().any(|m| m.kind == Some(k));
-        let info = json!({
+        let created = self.created.map_or(0, |c| c.elapsed().as_micros() as u64);
+        json!({
             "flags": {
                 "got-offer": self.got_offer,
-                "got-answer": self.got_answer || self.got_offer,
-                "negotiated": self.local_sdp.is_some() && self.remote_sdp.is_some(),
-                "ready": self.connected,
-                "has-audio": has_kind(MediaKind::Audio),
-                "has-video": has_kind(MediaKind::Video),
-                "data-channels": self.mids.iter().any(|m| m.kind.is_none()),
+                "got-answer": self.got_answer,
+                "negotiated": self.negotiated,
+                "ready": self.ready,
+                "has-audio": self.has_audio,
+                "has-video": self.has_video,
+                "data-channels": self.data_channels,
                 "trickle": true,
             },
-            "agent-created": self.created.elapsed().as_micros() as u64,
-            "ice-mode": if self.shared.cfg.ice_lite { "lite" } else { "full" },
+            "agent-created": created,
+            "ice-mode": if self.ice_lite { "lite" } else { "full" },
             "ice-role": if self.got_offer { "controlled" } else { "controlling" },
-            "sdps": {"local": self.local_sdp, "remote": self.remote_sdp},
+            "sdps": {"local": self.local_sdp.as_deref(), "remote": self.remote_sdp.as_deref()},
             "webrtc": {
                 "ice": ice,
                 "dtls": {
-                    "fingerprint": fingerprint,
-                    "remote-fingerprint": remote_fp,
+                    "fingerprint": self.fingerprint,
+                    "remote-fingerprint": self.remote_fp,
                     "remote-fingerprint-hash": "sha-256",
-                    "dtls-role": setup,
-                    "dtls-state": if self.connected { "connected" } else { "trying" },
+                    "dtls-role": self.setup,
+                    "dtls-state": if self.ready { "connected" } else { "trying" },
                     "retransmissions": 0,
-                    "valid": self.connected,
-                    "ready": i32::from(self.connected),
+                    "valid": self.ready,
+                    "ready": i32::from(self.ready),
                     "stats": {
                         "in": {"packets": self.dtls_in.packets, "bytes": self.dtls_in.bytes},
                         "out": {"packets": self.dtls_out.packets, "bytes": self.dtls_out.bytes},
                     },
                 },
                 "media": media,
+                // What the send streams keep for NACKs (min_nack_queue as applied).
+                "nack-queue-ms": self.nack_queue_ms,
                 // Relayed packets that never reached this peer: queues that were full, or no
                 // m-line or agreed codec for them.
                 "relay": {
-                    "dropped-queue": self.link.drops.load(Ordering::Relaxed),
+                    "dropped-queue": queue_drops,
                     "dropped-unsendable": self.tx_dropped,
                 },
             },
-        });
-        *self.link.info.lock().unwrap_or_else(|e| e.into_inner()) = info;
+        })
     }
 }

@@ -13,6 +13,8 @@
 
 mod info;
 mod negotiate;
+
+pub(crate) use info::PcInfo;
 mod rtp;
 
 use crate::net::Datagram;
@@ -50,8 +52,8 @@ struct Flow {
     window_received: u64,
 }
 
-#[derive(Default, Clone, Copy)]
-struct Counters {
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Counters {
     packets: u64,
     bytes: u64,
 }
@@ -127,10 +129,11 @@ pub(crate) struct Pc {
     ice_state: &'static str,
     disconnected_since: Option<Instant>,
     channels: Vec<(ChannelId, String)>,
-    local_candidates: Vec<String>,
-    remote_candidates: Vec<String>,
-    local_sdp: Option<String>,
-    remote_sdp: Option<String>,
+    // Shared with the `handle_info` snapshot (copy on write), never copied once a second.
+    local_candidates: Arc<Vec<String>>,
+    remote_candidates: Arc<Vec<String>>,
+    local_sdp: Option<Arc<str>>,
+    remote_sdp: Option<Arc<str>>,
     got_offer: bool,
     got_answer: bool,
     remote_addr: Option<(SocketAddr, SocketAddr)>,
@@ -140,8 +143,9 @@ pub(crate) struct Pc {
     offer_mids: Vec<String>,
     /// Relayed packets that could not be sent (no m-line or codec for them).
     tx_dropped: u64,
-    /// The `min_nack_queue` generation applied to the send streams.
+    /// The `min_nack_queue` generation applied to the send streams, and its value (ms).
     nack_gen: u64,
+    nack_applied: Option<u64>,
     /// Send streams whose retransmission cache is sized for that generation.
     rtx_sized: Vec<str0m::rtp::Ssrc>,
     next_tick: Instant,
@@ -195,8 +199,8 @@ pub(crate) async fn run(
         ice_state: "gathering",
         disconnected_since: None,
         channels: Vec::new(),
-        local_candidates: Vec::new(),
-        remote_candidates: Vec::new(),
+        local_candidates: Arc::new(Vec::new()),
+        remote_candidates: Arc::new(Vec::new()),
         local_sdp: None,
         remote_sdp: None,
         got_offer: false,
@@ -207,6 +211,7 @@ pub(crate) async fn run(
         offer_mids: Vec::new(),
         tx_dropped: 0,
         nack_gen: shared.settings.nack_gen.load(Ordering::Relaxed),
+        nack_applied: None,
         rtx_sized: Vec::new(),
         next_tick: now + Duration::from_secs(1),
         created: now,

@@ -85,7 +85,7 @@ impl Pc {
             }
             for c in cands.into_iter().flatten() {
                 if let Some(added) = rtc.add_local_candidate(c) {
-                    self.local_candidates.push(added.to_sdp_string());
+                    Arc::make_mut(&mut self.local_candidates).push(added.to_sdp_string());
                 }
             }
         }
@@ -122,8 +122,8 @@ impl Pc {
                     .accept_offer(offer)
                     .map_err(|e| format!("Error processing SDP: {e}"))?;
                 self.got_offer = true;
-                self.remote_sdp = Some(remote.sdp.clone());
-                self.remote_candidates.extend(sdp::candidates(&remote.sdp));
+                self.remote_sdp = Some(Arc::from(remote.sdp.as_str()));
+                Arc::make_mut(&mut self.remote_candidates).extend(sdp::candidates(&remote.sdp));
                 ("answer", answer.to_sdp_string())
             }
             (LocalJsep::Answer(_), None) => return Err("no offer to answer".into()),
@@ -201,10 +201,11 @@ impl Pc {
         let nack_ms = self.nack_queue_ms();
         if let Some(rtc) = self.rtc.as_mut() {
             ensure_send_streams(rtc, &self.mids, nack_ms, &mut self.rtx_sized);
+            self.nack_applied = Some(nack_ms);
         }
         self.refresh_pts();
         tracing::debug!(handle = self.handle_id, "local {kind}:\n{text}");
-        self.local_sdp = Some(text.clone());
+        self.local_sdp = Some(Arc::from(text.as_str()));
         Ok(LocalSdp { kind, sdp: text })
     }
 
@@ -218,6 +219,7 @@ impl Pc {
             .accept_answer(pending, answer)
             .map_err(|e| e.to_string())?;
         ensure_send_streams(rtc, &self.mids, nack_ms, &mut self.rtx_sized);
+        self.nack_applied = Some(nack_ms);
         self.refresh_pts();
         let Some(rtc) = self.rtc.as_mut() else {
             return Err("no PeerConnection".into());
@@ -230,8 +232,8 @@ impl Pc {
             );
         }
         self.got_answer = true;
-        self.remote_sdp = Some(remote.sdp.clone());
-        self.remote_candidates.extend(sdp::candidates(&remote.sdp));
+        self.remote_sdp = Some(Arc::from(remote.sdp.as_str()));
+        Arc::make_mut(&mut self.remote_candidates).extend(sdp::candidates(&remote.sdp));
         Ok(())
     }
 
@@ -270,7 +272,7 @@ impl Pc {
             match sdp::trickle(c) {
                 sdp::Trickle::Candidate(s) => match Candidate::from_sdp_string(&s) {
                     Ok(cand) => {
-                        self.remote_candidates.push(s);
+                        Arc::make_mut(&mut self.remote_candidates).push(s);
                         rtc.add_remote_candidate(cand);
                     }
                     Err(e) => {
@@ -290,7 +292,7 @@ impl Pc {
             .first()
             .map(|m| m.mid.to_string())
             .unwrap_or_else(|| "0".into());
-        for c in &self.local_candidates {
+        for c in self.local_candidates.iter() {
             self.emit(MediaEvent::LocalCandidate {
                 session_id: sid,
                 handle_id: hid,

@@ -273,5 +273,6 @@ impl Pc {
                 self.rtx_sized.push(tx.ssrc());
             }
         }
+        self.nack_applied = Some(ms);
     }
 }
