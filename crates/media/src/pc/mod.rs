@@ -157,6 +157,24 @@ pub(crate) struct Pc {
     wake: Rc<Notify>,
 }
 
+/// Timer slack: str0m's future timeouts (reports, NACK and TWCC feedback, ICE keepalives) are
+/// rounded up to a shared 5 ms grid, so the PeerConnections of a worker wake together instead of
+/// one by one; nothing there needs better than a few milliseconds. Work already due (written
+/// packets) is served inside `drive`, never through this timer.
+const TIMER_GRID: Duration = Duration::from_millis(5);
+
+fn coalesce(deadline: Instant) -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    if deadline <= Instant::now() {
+        return deadline;
+    }
+    let grid = TIMER_GRID.as_micros();
+    let since = deadline.saturating_duration_since(epoch).as_micros();
+    let rounded = since.div_ceil(grid) * grid;
+    epoch + Duration::from_micros(u64::try_from(rounded).unwrap_or(u64::MAX))
+}
+
 /// Runs `f` on the PeerConnection and writes the datagrams it produced, then delivers the
 /// fan-out batches its plugin callbacks queued for this worker (after the borrow ends, so a
 /// batch may include this PeerConnection).
@@ -222,7 +240,7 @@ pub(crate) async fn run(
     worker::register(handle_id, pc.clone());
     loop {
         let step = with_pc(&pc, |p| {
-            let deadline = p.drive().min(p.next_tick);
+            let deadline = coalesce(p.drive().min(p.next_tick));
             p.armed = deadline;
             (p.ending.is_none()).then(|| (deadline, p.direct.clone()))
         });
