@@ -209,3 +209,58 @@ async fn add_remove_and_recycle_m_lines() {
     );
     gw.stop();
 }
+
+/// An m-line offered with simulcast carries each layer on the stream of its rid: the client
+/// receives three streams (three SSRCs), each continuous.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulcast_m_line_sends_each_layer_on_its_rid() {
+    let mut gw = Gw::start(offerer_opts());
+    let sid = gw.create_session();
+    let hid = gw.attach(sid, OFFERER);
+    let mut client = Client::new().await;
+    let (sdp, mids) = plugin_offer(
+        &mut gw,
+        sid,
+        hid,
+        json!([{"kind": "video", "send": true, "simulcast": ["h", "m", "l"]}]),
+    )
+    .await;
+    assert!(sdp.contains("a=simulcast:send h;m;l"), "{sdp}");
+    for rid in ["h", "m", "l"] {
+        assert!(sdp.contains(&format!("a=rid:{rid} send")), "{sdp}");
+    }
+    let answer = client.accept_offer(&sdp);
+    answer_to_plugin(&mut gw, sid, hid, &answer).await;
+    assert!(client.run_until(WAIT, |c| c.connected).await, "connected");
+    let r = gw.message(sid, hid, json!({"request": "layers", "count": 20}), None);
+    assert_eq!(r["janus"], "ack", "{r}");
+    let mid = str0m::media::Mid::from(mids[0].as_str());
+    let per_layer = |c: &Client, tag: u8| -> Vec<(u32, u64, u32)> {
+        c.rtp
+            .iter()
+            .zip(&c.rtp_meta)
+            .filter(|((m, _), _)| *m == mid)
+            .filter_map(|((_, p), (_, _, seq, ssrc))| {
+                parse_payload(p)
+                    .filter(|(t, _)| *t == tag)
+                    .map(|(_, n)| (n, *seq, *ssrc))
+            })
+            .collect()
+    };
+    client
+        .run_until(WAIT, |c| (0..3).all(|l| per_layer(c, b'0' + l).len() >= 20))
+        .await;
+    let mut ssrcs = std::collections::HashSet::new();
+    for l in 0..3u8 {
+        let got = per_layer(&client, b'0' + l);
+        assert_eq!(got.len(), 20, "layer {l}: every packet");
+        let ssrc = got[0].2;
+        assert!(got.iter().all(|x| x.2 == ssrc), "layer {l}: one stream");
+        assert!(ssrcs.insert(ssrc), "layer {l}: a stream of its own");
+        assert!(
+            got.windows(2).all(|w| w[1].1 == w[0].1 + 1),
+            "layer {l}: continuous sequence numbers"
+        );
+    }
+    gw.stop();
+}

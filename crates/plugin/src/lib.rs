@@ -195,6 +195,10 @@ pub struct OfferMedia {
     pub profile: Option<String>,
     /// Offer only these header extensions (URIs); `None` = all.
     pub extensions: Option<Vec<String>>,
+    /// Send simulcast on a new m-line with these `rid`s, highest first as received (`h`, `m`,
+    /// `l`): a packet with `substream` 2/1/0 goes out on the `h`/`m`/`l` stream. Without it an
+    /// m-line carries one stream, whatever layer a packet came from.
+    pub simulcast: Option<Vec<String>>,
 }
 
 impl OfferMedia {
@@ -209,6 +213,7 @@ impl OfferMedia {
             codec: None,
             profile: None,
             extensions: None,
+            simulcast: None,
         }
     }
 }

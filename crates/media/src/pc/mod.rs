@@ -63,7 +63,9 @@ pub(crate) struct Counters {
 struct TxState {
     /// (codec, payload type, clock rate), in the peer's order of preference.
     pts: Vec<(&'static str, u8, u32)>,
-    seq: SeqTs,
+    /// Continuity of the one stream of the m-line, or (simulcast we send) of each layer:
+    /// index = substream (0 `l`, 1 `m`, 2 `h`), 3 = the stream without a rid.
+    seq: [SeqTs; 4],
 }
 
 struct MidState {

@@ -155,7 +155,7 @@ impl Pc {
                             dir,
                             m.stream_id.clone(),
                             m.track_id.clone(),
-                            None,
+                            simulcast_send(m.simulcast.as_deref()),
                         ),
                     };
                     mids.push(mid.to_string());
@@ -256,9 +256,11 @@ impl Pc {
                     codec: None,
                     out: TxState {
                         pts: Vec::new(),
-                        seq: SeqTs::new(
-                            self.handle_id ^ (next.len() as u64).wrapping_mul(0x9e37_79b9),
-                        ),
+                        seq: {
+                            let seed =
+                                self.handle_id ^ (next.len() as u64).wrapping_mul(0x9e37_79b9);
+                            [0u64, 1, 2, 3].map(|l| SeqTs::new(seed.wrapping_add(l * 7919)))
+                        },
                     },
                 }),
             }
@@ -570,4 +572,14 @@ fn str0m_kind(kind: MediaKind) -> str0m::media::MediaKind {
         MediaKind::Audio => str0m::media::MediaKind::Audio,
         MediaKind::Video => str0m::media::MediaKind::Video,
     }
+}
+
+/// str0m's simulcast description for the layers a plugin sends on a new m-line.
+fn simulcast_send(rids: Option<&[String]>) -> Option<str0m::media::Simulcast> {
+    let rids = rids.filter(|r| !r.is_empty())?;
+    let mut s = str0m::media::Simulcast::new();
+    for rid in rids {
+        s.add_send_layer(str0m::media::SimulcastLayer::new(rid));
+    }
+    Some(s)
 }

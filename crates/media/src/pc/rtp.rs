@@ -163,12 +163,22 @@ impl Pc {
             return false;
         };
         let now = Instant::now();
-        let (seq, ts) = m
-            .out
-            .seq
-            .map((p.ssrc, epoch), p.seq, p.timestamp, clock, now);
         let mut api = rtc.direct_api();
-        let Some(tx) = api.stream_tx_by_mid(m.mid, None) else {
+        // A simulcast layer goes out on the stream of its rid when this m-line sends
+        // simulcast; otherwise everything shares the m-line's one stream.
+        let layer = p
+            .substream
+            .and_then(|l| layer_rid(l).map(|rid| (l, rid)))
+            .filter(|(_, rid)| api.stream_tx_by_mid(m.mid, Some((*rid).into())).is_some());
+        let (rid, slot) = match layer {
+            Some((l, rid)) => (Some(rid.into()), usize::from(l.min(2))),
+            None => (None, 3),
+        };
+        let Some(seq_state) = m.out.seq.get_mut(slot) else {
+            return false;
+        };
+        let (seq, ts) = seq_state.map((p.ssrc, epoch), p.seq, p.timestamp, clock, now);
+        let Some(tx) = api.stream_tx_by_mid(m.mid, rid) else {
             return false;
         };
         let delay = |d: Option<u16>| d.map(|v| MediaTime::from_hundredths(u64::from(v)));
@@ -274,5 +284,15 @@ impl Pc {
             }
         }
         self.nack_applied = Some(ms);
+    }
+}
+
+/// The rid janus.js and browsers give a simulcast layer (0 lowest).
+fn layer_rid(layer: u8) -> Option<&'static str> {
+    match layer {
+        0 => Some("l"),
+        1 => Some("m"),
+        2 => Some("h"),
+        _ => None,
     }
 }

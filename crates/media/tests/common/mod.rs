@@ -641,6 +641,11 @@ impl Plugin for Offerer {
                             );
                             o.mid = m["mid"].as_str().map(str::to_owned);
                             o.codec = m["codec"].as_str().map(str::to_owned);
+                            o.simulcast = m["simulcast"].as_array().map(|r| {
+                                r.iter()
+                                    .filter_map(|x| x.as_str().map(str::to_owned))
+                                    .collect()
+                            });
                             o
                         })
                         .collect(),
@@ -698,6 +703,41 @@ impl Plugin for Offerer {
                             buffer: b"plugin says hi",
                         },
                     );
+                });
+                let _ = self.services.push_event(
+                    handle,
+                    Some(transaction.into()),
+                    ev(json!({"offertest": "sending"})),
+                    None,
+                );
+            }
+            Some("layers") => {
+                // `count` VP8 packets per simulcast layer (substream 0, 1, 2; SSRC 100 + layer,
+                // payload tag b'0' + layer) on m-line `mindex`.
+                let count = body.get("count").and_then(Value::as_u64).unwrap_or(10) as u32;
+                let mindex = body.get("mindex").and_then(Value::as_u64).unwrap_or(0) as usize;
+                let s = self.services.clone();
+                let h = handle.clone();
+                std::thread::spawn(move || {
+                    for i in 0..count {
+                        for layer in 0..3u8 {
+                            let p = RtpPacket {
+                                mindex,
+                                kind: PluginKind::Video,
+                                pt: 96,
+                                codec: "vp8",
+                                seq: 20_000 + u64::from(i),
+                                timestamp: 3000 * i,
+                                marker: true,
+                                ssrc: 100 + u32::from(layer),
+                                substream: Some(layer),
+                                ext: Default::default(),
+                                payload: payload(b'0' + layer, i).into(),
+                            };
+                            s.relay_rtp(&h, &p);
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
                 });
                 let _ = self.services.push_event(
                     handle,
