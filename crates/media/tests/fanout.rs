@@ -98,6 +98,26 @@ fn got(c: &Client, mid: Mid, tag: u8) -> Vec<(u32, u8, u64, u32)> {
         .collect()
 }
 
+/// A connected publisher.
+async fn join_publisher(gw: &mut Gw, sid: u64) -> (u64, Client, Vec<Mid>) {
+    let (hid, mut c, mids) =
+        join(gw, sid, Client::new().await, json!({"request": "publish"})).await;
+    assert!(c.run_until(WAIT, |c| c.connected).await, "publisher up");
+    (hid, c, mids)
+}
+
+/// A subscriber of `feed` (not yet driven): handle, client, mids, its opus and VP8 PTs.
+async fn join_subscriber(
+    gw: &mut Gw,
+    sid: u64,
+    feed: u64,
+    n: u8,
+) -> (u64, Client, Vec<Mid>, u8, u8) {
+    let (c, opus, vp8) = subscriber_client(n).await;
+    let (hid, c, mids) = join(gw, sid, c, json!({"request": "subscribe", "feed": feed})).await;
+    (hid, c, mids, opus, vp8)
+}
+
 fn subscribers() -> usize {
     std::env::var("JANO_FANOUT_SUBSCRIBERS")
         .ok()
@@ -109,36 +129,13 @@ fn subscribers() -> usize {
 async fn one_publisher_to_many_subscribers_on_every_worker() {
     let mut gw = Gw::start(fan_opts());
     let sid = gw.create_session();
-    let (pa, mut pub_a, mids_a) = join(
-        &mut gw,
-        sid,
-        Client::new().await,
-        json!({"request": "publish"}),
-    )
-    .await;
-    let (pb, mut pub_b, mids_b) = join(
-        &mut gw,
-        sid,
-        Client::new().await,
-        json!({"request": "publish"}),
-    )
-    .await;
-    assert!(
-        pub_a.run_until(WAIT, |c| c.connected).await,
-        "publisher A up"
-    );
-    assert!(
-        pub_b.run_until(WAIT, |c| c.connected).await,
-        "publisher B up"
-    );
+    let (pa, mut pub_a, mids_a) = join_publisher(&mut gw, sid).await;
+    let (pb, mut pub_b, mids_b) = join_publisher(&mut gw, sid).await;
 
     let n_subs = subscribers();
     let mut subs = Vec::new();
     for i in 0..n_subs {
-        let (c, opus, vp8) = subscriber_client(i as u8).await;
-        let (hid, c, mids) =
-            join(&mut gw, sid, c, json!({"request": "subscribe", "feed": pa})).await;
-        subs.push((hid, c, mids, opus, vp8));
+        subs.push(join_subscriber(&mut gw, sid, pa, i as u8).await);
     }
     let sub_ids: Vec<u64> = subs.iter().map(|(h, ..)| *h).collect();
     let workers: HashSet<u64> = sub_ids.iter().map(|h| h % 2).collect();
@@ -231,17 +228,7 @@ async fn one_publisher_to_many_subscribers_on_every_worker() {
 async fn subscriber_joining_after_a_rollover_decodes() {
     let mut gw = Gw::start(fan_opts());
     let sid = gw.create_session();
-    let (pa, mut publisher, mids) = join(
-        &mut gw,
-        sid,
-        Client::new().await,
-        json!({"request": "publish"}),
-    )
-    .await;
-    assert!(
-        publisher.run_until(WAIT, |c| c.connected).await,
-        "publisher up"
-    );
+    let (pa, mut publisher, mids) = join_publisher(&mut gw, sid).await;
     // Start at 64,000 so the run stays short; 6,100 packets per m-line cross 65,535 and end
     // past 70,000 as the server counts them.
     for m in &mids {
@@ -271,14 +258,7 @@ async fn subscriber_joining_after_a_rollover_decodes() {
         "the publisher's packets reached the server past 70,000: {received:?}"
     );
 
-    let (client, opus, vp8) = subscriber_client(3).await;
-    let (hid, mut sub, smids) = join(
-        &mut gw,
-        sid,
-        client,
-        json!({"request": "subscribe", "feed": pa}),
-    )
-    .await;
+    let (hid, mut sub, smids, opus, vp8) = join_subscriber(&mut gw, sid, pa, 3).await;
     assert!(
         sub.run_until(WAIT, |c| c.connected).await,
         "late subscriber up"
@@ -321,22 +301,10 @@ async fn subscriber_joining_after_a_rollover_decodes() {
 async fn keyframe_requests_are_throttled_and_remb_reaches_the_plugin() {
     let mut gw = Gw::start(fan_opts());
     let sid = gw.create_session();
-    let (pa, mut publisher, mids) = join(
-        &mut gw,
-        sid,
-        Client::new().await,
-        json!({"request": "publish"}),
-    )
-    .await;
-    assert!(
-        publisher.run_until(WAIT, |c| c.connected).await,
-        "publisher up"
-    );
+    let (pa, mut publisher, mids) = join_publisher(&mut gw, sid).await;
     let mut subs = Vec::new();
     for i in 0..2u8 {
-        let (c, _, _) = subscriber_client(i).await;
-        let (hid, mut c, smids) =
-            join(&mut gw, sid, c, json!({"request": "subscribe", "feed": pa})).await;
+        let (hid, mut c, smids, _, _) = join_subscriber(&mut gw, sid, pa, i).await;
         assert!(c.run_until(WAIT, |c| c.connected).await, "subscriber up");
         gw.event("subscriber webrtcup", is("webrtcup", hid)).await;
         subs.push((hid, c, smids));
