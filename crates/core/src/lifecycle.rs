@@ -97,16 +97,7 @@ impl Gateway {
             .ok_or_else(|| JanusError::no_such_handle(hid, sid))?;
         let source = session.source;
         let gone = session.transport_gone;
-        self.handle_ids.remove(&hid);
-        if handle.pc {
-            self.outputs.push_back(Output::Media(MediaCommand::Hangup {
-                session_id: sid,
-                handle_id: hid,
-                reason: "Detach",
-                notify: false,
-            }));
-        }
-        let result = handle.plugin.destroy_session(&handle.href, &handle.state);
+        let result = self.release_handle(sid, hid, &handle);
         if notify && !gone {
             let mut ev = msg::envelope("detached", sid, None);
             ev.insert("sender".into(), hid.into());
@@ -152,16 +143,7 @@ impl Gateway {
             });
         }
         for (hid, handle) in session.handles.drain() {
-            self.handle_ids.remove(&hid);
-            if handle.pc {
-                self.outputs.push_back(Output::Media(MediaCommand::Hangup {
-                    session_id: sid,
-                    handle_id: hid,
-                    reason: "Detach",
-                    notify: false,
-                }));
-            }
-            if let Err(n) = handle.plugin.destroy_session(&handle.href, &handle.state) {
+            if let Err(n) = self.release_handle(sid, hid, &handle) {
                 tracing::warn!(
                     session = sid,
                     handle = hid,
@@ -171,6 +153,21 @@ impl Gateway {
             }
         }
         tracing::debug!(session = sid, timeout, "session destroyed");
+    }
+
+    /// What every handle that goes away needs: its id freed, its PeerConnection hung up, its
+    /// plugin state destroyed (the plugin's answer is returned).
+    fn release_handle(&mut self, sid: u64, hid: u64, handle: &Handle) -> Result<(), i32> {
+        self.handle_ids.remove(&hid);
+        if handle.pc {
+            self.outputs.push_back(Output::Media(MediaCommand::Hangup {
+                session_id: sid,
+                handle_id: hid,
+                reason: "Detach",
+                notify: false,
+            }));
+        }
+        handle.plugin.destroy_session(&handle.href, &handle.state)
     }
 
     pub(crate) fn claim(&mut self, sid: u64, origin: InstanceId) {

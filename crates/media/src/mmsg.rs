@@ -125,16 +125,30 @@ pub(crate) fn with_thread_batch<R>(f: impl FnOnce(&mut RecvBatch) -> R) -> R {
     r
 }
 
-/// One datagram to send.
-pub(crate) struct Outgoing<'a> {
-    pub to: SocketAddr,
-    pub data: &'a [u8],
+/// One datagram to send: where to, and the bytes.
+pub(crate) trait Outgoing {
+    fn to(&self) -> SocketAddr;
+    fn data(&self) -> &[u8];
+}
+
+impl Outgoing for (SocketAddr, &[u8]) {
+    fn to(&self) -> SocketAddr {
+        self.0
+    }
+    fn data(&self) -> &[u8] {
+        self.1
+    }
 }
 
 /// Sends `msgs` on `fd` in order, never waiting; returns how many the kernel took. A datagram
 /// it refuses is skipped (counted as not sent) and the ones after it are still tried.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub(crate) fn send(fd: RawFd, msgs: &[Outgoing<'_>]) -> usize {
+pub(crate) fn send<M: Outgoing>(fd: RawFd, msgs: &[M]) -> usize {
+    if let [one] = msgs {
+        // The usual case on the fan-out path (one packet per destination and pass): one plain
+        // `sendto`, without setting up (and zeroing) a batch of headers and addresses.
+        return usize::from(send_one(fd, one));
+    }
     let mut sent = 0;
     for chunk in msgs.chunks(BATCH) {
         // SAFETY: as in `recv`, all-zero C structs are valid; each used one is filled in.
@@ -148,10 +162,10 @@ pub(crate) fn send(fd: RawFd, msgs: &[Outgoing<'_>]) -> usize {
             .zip(addrs.iter_mut())
         {
             // The kernel only reads through this pointer (sendmmsg), never writes.
-            v.iov_base = m.data.as_ptr().cast_mut().cast();
-            v.iov_len = m.data.len();
+            v.iov_base = m.data().as_ptr().cast_mut().cast();
+            v.iov_len = m.data().len();
             h.msg_hdr.msg_name = (addr as *mut libc::sockaddr_storage).cast();
-            h.msg_hdr.msg_namelen = sockaddr_from(m.to, addr);
+            h.msg_hdr.msg_namelen = sockaddr_from(m.to(), addr);
             h.msg_hdr.msg_iov = v;
             h.msg_hdr.msg_iovlen = 1;
         }
@@ -182,13 +196,23 @@ pub(crate) fn send(fd: RawFd, msgs: &[Outgoing<'_>]) -> usize {
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub(crate) fn send(fd: RawFd, msgs: &[Outgoing<'_>]) -> usize {
+pub(crate) fn send<M: Outgoing>(fd: RawFd, msgs: &[M]) -> usize {
+    msgs.iter().filter(|m| send_one(fd, m)).count()
+}
+
+/// One datagram with one `sendto` (the socket is non-blocking); whether the kernel took it.
+fn send_one<M: Outgoing>(fd: RawFd, m: &M) -> bool {
     use std::os::fd::BorrowedFd;
     // SAFETY: the caller's socket stays open for the call.
-    let sock = socket2::SockRef::from(unsafe { &BorrowedFd::borrow_raw(fd) });
-    msgs.iter()
-        .filter(|m| sock.send_to(m.data, &m.to.into()).is_ok())
-        .count()
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    let sock = socket2::SockRef::from(&fd);
+    match sock.send_to(m.data(), &m.to().into()) {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::trace!("sendto: {e}");
+            false
+        }
+    }
 }
 
 /// Writes `to` into `out` as a C socket address; returns its length.
@@ -265,7 +289,7 @@ mod tests {
         b.set_nonblocking(true).unwrap();
         let to = b.local_addr().unwrap();
         let payloads: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 10 + usize::from(i)]).collect();
-        let msgs: Vec<Outgoing<'_>> = payloads.iter().map(|p| Outgoing { to, data: p }).collect();
+        let msgs: Vec<(SocketAddr, &[u8])> = payloads.iter().map(|p| (to, &p[..])).collect();
         assert_eq!(send(a.as_raw_fd(), &msgs), 40);
         let mut batch = RecvBatch::new();
         let mut got = Vec::new();

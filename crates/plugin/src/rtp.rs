@@ -9,15 +9,15 @@
 
 use crate::RtpPacket;
 
-/// Keeps the outgoing sequence numbers and timestamps continuous when the source changes
-/// (simulcast layer switches), as the receiver sees one stream.
+/// What only the plugin can keep continuous when the source of a forwarded stream changes
+/// (simulcast layer switches): the packets it skips on purpose, and VP8's picture ID and
+/// TL0PICIDX. Sequence numbers and timestamps across a change of SSRC are the engine's (it
+/// starts a new segment for each destination), so they are not rebased here.
 #[derive(Debug, Default)]
 pub struct SourceRewriter {
     ssrc: Option<u32>,
-    seq_off: i64,
-    ts_off: u32,
-    last_seq: u64,
-    last_ts: u32,
+    /// Packets of the current source skipped so far: later ones move down by as many.
+    skipped: u64,
     /// VP8 picture ID and TL0PICIDX continuity (each layer numbers its pictures itself).
     pid_off: u16,
     tl0_off: u8,
@@ -30,31 +30,26 @@ impl SourceRewriter {
     /// above the target): later ones move down by one, keeping the sequence gapless.
     pub fn skip(&mut self, p: &RtpPacket) {
         if self.ssrc == Some(p.ssrc) {
-            self.seq_off -= 1;
+            self.skipped += 1;
         }
     }
 
     pub fn rewrite(&mut self, p: &mut RtpPacket) {
         let vp8 = p.codec == "vp8";
         if self.ssrc != Some(p.ssrc) {
-            if self.ssrc.is_some() {
-                self.seq_off = self.last_seq as i64 + 1 - p.seq as i64;
-                // A small step forward (one 30 fps frame at 90 kHz) keeps time monotonic.
-                self.ts_off = self.last_ts.wrapping_add(3000).wrapping_sub(p.timestamp);
-                if vp8 {
-                    let (pid, tl0) = vp8_ids(&p.payload);
-                    if let (Some(last), Some(new)) = (self.last_pid, pid) {
-                        self.pid_off = last.wrapping_add(1).wrapping_sub(new) & 0x7fff;
-                    }
-                    if let (Some(last), Some(new)) = (self.last_tl0, tl0) {
-                        self.tl0_off = last.wrapping_add(1).wrapping_sub(new);
-                    }
+            if self.ssrc.is_some() && vp8 {
+                let (pid, tl0) = vp8_ids(&p.payload);
+                if let (Some(last), Some(new)) = (self.last_pid, pid) {
+                    self.pid_off = last.wrapping_add(1).wrapping_sub(new) & 0x7fff;
+                }
+                if let (Some(last), Some(new)) = (self.last_tl0, tl0) {
+                    self.tl0_off = last.wrapping_add(1).wrapping_sub(new);
                 }
             }
             self.ssrc = Some(p.ssrc);
+            self.skipped = 0;
         }
-        p.seq = (p.seq as i64 + self.seq_off).max(0) as u64;
-        p.timestamp = p.timestamp.wrapping_add(self.ts_off);
+        p.seq = p.seq.saturating_sub(self.skipped);
         if vp8 {
             if self.pid_off != 0 || self.tl0_off != 0 {
                 let mut payload = p.payload.to_vec();
@@ -64,10 +59,6 @@ impl SourceRewriter {
             let (pid, tl0) = vp8_ids(&p.payload);
             self.last_pid = pid.or(self.last_pid);
             self.last_tl0 = tl0.or(self.last_tl0);
-        }
-        if p.seq >= self.last_seq {
-            self.last_seq = p.seq;
-            self.last_ts = p.timestamp;
         }
     }
 }

@@ -99,20 +99,12 @@ impl Pc {
     /// the JSON is made only when the Admin API asks ([`PcInfo::to_json`]).
     pub(super) fn refresh_info(&mut self) {
         let Some(rtc) = self.rtc.as_mut() else { return };
-        let fingerprint = rtc.direct_api().local_dtls_fingerprint().to_string();
+        // The remote fingerprint is known once the peer's SDP is in; ours and our DTLS role
+        // are kept from when they were made (`fingerprint`, `dtls_role`), not rebuilt here.
         let remote_fp = rtc
             .direct_api()
             .remote_dtls_fingerprint()
             .map(|f| f.to_string());
-        let setup = self
-            .local_sdp
-            .as_deref()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.trim_end().strip_prefix("a=setup:"))
-            })
-            .unwrap_or("actpass")
-            .to_owned();
         let media = self
             .mids
             .iter()
@@ -166,9 +158,9 @@ impl Pc {
             local_candidates: self.local_candidates.clone(),
             remote_candidates: self.remote_candidates.clone(),
             selected,
-            fingerprint,
+            fingerprint: self.fingerprint.clone(),
             remote_fp,
-            setup,
+            setup: self.dtls_role,
             dtls_in: self.dtls_in,
             dtls_out: self.dtls_out,
             media,
@@ -214,9 +206,9 @@ pub(crate) struct PcInfo {
     local_candidates: Arc<Vec<String>>,
     remote_candidates: Arc<Vec<String>>,
     selected: Option<String>,
-    fingerprint: String,
+    fingerprint: Arc<str>,
     remote_fp: Option<String>,
-    setup: String,
+    setup: &'static str,
     dtls_in: Counters,
     dtls_out: Counters,
     media: Vec<MediaInfo>,
@@ -278,7 +270,7 @@ impl PcInfo {
             "webrtc": {
                 "ice": ice,
                 "dtls": {
-                    "fingerprint": self.fingerprint,
+                    "fingerprint": &*self.fingerprint,
                     "remote-fingerprint": self.remote_fp,
                     "remote-fingerprint-hash": "sha-256",
                     "dtls-role": self.setup,

@@ -100,6 +100,18 @@ impl SendSocket {
     }
 }
 
+/// A queued datagram: (index in `Pc::sockets`, destination, bytes).
+type QueuedTx = (usize, SocketAddr, DatagramSend);
+
+impl mmsg::Outgoing for QueuedTx {
+    fn to(&self) -> SocketAddr {
+        self.1
+    }
+    fn data(&self) -> &[u8] {
+        &self.2
+    }
+}
+
 /// Why a PeerConnection ends, and whether the client is told.
 struct Ending {
     reason: String,
@@ -120,7 +132,7 @@ pub(crate) struct Pc {
     sockets: Vec<(SocketAddr, SendSocket)>,
     /// Datagrams str0m produced, not yet written: (index in `sockets`, destination, bytes).
     /// Written together (`flush_tx`) at the end of each stretch of work, in order.
-    tx_queue: Vec<(usize, SocketAddr, DatagramSend)>,
+    tx_queue: Vec<QueuedTx>,
     readers: Vec<tokio::task::JoinHandle<()>>,
     /// The PeerConnection's own socket when it has exactly one (the usual case): the task reads
     /// it itself, with no reader task or queue in between.
@@ -136,6 +148,10 @@ pub(crate) struct Pc {
     remote_candidates: Arc<Vec<String>>,
     local_sdp: Option<Arc<str>>,
     remote_sdp: Option<Arc<str>>,
+    /// Our DTLS fingerprint (fixed for the PeerConnection's life) and role (`a=setup` of our
+    /// last SDP), for `handle_info`.
+    fingerprint: Arc<str>,
+    dtls_role: &'static str,
     got_offer: bool,
     got_answer: bool,
     remote_addr: Option<(SocketAddr, SocketAddr)>,
@@ -223,6 +239,8 @@ pub(crate) async fn run(
         remote_candidates: Arc::new(Vec::new()),
         local_sdp: None,
         remote_sdp: None,
+        fingerprint: Arc::from(""),
+        dtls_role: "actpass",
         got_offer: false,
         got_answer: false,
         remote_addr: None,
@@ -468,7 +486,9 @@ impl Pc {
         }
     }
 
-    /// Once a second: `media` silence, `slowlink`, ICE give-up, the `handle_info` snapshot.
+    /// Drains the Rtc's outputs (queues datagrams, handles events, serves timeouts already
+    /// due) and runs the once-a-second work when it is time; returns when str0m next wants a
+    /// timeout.
     fn drive(&mut self) -> Instant {
         let now = Instant::now();
         // The once-a-second work, whichever input woke the task (a steady stream of datagrams
@@ -531,16 +551,10 @@ impl Pc {
                 .iter()
                 .take_while(|(s, _, _)| *s == sock)
                 .count();
-            let msgs: Vec<mmsg::Outgoing<'_>> = self
-                .tx_queue
-                .get(at..at + run)
-                .unwrap_or_default()
-                .iter()
-                .map(|(_, to, data)| mmsg::Outgoing { to: *to, data })
-                .collect();
+            let msgs = self.tx_queue.get(at..at + run).unwrap_or_default();
             if let Some((_, s)) = self.sockets.get(sock) {
-                let sent = mmsg::send(s.fd(), &msgs);
-                let bytes: usize = msgs.iter().take(sent).map(|m| m.data.len()).sum();
+                let sent = mmsg::send(s.fd(), msgs);
+                let bytes: usize = msgs.iter().take(sent).map(|m| m.2.len()).sum();
                 self.dtls_out.packets += sent as u64;
                 self.dtls_out.bytes += bytes as u64;
                 if sent < msgs.len() {

@@ -93,6 +93,7 @@ impl Pc {
             let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
             single.register(&ufrag, self.handle_id);
         }
+        self.fingerprint = Arc::from(rtc.direct_api().local_dtls_fingerprint().to_string());
         self.rtc = Some(rtc);
         Ok(())
     }
@@ -205,6 +206,14 @@ impl Pc {
         }
         self.refresh_pts();
         tracing::debug!(handle = self.handle_id, "local {kind}:\n{text}");
+        self.dtls_role = match text
+            .lines()
+            .find_map(|l| l.trim_end().strip_prefix("a=setup:"))
+        {
+            Some("active") => "active",
+            Some("passive") => "passive",
+            _ => "actpass",
+        };
         self.local_sdp = Some(Arc::from(text.as_str()));
         Ok(LocalSdp { kind, sdp: text })
     }
