@@ -10,20 +10,8 @@ use std::time::Duration;
 
 /// Asks the offer plugin for an offer with these m-lines; returns (SDP, mids from the event).
 async fn plugin_offer(gw: &mut Gw, sid: u64, hid: u64, media: Value) -> (String, Vec<String>) {
-    let r = gw.message(
-        sid,
-        hid,
-        json!({"request": "offer", "media": media, "data": false}),
-        None,
-    );
-    assert_eq!(r["janus"], "ack", "{r}");
-    let t = r["transaction"].clone();
-    let ev = gw
-        .event("plugin offer", |e| {
-            e["janus"] == "event" && e["transaction"] == t
-        })
-        .await;
-    assert_eq!(ev["jsep"]["type"], "offer", "{ev}");
+    let body = json!({"request": "offer", "media": media, "data": false});
+    let ev = plugin_offer_event(gw, sid, hid, body).await;
     let mids = ev["plugindata"]["data"]["mids"]
         .as_array()
         .expect("the event names the mids")

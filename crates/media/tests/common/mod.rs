@@ -780,14 +780,9 @@ pub fn first_pt(sdp: &str, media: &str) -> u8 {
         .expect("payload type")
 }
 
-/// Asks the `Offerer` for an offer (optionally an ICE restart); returns its SDP.
-pub async fn offer_from_plugin(gw: &mut Gw, sid: u64, hid: u64, restart: bool) -> String {
-    let r = gw.message(
-        sid,
-        hid,
-        json!({"request": "offer", "restart": restart}),
-        None,
-    );
+/// Sends `body` to the `Offerer` and returns its event, which must carry an offer.
+pub async fn plugin_offer_event(gw: &mut Gw, sid: u64, hid: u64, body: Value) -> Value {
+    let r = gw.message(sid, hid, body, None);
     assert_eq!(r["janus"], "ack", "{r}");
     let t = r["transaction"].clone();
     let ev = gw
@@ -796,6 +791,13 @@ pub async fn offer_from_plugin(gw: &mut Gw, sid: u64, hid: u64, restart: bool) -
         })
         .await;
     assert_eq!(ev["jsep"]["type"], "offer", "{ev}");
+    ev
+}
+
+/// Asks the `Offerer` for an offer (optionally an ICE restart); returns its SDP.
+pub async fn offer_from_plugin(gw: &mut Gw, sid: u64, hid: u64, restart: bool) -> String {
+    let body = json!({"request": "offer", "restart": restart});
+    let ev = plugin_offer_event(gw, sid, hid, body).await;
     ev["jsep"]["sdp"].as_str().expect("sdp").to_owned()
 }
 
