@@ -256,7 +256,7 @@ pub(crate) fn validate_jsep(j: &Map<String, Value>) -> Result<Jsep, JanusError> 
     if !sdp.trim_start().starts_with("v=") {
         return Err(JanusError::new(
             ErrorCode::JsepInvalidSdp,
-            "JSEP error: invalid SDP",
+            "Invalid SDP (doesn't start with v=)",
         ));
     }
     let mut extra = j.clone();

@@ -148,6 +148,42 @@ pub struct Restrict<'a> {
     pub extensions: Option<&'a [String]>,
 }
 
+/// An answer of ours that only receives: every media section that would send gets the
+/// direction without sending (`sendrecv` → `recvonly`, `sendonly` → `inactive`) and loses the
+/// lines that announce a stream of ours (`msid`, `ssrc`, `ssrc-group`). The engine never has
+/// anything to send on such an m-line, so its own state needs no change.
+pub fn receive_only(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_media = false;
+    for line in text.split_inclusive("\r\n") {
+        let l = line.trim_end();
+        if l.starts_with("m=") {
+            in_media = !l.starts_with("m=application");
+        }
+        if in_media {
+            match l {
+                "a=sendrecv" => {
+                    out.push_str("a=recvonly\r\n");
+                    continue;
+                }
+                "a=sendonly" => {
+                    out.push_str("a=inactive\r\n");
+                    continue;
+                }
+                _ if l.starts_with("a=msid:")
+                    || l.starts_with("a=ssrc:")
+                    || l.starts_with("a=ssrc-group:") =>
+                {
+                    continue
+                }
+                _ => {}
+            }
+        }
+        out.push_str(line);
+    }
+    out
+}
+
 /// Restricts the m-line `mid` of an SDP we made: payload types of other codecs (with their
 /// `rtpmap`/`fmtp`/`rtcp-fb` lines) and unlisted extensions are taken out. The peer's answer
 /// can only use what is left, a subset of what the engine offered, so the engine accepts it.
@@ -259,6 +295,22 @@ pub fn candidates(text: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn receive_only_answers() {
+        let a =
+            "v=0\r\ns=-\r\na=group:BUNDLE 0 1 2\r\nm=audio 9 UDP 111\r\na=mid:0\r\na=sendrecv\r\n\
+a=msid:s t\r\na=ssrc:1 cname:x\r\nm=video 9 UDP 96\r\na=mid:1\r\na=sendonly\r\n\
+a=ssrc-group:FID 1 2\r\nm=application 9 DTLS 5000\r\na=mid:2\r\na=sendrecv\r\n";
+        let r = receive_only(a);
+        assert_eq!(
+            r,
+            "v=0\r\ns=-\r\na=group:BUNDLE 0 1 2\r\nm=audio 9 UDP 111\r\na=mid:0\r\na=recvonly\r\n\
+m=video 9 UDP 96\r\na=mid:1\r\na=inactive\r\nm=application 9 DTLS 5000\r\na=mid:2\r\n\
+a=sendrecv\r\n"
+        );
+    }
+
     use super::*;
     use serde_json::json;
 

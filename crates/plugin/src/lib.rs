@@ -168,6 +168,9 @@ pub struct MediaPrefs {
     pub video_profile: Option<String>,
     /// Negotiate RED for Opus.
     pub opus_red: bool,
+    /// Answer that we only receive (a VideoRoom publisher): `sendrecv` m-lines are answered
+    /// `recvonly`, `sendonly` ones `inactive`.
+    pub recv_only: bool,
 }
 
 /// One m-line of a plugin's offer.
@@ -219,15 +222,32 @@ impl OfferMedia {
 }
 
 /// Fills in a plugin's event once its offer exists: called with the event's data (what the
-/// client reads as `plugindata.data`) and the
-/// mid each [`OfferMedia`] got, in the offer's order (VideoRoom's `attached`/`updated` events
-/// name the mids of the SDP they carry). A pure function of its arguments: it runs on the
-/// handle's media worker.
+/// client reads as `plugindata.data`) and the mids the offer's m-lines got (VideoRoom's
+/// `attached`/`updated` events name the mids and m-line indexes of the SDP they carry). It runs
+/// on the handle's media worker, so it must not block.
 #[derive(Clone)]
 pub struct OfferFill(pub Arc<FillFn>);
 
-/// What an [`OfferFill`] runs: (the event's data, the mids in offer order).
-pub type FillFn = dyn Fn(&mut Map<String, Value>, &[String]) + Send + Sync;
+/// What an [`OfferFill`] runs: (the event's data, the offer's mids).
+pub type FillFn = dyn Fn(&mut Map<String, Value>, &OfferMids) + Send + Sync;
+
+/// The mids of an offer, as an [`OfferFill`] gets them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OfferMids {
+    /// The mid each [`OfferMedia`] got, in the offer's order.
+    pub media: Vec<String>,
+    /// The data channel's mid, when the PeerConnection has one.
+    pub data: Option<String>,
+    /// Every m-line's mid in SDP order: the position of a mid is its m-line index.
+    pub all: Vec<String>,
+}
+
+impl OfferMids {
+    /// The m-line index of a mid.
+    pub fn mindex(&self, mid: &str) -> Option<usize> {
+        self.all.iter().position(|m| m == mid)
+    }
+}
 
 impl std::fmt::Debug for OfferFill {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -325,6 +345,11 @@ pub trait CoreServices: Send + Sync {
     /// packet path and off the signalling path.
     fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send + 'static>) {
         std::thread::spawn(work);
+    }
+    /// The configuration folder, where a plugin writes back what it keeps across restarts
+    /// (`permanent` rooms); `None` when the server runs on its built-in configuration.
+    fn configs_folder(&self) -> Option<std::path::PathBuf> {
+        None
     }
     /// Whether event handlers want this plugin's events.
     fn events_enabled(&self) -> bool {

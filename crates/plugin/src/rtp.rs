@@ -173,10 +173,132 @@ pub fn vp8_keyframe(payload: &[u8]) -> bool {
     payload.get(at).is_some_and(|h| h & 0x01 == 0)
 }
 
+/// Whether an RTP payload of this codec (Janus's name) starts a keyframe: where a forwarder
+/// may switch a receiver to another source (a simulcast layer, another publisher) without
+/// the decoder seeing a frame that refers to one it never got.
+pub fn is_keyframe(codec: &str, payload: &[u8]) -> bool {
+    match codec {
+        "vp8" => vp8_keyframe(payload),
+        "vp9" => vp9_keyframe(payload),
+        "h264" => h264_keyframe(payload),
+        "av1" => av1_keyframe(payload),
+        "h265" => h265_keyframe(payload),
+        _ => false,
+    }
+}
+
+/// VP9 (RFC 9628 descriptor): the start of a frame (B) that is not inter-predicted (P clear)
+/// in the lowest spatial layer.
+pub fn vp9_keyframe(payload: &[u8]) -> bool {
+    let Some(&b0) = payload.first() else {
+        return false;
+    };
+    let (p, b, l) = (b0 & 0x40 != 0, b0 & 0x08 != 0, b0 & 0x20 != 0);
+    if p || !b {
+        return false;
+    }
+    if !l {
+        return true;
+    }
+    // Layer indices follow the picture id: the spatial id must be 0.
+    let mut at = 1;
+    if b0 & 0x80 != 0 {
+        match payload.get(at) {
+            Some(x) if x & 0x80 != 0 => at += 2,
+            Some(_) => at += 1,
+            None => return false,
+        }
+    }
+    payload.get(at).is_some_and(|x| (x >> 1) & 0x07 == 0)
+}
+
+/// H.264 (RFC 6184): an IDR slice or an SPS, alone, aggregated (STAP-A) or starting a
+/// fragmented unit (FU-A).
+pub fn h264_keyframe(payload: &[u8]) -> bool {
+    let Some(&b0) = payload.first() else {
+        return false;
+    };
+    let key = |t: u8| t == 5 || t == 7;
+    match b0 & 0x1f {
+        24 => {
+            let mut at = 1;
+            while let (Some(&hi), Some(&lo)) = (payload.get(at), payload.get(at + 1)) {
+                let len = usize::from(u16::from_be_bytes([hi, lo]));
+                match payload.get(at + 2) {
+                    Some(h) if key(h & 0x1f) => return true,
+                    Some(_) => {}
+                    None => return false,
+                }
+                at += 2 + len;
+            }
+            false
+        }
+        28 => payload
+            .get(1)
+            .is_some_and(|fu| fu & 0x80 != 0 && key(fu & 0x1f)),
+        t => key(t),
+    }
+}
+
+/// H.265 (RFC 7798): an IRAP picture (types 16–21) or a VPS/SPS, alone, aggregated or
+/// starting a fragmentation unit.
+pub fn h265_keyframe(payload: &[u8]) -> bool {
+    let Some(&b0) = payload.first() else {
+        return false;
+    };
+    let key = |t: u8| (16..=21).contains(&t) || t == 32 || t == 33;
+    match (b0 >> 1) & 0x3f {
+        48 => payload.get(4).is_some_and(|h| key((h >> 1) & 0x3f)),
+        49 => payload
+            .get(2)
+            .is_some_and(|fu| fu & 0x80 != 0 && key(fu & 0x3f)),
+        t => key(t),
+    }
+}
+
+/// AV1 (RTP payload format): the aggregation header's N bit marks the first packet of a coded
+/// video sequence, i.e. a keyframe.
+pub fn av1_keyframe(payload: &[u8]) -> bool {
+    payload
+        .first()
+        .is_some_and(|h| h & 0x08 != 0 && h & 0x80 == 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::MediaKind;
+
+    #[test]
+    fn keyframes_per_codec() {
+        // VP8: S, partition 0, no descriptor extension; frame header P bit clear.
+        assert!(is_keyframe("vp8", &[0x10, 0x00]));
+        assert!(!is_keyframe("vp8", &[0x10, 0x01]));
+        // H.264: IDR, SPS in a STAP-A, FU-A start of an IDR; a P slice is not.
+        assert!(is_keyframe("h264", &[0x65]));
+        assert!(is_keyframe("h264", &[0x78, 0x00, 0x02, 0x67, 0x42]));
+        assert!(is_keyframe("h264", &[0x7c, 0x85]));
+        assert!(!is_keyframe("h264", &[0x7c, 0x05]), "FU-A continuation");
+        assert!(!is_keyframe("h264", &[0x41]));
+        assert!(
+            !is_keyframe("h264", &[0x78, 0x00, 0x09]),
+            "truncated STAP-A"
+        );
+        // VP9: B set, P clear; with layer indices only spatial layer 0.
+        assert!(is_keyframe("vp9", &[0x08]));
+        assert!(!is_keyframe("vp9", &[0x48]));
+        assert!(is_keyframe("vp9", &[0xa8, 0x01, 0x00]));
+        assert!(!is_keyframe("vp9", &[0xa8, 0x01, 0x02]));
+        // AV1: N bit.
+        assert!(is_keyframe("av1", &[0x08]));
+        assert!(!is_keyframe("av1", &[0x10]));
+        // H.265: IDR_W_RADL (19) and its FU start.
+        assert!(is_keyframe("h265", &[19 << 1, 1]));
+        assert!(is_keyframe("h265", &[49 << 1, 1, 0x80 | 19]));
+        assert!(!is_keyframe("h265", &[1 << 1, 1]));
+        assert!(!is_keyframe("opus", &[0xff]));
+        assert!(!is_keyframe("vp8", &[]));
+    }
 
     #[test]
     fn vp8_ids_shift_with_wraparound() {

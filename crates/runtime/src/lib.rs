@@ -104,9 +104,14 @@ struct Services {
     package: &'static str,
     media: MediaSlot,
     tasks: TaskSlot,
+    configs: Option<std::path::PathBuf>,
 }
 
 impl CoreServices for Services {
+    fn configs_folder(&self) -> Option<std::path::PathBuf> {
+        self.configs.clone()
+    }
+
     fn push_event(
         &self,
         handle: &HandleRef,
@@ -191,11 +196,17 @@ pub struct PluginQueue {
     queue: Arc<EventQueue>,
     media: MediaSlot,
     tasks: TaskSlot,
+    configs: Option<std::path::PathBuf>,
 }
 
 impl PluginQueue {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The configuration folder plugins write their files back to (`permanent` rooms).
+    pub fn set_configs_folder(&mut self, folder: Option<std::path::PathBuf>) {
+        self.configs = folder;
     }
 
     /// The services for the plugin with this package name.
@@ -205,6 +216,7 @@ impl PluginQueue {
             package,
             media: self.media.clone(),
             tasks: self.tasks.clone(),
+            configs: self.configs.clone(),
         })
     }
 

@@ -10,8 +10,10 @@ use std::sync::Arc;
 use tracing_subscriber::{filter::LevelFilter, prelude::*, reload, EnvFilter};
 
 /// Every plugin this build has, by package name.
-const PLUGINS: &[(&str, PluginFactory)] =
-    &[(jano_echotest::PACKAGE, jano_echotest::EchoTest::factory)];
+const PLUGINS: &[(&str, PluginFactory)] = &[
+    (jano_echotest::PACKAGE, jano_echotest::EchoTest::factory),
+    (jano_videoroom::PACKAGE, jano_videoroom::VideoRoom::factory),
+];
 
 /// Whether a plugin's configuration file turns it on.
 type EnabledBy = fn(Option<&jano_config::Jcfg>) -> bool;
@@ -336,7 +338,8 @@ pub async fn start(
         None => tracing::info!("no configuration folder: using the built-in default"),
     }
 
-    let queue = PluginQueue::new();
+    let mut queue = PluginQueue::new();
+    queue.set_configs_folder(cfg.folder.clone());
     let mut registry = PluginRegistry::new();
     for (package, factory) in PLUGINS {
         if !cfg.plugin_enabled(package) {

@@ -22,8 +22,8 @@ use crate::rewrite::SeqTs;
 use crate::{mmsg, worker, PcLink, PcMsg, Shared};
 use jano_core::{MediaCommand, MediaEvent, Negotiation};
 use jano_plugin::{
-    DataMessage, HandleRef, LocalJsep, MediaCtx, MediaKind, Outbox, PluginSession, RtcpFeedback,
-    SessionRef, Value,
+    DataMessage, HandleRef, LocalJsep, MediaCtx, MediaKind, OfferMids, Outbox, PluginSession,
+    RtcpFeedback, SessionRef, Value,
 };
 use std::cell::RefCell;
 use std::net::{SocketAddr, UdpSocket};
@@ -369,7 +369,16 @@ impl Pc {
                     if let Some(Value::Object(data)) =
                         event.get_mut("plugindata").and_then(|p| p.get_mut("data"))
                     {
-                        (f.0)(data, &self.offer_mids);
+                        let mids = OfferMids {
+                            media: self.offer_mids.clone(),
+                            data: self
+                                .mids
+                                .iter()
+                                .find(|m| m.kind.is_none())
+                                .map(|m| m.mid.to_string()),
+                            all: self.mids.iter().map(|m| m.mid.to_string()).collect(),
+                        };
+                        (f.0)(data, &mids);
                     }
                 }
                 // The Admin API sees the new SDPs as soon as the client can.

@@ -125,7 +125,12 @@ impl Pc {
                 self.got_offer = true;
                 self.remote_sdp = Some(Arc::from(remote.sdp.as_str()));
                 Arc::make_mut(&mut self.remote_candidates).extend(sdp::candidates(&remote.sdp));
-                ("answer", answer.to_sdp_string())
+                let text = answer.to_sdp_string();
+                if prefs.recv_only {
+                    ("answer", sdp::receive_only(&text))
+                } else {
+                    ("answer", text)
+                }
             }
             (LocalJsep::Answer(_), None) => return Err("no offer to answer".into()),
             (

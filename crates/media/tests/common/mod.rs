@@ -660,7 +660,7 @@ impl Plugin for Offerer {
                     prefs: MediaPrefs::default(),
                     restart,
                     fill: Some(OfferFill(Arc::new(|ev, mids| {
-                        ev.insert("mids".into(), json!(mids));
+                        ev.insert("mids".into(), json!(mids.media));
                     }))),
                 };
                 let _ = self.services.push_event(
