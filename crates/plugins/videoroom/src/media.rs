@@ -1,0 +1,285 @@
+//! The media path of a published stream: the subscribers it goes to, per simulcast layer, and
+//! the switches of a subscriber from one layer to another, made on a keyframe of the new layer.
+//!
+//! Runs on the publisher's media worker ([`StreamMedia::forward`]); the signalling path and the
+//! layer timer only edit the sets. A packet is handed to the engine once per media worker that
+//! has subscribers of its layer (see [`jano_plugin::Fanout`]).
+
+use jano_plugin::{CoreServices, Dest, Fanout, HandleRef, MediaRouter, RtpPacket, Value};
+use serde_json::json;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+/// Simulcast layers a stream can have (Janus's substreams 0–2).
+pub const LAYERS: usize = 3;
+const NO_LAYER: u8 = u8::MAX;
+
+/// A subscriber m-line fed by a published stream.
+#[derive(Debug)]
+pub struct Link {
+    pub href: HandleRef,
+    pub mindex: usize,
+    pub mid: String,
+    /// The room id as events carry it.
+    pub room: Value,
+    /// The layer it is on now, and the one it moves to on that layer's next keyframe.
+    pub layer: AtomicU8,
+    pending: AtomicU8,
+    /// Bumped on every (re)install: the engine starts a new sequence segment.
+    pub epoch: AtomicU32,
+}
+
+impl Link {
+    pub fn new(href: HandleRef, mindex: usize, mid: String, room: Value) -> Link {
+        Link {
+            href,
+            mindex,
+            mid,
+            room,
+            layer: AtomicU8::new(NO_LAYER),
+            pending: AtomicU8::new(NO_LAYER),
+            epoch: AtomicU32::new(0),
+        }
+    }
+
+    fn dest(&self) -> Dest {
+        let mut d = Dest::new(self.href.handle_id, self.mindex);
+        d.epoch = self.epoch.load(Ordering::Relaxed);
+        d
+    }
+
+    pub fn current(&self) -> Option<usize> {
+        let l = self.layer.load(Ordering::Relaxed);
+        (l != NO_LAYER).then_some(usize::from(l))
+    }
+
+    pub fn pending(&self) -> Option<usize> {
+        let l = self.pending.load(Ordering::Relaxed);
+        (l != NO_LAYER).then_some(usize::from(l))
+    }
+}
+
+/// One published stream's receivers.
+pub struct StreamMedia {
+    pub mindex: usize,
+    pub mid: String,
+    pub video: bool,
+    pub simulcast: bool,
+    fans: [RwLock<Option<Fanout>>; LAYERS],
+    /// Milliseconds since `epoch0` of the last packet per layer (0 = never).
+    last_seen: [AtomicU64; LAYERS],
+    epoch0: Instant,
+    switches: Mutex<Vec<Arc<Link>>>,
+    has_switches: AtomicBool,
+    pub packets: AtomicU64,
+    /// Muted by a moderator: nothing is forwarded.
+    pub muted: AtomicBool,
+}
+
+impl std::fmt::Debug for StreamMedia {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamMedia")
+            .field("mid", &self.mid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StreamMedia {
+    pub fn new(
+        router: Option<&Arc<dyn MediaRouter>>,
+        mindex: usize,
+        mid: String,
+        video: bool,
+        simulcast: bool,
+    ) -> StreamMedia {
+        let fan = || RwLock::new(router.map(|r| Fanout::new(r.clone())));
+        StreamMedia {
+            mindex,
+            mid,
+            video,
+            simulcast,
+            fans: [fan(), fan(), fan()],
+            last_seen: Default::default(),
+            epoch0: Instant::now(),
+            switches: Mutex::new(Vec::new()),
+            has_switches: AtomicBool::new(false),
+            packets: AtomicU64::new(0),
+            muted: AtomicBool::new(false),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        (self.epoch0.elapsed().as_millis() as u64).max(1)
+    }
+
+    fn edit(&self, layer: usize, f: impl FnOnce(&mut Fanout)) {
+        if let Some(lock) = self.fans.get(layer) {
+            let mut g = lock.write().unwrap_or_else(|e| e.into_inner());
+            if let Some(fan) = g.as_mut() {
+                f(fan);
+            }
+        }
+    }
+
+    /// Starts sending this stream to a subscriber m-line, on `layer` (0 without simulcast).
+    pub fn attach(&self, link: &Arc<Link>, layer: usize) {
+        self.detach(link);
+        link.epoch.fetch_add(1, Ordering::Relaxed);
+        let layer = layer.min(LAYERS - 1);
+        link.layer.store(layer as u8, Ordering::Relaxed);
+        let d = link.dest();
+        self.edit(layer, |f| f.insert(d));
+    }
+
+    /// Stops sending to a subscriber m-line (and forgets a switch it was waiting for).
+    pub fn detach(&self, link: &Link) {
+        if let Some(l) = link.current() {
+            self.edit(l, |f| f.remove_dest(link.href.handle_id, link.mindex));
+        }
+        link.layer.store(NO_LAYER, Ordering::Relaxed);
+        self.cancel_switch(link);
+    }
+
+    fn cancel_switch(&self, link: &Link) {
+        if link.pending.swap(NO_LAYER, Ordering::Relaxed) != NO_LAYER {
+            let mut s = self.switches.lock().unwrap_or_else(|e| e.into_inner());
+            s.retain(|l| !std::ptr::eq(&**l, link));
+            self.has_switches.store(!s.is_empty(), Ordering::Release);
+        }
+    }
+
+    /// Moves a subscriber to another layer on that layer's next keyframe (a switch on any
+    /// other packet would hand its decoder frames that refer to pictures it never got).
+    pub fn switch_to(&self, link: &Arc<Link>, layer: usize) {
+        let layer = layer.min(LAYERS - 1);
+        if link.current() == Some(layer) {
+            self.cancel_switch(link);
+            return;
+        }
+        if link.pending() == Some(layer) {
+            return;
+        }
+        self.cancel_switch(link);
+        link.pending.store(layer as u8, Ordering::Relaxed);
+        let mut s = self.switches.lock().unwrap_or_else(|e| e.into_inner());
+        s.push(link.clone());
+        self.has_switches.store(true, Ordering::Release);
+    }
+
+    /// Whether a layer had a packet within `window_ms`.
+    pub fn layer_active(&self, layer: usize, window_ms: u64) -> bool {
+        let Some(seen) = self.last_seen.get(layer) else {
+            return false;
+        };
+        let t = seen.load(Ordering::Relaxed);
+        t != 0 && self.now_ms().saturating_sub(t) <= window_ms
+    }
+
+    /// Subscribers on any layer.
+    pub fn receivers(&self) -> usize {
+        self.fans
+            .iter()
+            .map(|f| {
+                f.read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_ref()
+                    .map_or(0, Fanout::len)
+            })
+            .sum()
+    }
+
+    /// A packet of this stream from the publisher: switches waiting for a keyframe of its
+    /// layer happen first, then it goes to every subscriber of its layer.
+    pub fn forward(&self, packet: &RtpPacket, services: &dyn CoreServices) {
+        let layer = usize::from(packet.substream.unwrap_or(0)).min(LAYERS - 1);
+        if let Some(s) = self.last_seen.get(layer) {
+            s.store(self.now_ms(), Ordering::Relaxed);
+        }
+        self.packets.fetch_add(1, Ordering::Relaxed);
+        if self.muted.load(Ordering::Relaxed) {
+            return;
+        }
+        if self.has_switches.load(Ordering::Acquire)
+            && jano_plugin::rtp::is_keyframe(packet.codec, &packet.payload)
+        {
+            self.run_switches(layer, services);
+        }
+        let g = self
+            .fans
+            .get(layer)
+            .map(|f| f.read().unwrap_or_else(|e| e.into_inner()));
+        if let Some(fan) = g.as_ref().and_then(|g| g.as_ref()) {
+            fan.send(packet);
+        }
+    }
+
+    fn run_switches(&self, layer: usize, services: &dyn CoreServices) {
+        let moving: Vec<Arc<Link>> = {
+            let mut s = self.switches.lock().unwrap_or_else(|e| e.into_inner());
+            let (go, stay): (Vec<_>, Vec<_>) =
+                s.drain(..).partition(|l| l.pending() == Some(layer));
+            *s = stay;
+            self.has_switches.store(!s.is_empty(), Ordering::Release);
+            go
+        };
+        for link in moving {
+            link.pending.store(NO_LAYER, Ordering::Relaxed);
+            if let Some(old) = link.current() {
+                self.edit(old, |f| f.remove_dest(link.href.handle_id, link.mindex));
+            }
+            link.layer.store(layer as u8, Ordering::Relaxed);
+            let d = link.dest();
+            self.edit(layer, |f| f.insert(d));
+            // The subscriber learns the layer it now receives.
+            let mut ev = jano_plugin::Map::new();
+            ev.insert("videoroom".into(), json!("event"));
+            ev.insert("room".into(), link.room.clone());
+            ev.insert("mid".into(), json!(link.mid));
+            ev.insert("substream".into(), json!(layer));
+            let _ = services.push_event(&link.href, None, ev, None);
+        }
+    }
+
+    /// Every subscriber leaves (the stream is unpublished).
+    pub fn clear(&self) {
+        for l in 0..LAYERS {
+            self.edit(l, |f| {
+                let ids: Vec<(u64, u32)> = f.iter().map(|d| (d.handle_id, d.mindex)).collect();
+                for (h, m) in ids {
+                    f.remove_dest(h, m as usize);
+                }
+            });
+        }
+        let mut s = self.switches.lock().unwrap_or_else(|e| e.into_inner());
+        for l in s.drain(..) {
+            l.pending.store(NO_LAYER, Ordering::Relaxed);
+        }
+        self.has_switches.store(false, Ordering::Release);
+    }
+}
+
+/// The layer a subscriber should get: the highest active one at or below its target, else
+/// the lowest active one above it, else the target (nothing is arriving yet).
+pub fn pick_layer(target: usize, active: impl Fn(usize) -> bool) -> usize {
+    let target = target.min(LAYERS - 1);
+    (0..=target)
+        .rev()
+        .find(|l| active(*l))
+        .or_else(|| (target + 1..LAYERS).find(|l| active(*l)))
+        .unwrap_or(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_choice_falls_back() {
+        assert_eq!(pick_layer(2, |_| true), 2);
+        assert_eq!(pick_layer(2, |l| l < 2), 1);
+        assert_eq!(pick_layer(1, |l| l == 2), 2);
+        assert_eq!(pick_layer(0, |_| false), 0);
+        assert_eq!(pick_layer(9, |l| l == 0), 0);
+    }
+}
