@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Real-client compatibility suite: janode (WebSocket + admin WebSocket) and janus.js in headless
-# Chromium (HTTP long-poll and WebSocket). It does NOT start a server: start jano (or Janus) first.
+# Real-client compatibility suite: janode (WebSocket + admin WebSocket; EchoTest and VideoRoom)
+# and janus.js in headless Chromium (HTTP long-poll and WebSocket). It does NOT start a server:
+# start jano (or Janus) first.
 #
 # Env (defaults match the ports the project uses for jano and for with-janus.sh):
 #   JANUS_HTTP_URL      http://127.0.0.1:18088/janus
@@ -56,7 +57,7 @@ echo "run.sh: JANUS_HTTP_URL=$JANUS_HTTP_URL JANUS_WS_URL=$JANUS_WS_URL JANUS_AD
 if [ "$#" -gt 0 ]; then
   files=("$@")
 else
-  files=(janode.test.mjs janusjs.test.mjs)
+  files=(janode.test.mjs janode-videoroom.test.mjs janusjs.test.mjs)
 fi
 
 # One file at a time (2 cores; the Chromium test is the heavy one), spec reporter for humans.

@@ -6,7 +6,8 @@
 # ports the lead uses for jano:
 #   HTTP  18088 (/janus)   admin HTTP 17088 (/admin)
 #   WS    18188            admin WS   17188          admin secret "janusoverlord"
-# Only the HTTP and WebSockets transports and the EchoTest plugin are loaded.
+# Only the HTTP and WebSockets transports and the EchoTest and VideoRoom plugins are loaded
+# (VideoRoom with the sample janus.plugin.videoroom.jcfg: rooms 1234 and 5678, no admin_key).
 # Ports can be overridden with JANUS_HTTP_PORT, JANUS_WS_PORT, JANUS_ADMIN_HTTP_PORT,
 # JANUS_ADMIN_WS_PORT. Extra arguments are passed to run.sh (e.g. a single test file).
 #
@@ -57,9 +58,9 @@ CFG="$TMP/etc"
 cp -r /etc/janus "$CFG"
 
 # --- janus.jcfg: core -------------------------------------------------------------------------
-# Load only the HTTP and WebSockets transports and only the EchoTest plugin; no loggers.
+# Load only the HTTP and WebSockets transports and only the EchoTest and VideoRoom plugins; no loggers.
 plugin_disable="$(cd /usr/lib/x86_64-linux-gnu/janus/plugins 2>/dev/null && ls libjanus_*.so 2>/dev/null \
-  | grep -v '^libjanus_echotest\.so$' | paste -sd, -)"
+  | grep -Ev '^libjanus_(echotest|videoroom)\.so$' | paste -sd, -)"
 transport_disable="libjanus_rabbitmq.so,libjanus_mqtt.so,libjanus_nanomsg.so,libjanus_pfunix.so"
 sed -i \
   -e "s|^\(\s*\)configs_folder = .*|\1configs_folder = \"$CFG\"|" \
@@ -120,6 +121,8 @@ export JANUS_WS_URL="ws://127.0.0.1:$WS_PORT"
 export JANUS_ADMIN_HTTP_URL="http://127.0.0.1:$ADMIN_HTTP_PORT/admin"
 export JANUS_ADMIN_WS_URL="ws://127.0.0.1:$ADMIN_WS_PORT"
 export JANUS_ADMIN_SECRET="$SECRET"
+# Tests skip or adapt the checks of Janus 1.1.2 defects that jano fixes (see the tests).
+export CLIENT_SERVER_IS_JANUS=1
 
 set +e
 "$HERE/run.sh" "$@"

@@ -5,7 +5,7 @@
 # Usage:
 #   tests/media/run.sh --janus                      # the real Janus 1.1.2 (/usr/bin/janus)
 #   tests/media/run.sh --server '<cmd with {cfg}>'  # e.g. --server 'target/release/jano -F {cfg}'
-#   options: --only aiortc|janusjs|janode (repeatable)   --keep (keep the temp folder)
+#   options: --only aiortc|janusjs|janode|videoroom (repeatable)   --keep (keep the temp folder)
 #
 # What it does: creates network namespace jmedia-<pid> with a veth pair (both ends inside it,
 # address 10.<a>.<b>.1/24 derived from the pid), writes a config folder from /etc/janus's samples
@@ -56,14 +56,14 @@ want() { [ ${#ONLY[@]} -eq 0 ] && return 0; local x; for x in "${ONLY[@]}"; do [
 command -v ip >/dev/null || { echo "media/run.sh: iproute2 (ip) is missing" >&2; exit 2; }
 command -v curl >/dev/null || { echo "media/run.sh: curl is missing" >&2; exit 2; }
 PYTHON="${PYTHON:-python3}"
-if want aiortc || want janode; then
+if want aiortc || want janode || want videoroom; then
   if ! "$PYTHON" -c 'import aiortc, av, numpy, aiohttp' 2>/dev/null; then
     echo "media/run.sh: python modules missing (aiortc, av, numpy, aiohttp):" >&2
     echo "  run: $PYTHON -m pip install -q -r tests/python/requirements.txt" >&2
     exit 2
   fi
 fi
-if want janusjs || want janode; then
+if want janusjs || want janode || want videoroom; then
   command -v node >/dev/null || { echo "media/run.sh: node is not installed (need Node 20+)" >&2; exit 2; }
   [ "$(node -p 'process.versions.node.split(".")[0]')" -ge 20 ] || { echo "media/run.sh: need Node 20+" >&2; exit 2; }
   # Same npm dependencies (and the same stamp) as tests/clients/run.sh.
@@ -76,7 +76,7 @@ if want janusjs || want janode; then
   fi
   # The tests here import the packages installed for tests/clients.
   [ -L "$HERE/node_modules" ] || ln -sfn ../clients/node_modules "$HERE/node_modules"
-  if want janusjs && [ ! -x "$CHROMIUM_PATH" ]; then
+  if { want janusjs || want videoroom; } && [ ! -x "$CHROMIUM_PATH" ]; then
     echo "media/run.sh: installing chromium (Debian package)" >&2
     apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
   fi
@@ -131,15 +131,15 @@ echo "media/run.sh: namespace $NS, $IF $ADDR/24" >&2
 
 # --- config folder (from Janus's samples) -----------------------------------------------------
 mkdir -p "$CFG"
-for f in janus.jcfg janus.transport.http.jcfg janus.transport.websockets.jcfg janus.plugin.echotest.jcfg; do
+for f in janus.jcfg janus.transport.http.jcfg janus.transport.websockets.jcfg janus.plugin.echotest.jcfg janus.plugin.videoroom.jcfg; do
   [ -f "/etc/janus/$f" ] || { echo "media/run.sh: /etc/janus/$f is missing (apt-get install janus gives the samples)" >&2; exit 2; }
   cp "/etc/janus/$f" "$CFG/$f"
 done
 libs() { (cd "/usr/lib/x86_64-linux-gnu/janus/$1" 2>/dev/null && ls libjanus_*.so 2>/dev/null | grep -v -x -E "$2" | paste -sd, -); }
-plugin_disable="$(libs plugins 'libjanus_echotest\.so')"
+plugin_disable="$(libs plugins 'libjanus_(echotest|videoroom)\.so')"
 transport_disable="$(libs transports 'libjanus_(http|websockets)\.so')"
 event_disable="$(libs events '')"
-: "${plugin_disable:=libjanus_videoroom.so}"
+: "${plugin_disable:=libjanus_streaming.so}"
 : "${transport_disable:=libjanus_pfunix.so}"
 : "${event_disable:=libjanus_sampleevh.so}"
 sed -i \
@@ -234,6 +234,11 @@ fi
 node_files=()
 want janusjs && node_files+=("$HERE/janusjs-media.test.mjs" "$HERE/janusjs-simulcast.test.mjs")
 want janode && node_files+=("$HERE/janode-offer.test.mjs")
+if want videoroom; then
+  run_suite videoroom-aiortc 150 env PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    "$PYTHON" "$HERE/videoroom_aiortc.py" --http "$HTTP_URL" --ws "$WS_URL" --addr "$ADDR"
+  node_files+=("$HERE/videoroom-janusjs.test.mjs")
+fi
 if [ ${#node_files[@]} -gt 0 ]; then
   run_suite node 210 node --test --test-concurrency=1 --test-reporter=spec --test-timeout=120000 "${node_files[@]}"
 fi

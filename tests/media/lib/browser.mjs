@@ -33,12 +33,23 @@ const CHROMIUM_FLAGS = [
   '--disable-features=WebRtcHideLocalIpsWithMdns',
 ];
 
+/** Extra page scripts a test may ask for by name (loaded after media-harness.js). */
+const EXTRA_SCRIPTS = {
+  '/videoroom-harness.js': path.join(MEDIA, 'page', 'videoroom-harness.js'),
+};
+
 /**
  * Serves the test page (titled `title`) on 127.0.0.1 and launches Chromium.
+ * `extraScripts`: paths from EXTRA_SCRIPTS to load on the page too (e.g. '/videoroom-harness.js').
  * Returns `{ origin, browser, close() }`.
  */
-export async function startBrowser(title, tmpPrefix) {
-  for (const [p, f] of Object.entries(ASSETS)) {
+export async function startBrowser(title, tmpPrefix, { extraScripts = [] } = {}) {
+  const assets = { ...ASSETS };
+  for (const p of extraScripts) {
+    if (!EXTRA_SCRIPTS[p]) throw new Error(`unknown extra script ${p}`);
+    assets[p] = EXTRA_SCRIPTS[p];
+  }
+  for (const [p, f] of Object.entries(assets)) {
     if (!fs.existsSync(f)) throw new Error(`asset for ${p} not found: ${f} (npm ci in tests/clients)`);
   }
   const page = `<!doctype html>
@@ -48,7 +59,7 @@ export async function startBrowser(title, tmpPrefix) {
 <script src="/adapter.js"></script>
 <script src="/janus.js"></script>
 <script src="/media-harness.js"></script>
-</head><body>${title}</body></html>`;
+${extraScripts.map((p) => `<script src="${p}"></script>\n`).join('')}</head><body>${title}</body></html>`;
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), tmpPrefix));
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
@@ -57,7 +68,7 @@ export async function startBrowser(title, tmpPrefix) {
       res.end(page);
       return;
     }
-    const f = ASSETS[url.pathname];
+    const f = assets[url.pathname];
     if (!f) { res.writeHead(404); res.end(); return; }
     res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-store' });
     fs.createReadStream(f).pipe(res);
