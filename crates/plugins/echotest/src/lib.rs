@@ -235,6 +235,7 @@ impl Plugin for EchoTest {
                 video_codec: s.videocodec.clone(),
                 video_profile: s.videoprofile.clone(),
                 opus_red: s.opusred,
+                recv_only: false,
             }));
         }
         if ok && body.contains_key("substream") {
