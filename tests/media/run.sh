@@ -237,6 +237,25 @@ want janode && node_files+=("$HERE/janode-offer.test.mjs")
 if want videoroom; then
   run_suite videoroom-aiortc 150 env PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     "$PYTHON" "$HERE/videoroom_aiortc.py" --http "$HTTP_URL" --ws "$WS_URL" --addr "$ADDR"
+  # Remote publishers need a second server: the same command on a copy of the configuration
+  # with HTTP on 8089 and WebSockets on 8189, in the same namespace.
+  CFG2="$TMP/cfg2"
+  cp -r "$CFG" "$CFG2"
+  sed -i -e "s|^\(\s*\)configs_folder = .*|\1configs_folder = \"$CFG2\"|" "$CFG2/janus.jcfg"
+  sed -i -e "s|^\(\s*\)port = 8088|\1port = 8089|" "$CFG2/janus.transport.http.jcfg"
+  sed -i -e "s|^\(\s*\)ws_port = 8188|\1ws_port = 8189|" "$CFG2/janus.transport.websockets.jcfg"
+  cmd2="${SERVER_CMD//\{cfg\}/$CFG2}"
+  ip netns exec "$NS" bash -c "exec $cmd2" >"$TMP/server2.log" 2>&1 </dev/null &
+  SERVER2_PID=$!
+  HTTP2_URL="http://$ADDR:8089/janus"
+  for _ in $(seq 1 150); do
+    in_ns curl -fsS -m 2 "$HTTP2_URL/info" >/dev/null 2>&1 && break
+    kill -0 "$SERVER2_PID" 2>/dev/null || break
+    sleep 0.2
+  done
+  run_suite videoroom-remote 120 env PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    "$PYTHON" "$HERE/videoroom_remote.py" --a-http "$HTTP_URL" --b-http "$HTTP2_URL" --addr "$ADDR"
+  kill "$SERVER2_PID" 2>/dev/null; wait "$SERVER2_PID" 2>/dev/null
   node_files+=("$HERE/videoroom-janusjs.test.mjs")
 fi
 if [ ${#node_files[@]} -gt 0 ]; then

@@ -13,7 +13,7 @@ use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
-static NEXT_STREAM_ID: AtomicU32 = AtomicU32::new(1);
+pub(crate) static NEXT_STREAM_ID: AtomicU32 = AtomicU32::new(1);
 
 fn locked(shared: &Shared, b: &Body) -> VrResult<()> {
     if shared.lock_rtp_forward {
@@ -37,7 +37,7 @@ fn publisher(shared: &Shared, b: &Body) -> VrResult<(Arc<crate::room::Room>, Arc
     Ok((room, p))
 }
 
-fn resolve(host: &str, port: u64, v6: bool) -> VrResult<SocketAddr> {
+pub(crate) fn resolve(host: &str, port: u64, v6: bool) -> VrResult<SocketAddr> {
     let port = u16::try_from(port)
         .ok()
         .filter(|p| *p > 0)
@@ -52,7 +52,7 @@ fn resolve(host: &str, port: u64, v6: bool) -> VrResult<SocketAddr> {
         .ok_or_else(|| VrError::Invalid(format!("Invalid host address '{host}'")))
 }
 
-fn socket(addr: &SocketAddr) -> VrResult<Arc<UdpSocket>> {
+pub(crate) fn socket(addr: &SocketAddr) -> VrResult<Arc<UdpSocket>> {
     let bind: SocketAddr = if addr.is_ipv6() {
         "[::]:0"
             .parse()
@@ -232,6 +232,8 @@ pub fn start(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> {
             socket: socket(&addr)?,
             sent: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            remote_id: None,
+            envelope_seq: Default::default(),
         });
         made.push(f);
     }

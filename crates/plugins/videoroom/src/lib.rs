@@ -24,6 +24,7 @@ pub mod media;
 pub mod participant;
 pub mod persist;
 pub mod publisher;
+pub mod remote;
 pub mod room;
 pub mod sdp;
 pub mod subscriber;
@@ -234,7 +235,7 @@ impl Shared {
                 }
             }
         }
-        if was_any && !pc_gone {
+        if was_any && !pc_gone && !p.is_remote() {
             self.services.close_pc(&p.href);
         }
         was_any
@@ -299,7 +300,9 @@ impl Shared {
                 }
             }
         }
-        self.services.close_pc(&p.href);
+        if !p.is_remote() {
+            self.services.close_pc(&p.href);
+        }
     }
 
     /// A subscription ends (request, detach, room destroyed).
@@ -340,10 +343,10 @@ impl Shared {
                         due
                     };
                     if due {
-                        self.services.send_pli(&p.href, None);
+                        p.request_keyframe(None);
                     }
                 }
-                if remb {
+                if remb && !p.is_remote() {
                     let own = p.state().bitrate;
                     let cap = if own > 0 { own } else { bitrate };
                     if cap > 0 {
@@ -494,7 +497,7 @@ impl Plugin for VideoRoom {
                 handle::Role::Subscriber(s) => {
                     let s = s.clone();
                     drop(role);
-                    subscription::request(&self.shared, me, &s, &request, &body, jsep, tx.clone())
+                    subscription::request(&self.shared, &s, &request, &body, jsep, tx.clone())
                 }
                 handle::Role::None => Err(VrError::JoinFirst),
                 handle::Role::Left => Err(VrError::RoomGone),

@@ -7,7 +7,7 @@ use crate::handle::VrHandle;
 use crate::json::{opt_array, opt_bool, req_bool, req_str, Body, Id};
 use crate::publisher::Publisher;
 use crate::room::Room;
-use crate::{forward, participant, Shared};
+use crate::{forward, participant, remote, Shared};
 use jano_plugin::{Map, Value};
 use serde_json::json;
 use std::sync::Arc;
@@ -32,6 +32,12 @@ pub fn handle(
         "listforwarders" => forward::list(shared, b),
         "rtp_forward" => forward::start(shared, b),
         "stop_rtp_forward" => forward::stop(shared, b),
+        "add_remote_publisher" => remote::add(shared, b),
+        "update_remote_publisher" => remote::update(shared, b),
+        "remove_remote_publisher" => remote::remove(shared, b),
+        "publish_remotely" => remote::publish(shared, b),
+        "unpublish_remotely" => remote::unpublish(shared, b),
+        "listremotes" => remote::list(shared, b),
         other => Err(VrError::Unknown(format!(
             "Request '{other}' is not supported by this server yet"
         ))),
@@ -301,6 +307,9 @@ fn list_participants(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> 
             }
             if let Some(md) = &st.metadata {
                 m.insert("metadata".into(), md.clone());
+            }
+            if p.is_remote() {
+                m.insert("remote".into(), json!(true));
             }
             m.insert("publisher".into(), json!(p.is_publishing()));
             if talking_events && p.is_publishing() {

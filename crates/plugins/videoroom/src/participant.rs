@@ -51,12 +51,12 @@ pub fn join(
                 "Already in as a publisher on this handle",
             ))
         }
-        Role::Subscriber(_) => {
+        Role::Subscriber(s) if !s.state().left => {
             return Err(VrError::AlreadyJoined(
                 "Already in as a subscriber on this handle",
             ))
         }
-        Role::Left => {
+        Role::Subscriber(_) | Role::Left => {
             return Err(VrError::AlreadyJoined(
                 "Not in a room (create a new handle)",
             ))

@@ -3,6 +3,7 @@
 
 use crate::json::Id;
 use crate::media::StreamMedia;
+use crate::remote::{RemoteFeed, Remotized};
 use crate::room::Room;
 use crate::sdp::SdpKind;
 use crate::taps::Taps;
@@ -11,7 +12,7 @@ use jano_plugin::{
 };
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 /// Where a participant is in publishing.
@@ -160,6 +161,10 @@ pub struct Publisher {
     talk_cfg: Mutex<Option<TalkCfg>>,
     /// The last periodic keyframe request (`fir_freq`).
     pub last_fir: Mutex<Option<Instant>>,
+    /// Set for a remote publisher (fed over UDP by another server).
+    remote: OnceLock<Arc<RemoteFeed>>,
+    /// This publisher's `publish_remotely`s.
+    remotes: Mutex<Vec<Remotized>>,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -205,6 +210,8 @@ impl Publisher {
             talk: Mutex::new(TalkState::default()),
             talk_cfg: Mutex::new(None),
             last_fir: Mutex::new(None),
+            remote: OnceLock::new(),
+            remotes: Mutex::new(Vec::new()),
         }
     }
 
@@ -246,6 +253,13 @@ impl Publisher {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+        self.remotes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        if let Some(r) = self.remote.get() {
+            r.stop();
+        }
         let recs = self.taps.clear();
         if !recs.is_empty() {
             self.services.spawn_blocking(Box::new(move || drop(recs)));
@@ -293,8 +307,63 @@ impl Publisher {
             .unwrap_or_else(|e| e.into_inner())
             .allow(Instant::now());
         if allow {
-            self.services.send_pli(&self.href, Some(mindex));
+            self.request_keyframe(Some(mindex));
         }
+    }
+
+    /// Asks the publisher for a keyframe now: its PeerConnection, or the server feeding a
+    /// remote publisher.
+    pub fn request_keyframe(&self, mindex: Option<usize>) {
+        match self.remote.get() {
+            Some(r) => {
+                let st = self.state();
+                for s in st
+                    .streams
+                    .iter()
+                    .filter(|s| s.kind == SdpKind::Video && mindex.is_none_or(|m| m == s.mindex))
+                {
+                    r.request_keyframe(s.mindex);
+                }
+            }
+            None => self.services.send_pli(&self.href, mindex),
+        }
+    }
+
+    pub fn set_remote(&self, feed: Arc<RemoteFeed>) {
+        let _ = self.remote.set(feed);
+    }
+
+    pub fn is_remote(&self) -> bool {
+        self.remote.get().is_some()
+    }
+
+    pub fn remote_feed(&self) -> Option<&Arc<RemoteFeed>> {
+        self.remote.get()
+    }
+
+    pub fn add_remote(&self, r: Remotized) {
+        self.remotes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(r);
+    }
+
+    /// Forgets a `publish_remotely`; whether it existed.
+    pub fn remove_remote(&self, remote_id: &str) -> bool {
+        let mut g = self.remotes.lock().unwrap_or_else(|e| e.into_inner());
+        let before = g.len();
+        g.retain(|r| r.remote_id != remote_id);
+        before != g.len()
+    }
+
+    /// The `publish_remotely`s, as `listremotes` shows them.
+    pub fn remotes(&self) -> Vec<(String, String, u16, Option<u16>)> {
+        self.remotes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|r| (r.remote_id.clone(), r.host.clone(), r.port, r.rtcp_port))
+            .collect()
     }
 
     pub fn services(&self) -> &dyn CoreServices {

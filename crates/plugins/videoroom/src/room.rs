@@ -76,7 +76,7 @@ impl Room {
             .state()
             .participants
             .values()
-            .filter(|p| Some(&p.id) != except)
+            .filter(|p| Some(&p.id) != except && !p.is_remote())
             .cloned()
             .collect();
         for p in targets {

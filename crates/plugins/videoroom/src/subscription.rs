@@ -146,7 +146,6 @@ pub fn join(
 
 pub fn request(
     shared: &Shared,
-    me: &VrHandle,
     sub: &Arc<Subscriber>,
     request: &str,
     b: &Body,
@@ -202,8 +201,9 @@ pub fn request(
         "subscribe" | "unsubscribe" | "update" => update(shared, sub, request, b, tx),
         "switch" => switch(shared, sub, b),
         "leave" => {
+            // The handle keeps its subscriber role (its state says `left`): later requests
+            // answer as Janus does for a subscriber that left, offers first (431), then 426.
             shared.drop_subscriber(sub);
-            *me.role() = Role::Left;
             shared.services.close_pc(&sub.href);
             let mut ev = event(&room);
             ev.insert("left".into(), json!("ok"));

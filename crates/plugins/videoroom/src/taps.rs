@@ -25,6 +25,10 @@ pub struct Forwarder {
     pub socket: Arc<UdpSocket>,
     pub sent: AtomicU64,
     pub dropped: AtomicU64,
+    /// Set for the forwarders of a `publish_remotely`: its `remote_id`. Their data messages
+    /// travel in an RTP envelope (payload type 1 = binary), as a remote publisher reads them.
+    pub remote_id: Option<String>,
+    pub envelope_seq: std::sync::atomic::AtomicU16,
 }
 
 impl Forwarder {
@@ -103,6 +107,16 @@ impl Taps {
         self.refresh(&s);
     }
 
+    /// Removes the forwarders of one `publish_remotely`; how many there were.
+    pub fn remove_remote(&self, remote_id: &str) -> usize {
+        let mut s = self.write();
+        let before = s.forwarders.len();
+        s.forwarders
+            .retain(|f| f.remote_id.as_deref() != Some(remote_id));
+        self.refresh(&s);
+        before - s.forwarders.len()
+    }
+
     pub fn remove_forwarder(&self, stream_id: u32) -> bool {
         let mut s = self.write();
         let before = s.forwarders.len();
@@ -169,7 +183,18 @@ impl Taps {
         }
         let s = self.read();
         for f in s.forwarders.iter().filter(|f| f.mindex.is_none()) {
-            f.send(m.buffer);
+            if f.remote_id.is_some() {
+                let seq = f.envelope_seq.fetch_add(1, Ordering::Relaxed);
+                let mut buf = Vec::with_capacity(12 + m.buffer.len());
+                buf.extend_from_slice(&[0x80, u8::from(m.binary)]);
+                buf.extend_from_slice(&seq.to_be_bytes());
+                buf.extend_from_slice(&0u32.to_be_bytes());
+                buf.extend_from_slice(&f.ssrc.unwrap_or(0).to_be_bytes());
+                buf.extend_from_slice(m.buffer);
+                f.send(&buf);
+            } else {
+                f.send(m.buffer);
+            }
         }
         for r in s.recorders.iter().filter(|r| r.mindex.is_none()) {
             let _ = r.handle.save_data(m.buffer);
