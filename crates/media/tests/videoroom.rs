@@ -1,0 +1,638 @@
+//! `janus.plugin.videoroom` through the real media engine, with str0m clients over UDP on
+//! 127.0.0.1: one publisher's packets reach many subscribers (spread over both media workers)
+//! whole and in order; RTP forwarders send them as plain RTP and stop when told; recordings
+//! hold every packet sent, read back with `jano_mjr`.
+//!
+//! Payloads carry a tag and a counter (`common::payload`); video payloads start with a VP8
+//! payload descriptor (and the first one of a run is a keyframe), so they look like VP8 to
+//! anything on the way that inspects them.
+
+mod common;
+
+use common::*;
+use jano_plugin::Plugin;
+use jano_videoroom::{VideoRoom, PACKAGE as VR};
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use str0m::media::Mid;
+
+fn vr_opts() -> Opts {
+    Opts {
+        workers: 2,
+        plugins: Box::new(|q| {
+            vec![Arc::new(VideoRoom::new(None, q.services_for(VR))) as Arc<dyn Plugin>]
+        }),
+        ..Opts::default()
+    }
+}
+
+/// A VP8 payload: descriptor (S=1, partition 0), then a payload header whose P bit is clear
+/// on a keyframe, then the tag and counter.
+fn vp8(tag: u8, n: u32, key: bool) -> Vec<u8> {
+    let mut p = vec![0x10, if key { 0x00 } else { 0x01 }];
+    p.extend_from_slice(&payload(tag, n));
+    p
+}
+
+/// Tag and counter of an audio (plain) or video (VP8, see [`vp8`]) payload.
+fn parse_media(video: bool, p: &[u8]) -> Option<(u8, u32)> {
+    if video {
+        (p.first() == Some(&0x10))
+            .then(|| p.get(2..))
+            .flatten()
+            .and_then(parse_payload)
+    } else {
+        parse_payload(p)
+    }
+}
+
+/// A synchronous request: the `plugindata.data` of its `success`.
+fn sync(gw: &Gw, sid: u64, hid: u64, body: Value) -> Value {
+    let r = gw.message(sid, hid, body, None);
+    assert_eq!(r["janus"], "success", "{r}");
+    assert_eq!(r["plugindata"]["plugin"], VR, "{r}");
+    r["plugindata"]["data"].clone()
+}
+
+/// An asynchronous request: its `event` (same transaction).
+async fn request(gw: &mut Gw, sid: u64, hid: u64, body: Value, jsep: Option<Value>) -> Value {
+    let r = gw.message(sid, hid, body, jsep);
+    assert_eq!(r["janus"], "ack", "{r}");
+    let t = r["transaction"].clone();
+    gw.event("videoroom reply", |e| {
+        e["janus"] == "event" && e["transaction"] == t
+    })
+    .await
+}
+
+/// Creates room `room` with these extra settings, from a handle of its own.
+fn create_room(gw: &Gw, sid: u64, room: u64, extra: Value) {
+    let hid = gw.attach(sid, VR);
+    let mut body = json!({"request": "create", "room": room});
+    if let (Some(b), Value::Object(x)) = (body.as_object_mut(), extra) {
+        b.extend(x);
+    }
+    let d = sync(gw, sid, hid, body);
+    assert_eq!(d["videoroom"], "created", "{d}");
+    assert_eq!(d["room"], room, "{d}");
+}
+
+/// A connected publisher.
+struct Pub {
+    hid: u64,
+    id: u64,
+    c: Client,
+    audio: Mid,
+    video: Mid,
+}
+
+impl Pub {
+    /// The payload type it sends on `mid` (what `Client::send_rtp` picks).
+    fn pt(&self, mid: Mid) -> u8 {
+        *self.c.rtc.media(mid).expect("media").remote_pts()[0]
+    }
+
+    /// One audio and one video packet per counter in `range`, tagged `tag`, `gap` apart (the
+    /// first video packet is a keyframe).
+    async fn send(&mut self, tag: u8, range: std::ops::Range<u32>, gap: Duration) {
+        let first = range.start;
+        for i in range {
+            self.c.send_rtp(self.audio, payload(tag, i));
+            self.c.send_rtp(self.video, vp8(tag, i, i == first));
+            self.c.run_for(gap).await;
+        }
+    }
+}
+
+/// Joins `room` as a publisher of audio (Opus) and video (VP8) and waits until it is active.
+async fn publisher(gw: &mut Gw, sid: u64, room: u64) -> Pub {
+    let hid = gw.attach(sid, VR);
+    let mut c = Client::new().await;
+    let (offer, pending, mids) = c.offer(true, true, false);
+    let body = json!({"request": "joinandconfigure", "ptype": "publisher", "room": room,
+        "display": "p"});
+    let jsep = json!({"type": "offer", "sdp": offer});
+    let ev = request(gw, sid, hid, body, Some(jsep)).await;
+    let d = &ev["plugindata"]["data"];
+    assert_eq!(d["videoroom"], "joined", "{ev}");
+    assert_eq!(d["configured"], "ok", "{ev}");
+    assert_eq!(d["audio_codec"], "opus", "{ev}");
+    assert_eq!(d["video_codec"], "vp8", "{ev}");
+    let id = d["id"].as_u64().expect("publisher id");
+    assert_eq!(ev["jsep"]["type"], "answer", "{ev}");
+    c.accept_answer(pending, ev["jsep"]["sdp"].as_str().expect("answer sdp"));
+    assert!(c.run_until(WAIT, |c| c.connected).await, "publisher up");
+    gw.event("publisher webrtcup", is("webrtcup", hid)).await;
+    // Active once the plugin has seen its PeerConnection up: listed as a publisher.
+    let mut active = false;
+    for _ in 0..100 {
+        let d = sync(
+            gw,
+            sid,
+            hid,
+            json!({"request": "listparticipants", "room": room}),
+        );
+        let list = d["participants"].as_array().cloned().unwrap_or_default();
+        if list.iter().any(|p| p["id"] == id && p["publisher"] == true) {
+            active = true;
+            break;
+        }
+        c.run_for(Duration::from_millis(50)).await;
+    }
+    assert!(active, "publisher {id} listed as publishing");
+    Pub {
+        hid,
+        id,
+        c,
+        audio: mids[0],
+        video: mids[1],
+    }
+}
+
+/// A started subscription (not yet connected: the caller drives its client).
+struct Sub {
+    hid: u64,
+    c: Client,
+    audio: Mid,
+    video: Mid,
+}
+
+async fn subscriber(gw: &mut Gw, sid: u64, room: u64, feed: u64) -> Sub {
+    let hid = gw.attach(sid, VR);
+    let body = json!({"request": "join", "ptype": "subscriber", "room": room,
+        "streams": [{"feed": feed}]});
+    let ev = request(gw, sid, hid, body, None).await;
+    let d = &ev["plugindata"]["data"];
+    assert_eq!(d["videoroom"], "attached", "{ev}");
+    let streams = d["streams"].as_array().expect("streams");
+    assert_eq!(streams.len(), 2, "{ev}");
+    assert!(streams.iter().all(|s| s["feed_id"] == feed), "{ev}");
+    assert_eq!(ev["jsep"]["type"], "offer", "{ev}");
+    let offer = ev["jsep"]["sdp"].as_str().expect("offer sdp").to_owned();
+    let (audio, video) = (mids_in(&offer, "audio"), mids_in(&offer, "video"));
+    assert_eq!((audio.len(), video.len()), (1, 1), "{offer}");
+    for (media, codec) in [("audio", "opus/48000"), ("video", "VP8/90000")] {
+        let rtpmap = format!("a=rtpmap:{} {codec}", first_pt(&offer, media));
+        assert!(offer.contains(&rtpmap), "{rtpmap}: {offer}");
+    }
+    let mut c = Client::new().await;
+    let answer = c.accept_offer(&offer);
+    let jsep = json!({"type": "answer", "sdp": answer});
+    let ev = request(gw, sid, hid, json!({"request": "start"}), Some(jsep)).await;
+    assert_eq!(ev["plugindata"]["data"]["started"], "ok", "{ev}");
+    Sub {
+        hid,
+        c,
+        audio: audio[0],
+        video: video[0],
+    }
+}
+
+/// What a client got of `tag` on `mid`: (counter, payload type, SSRC, keyframe) in arrival
+/// order.
+fn got(c: &Client, mid: Mid, video: bool, tag: u8) -> Vec<(u32, u8, u32, bool)> {
+    c.rtp
+        .iter()
+        .zip(&c.rtp_meta)
+        .filter(|((m, _), _)| *m == mid)
+        .filter_map(|((_, p), (_, pt, _, ssrc))| {
+            let (t, n) = parse_media(video, p)?;
+            let key = video && jano_plugin::rtp::vp8_keyframe(p);
+            (t == tag).then_some((n, *pt, *ssrc, key))
+        })
+        .collect()
+}
+
+fn subscribers() -> usize {
+    std::env::var("JANO_VR_SUBSCRIBERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_publisher_to_many_subscribers_every_packet_in_order() {
+    let mut gw = Gw::start(vr_opts());
+    let sid = gw.create_session();
+    const ROOM: u64 = 1234;
+    create_room(&gw, sid, ROOM, json!({"publishers": 3}));
+    let mut p = publisher(&mut gw, sid, ROOM).await;
+
+    let n_subs = subscribers();
+    let mut subs = Vec::new();
+    for _ in 0..n_subs {
+        subs.push(subscriber(&mut gw, sid, ROOM, p.id).await);
+    }
+    let workers: HashSet<u64> = subs.iter().map(|s| s.hid % 2).collect();
+    assert_eq!(workers.len(), 2.min(n_subs), "subscribers on both workers");
+
+    // Every subscriber drives its client on its own task; the publisher is driven here.
+    const K: u32 = 60;
+    let (up_tx, mut up_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut tasks = Vec::new();
+    for mut s in subs {
+        let up = up_tx.clone();
+        tasks.push(tokio::spawn(async move {
+            let ok =
+                s.c.run_until(Duration::from_secs(60), |c| c.connected)
+                    .await;
+            let _ = up.send(ok);
+            let (a, v) = (s.audio, s.video);
+            let done = |c: &Client| {
+                got(c, a, false, b'S').last().is_some_and(|x| x.0 == K - 1)
+                    && got(c, v, true, b'S').last().is_some_and(|x| x.0 == K - 1)
+            };
+            s.c.run_until(Duration::from_secs(120), done).await;
+            s
+        }));
+    }
+    drop(up_tx);
+    for _ in 0..n_subs {
+        assert_eq!(up_rx.recv().await, Some(true), "a subscriber connected");
+    }
+    for _ in 0..n_subs {
+        gw.event("subscriber webrtcup", |e| {
+            e["janus"] == "webrtcup" && e["sender"] != p.hid
+        })
+        .await;
+    }
+
+    p.send(b'S', 0..K, Duration::from_millis(10)).await;
+
+    let mut ssrcs = HashSet::new();
+    for t in tasks {
+        let s = t.await.expect("subscriber task");
+        for (mid, video) in [(s.audio, false), (s.video, true)] {
+            let g = got(&s.c, mid, video, b'S');
+            let counters: Vec<u32> = g.iter().map(|x| x.0).collect();
+            assert_eq!(
+                counters,
+                (0..K).collect::<Vec<_>>(),
+                "handle {} ({}): every packet, in order",
+                s.hid,
+                if video { "video" } else { "audio" }
+            );
+            let pt = s.c.rtc.media(mid).expect("media").remote_pts()[0];
+            assert!(g.iter().all(|x| x.1 == *pt), "handle {}: pt {pt}", s.hid);
+            assert!(
+                g.iter().all(|x| x.2 == g[0].2),
+                "handle {}: one SSRC",
+                s.hid
+            );
+            assert!(ssrcs.insert(g[0].2), "handle {}: an SSRC of its own", s.hid);
+            if video {
+                let keys: Vec<u32> = g.iter().filter(|x| x.3).map(|x| x.0).collect();
+                assert_eq!(
+                    keys,
+                    vec![0],
+                    "handle {}: the VP8 keyframe arrives intact",
+                    s.hid
+                );
+            }
+        }
+        let info = gw.handle_info(sid, s.hid);
+        assert_eq!(info["webrtc"]["relay"]["dropped-queue"], 0, "{info}");
+    }
+    gw.stop();
+}
+
+/// Every datagram waiting on a non-blocking socket.
+fn drain(s: &UdpSocket, into: &mut Vec<Vec<u8>>) {
+    let mut buf = [0u8; 2048];
+    while let Ok(n) = s.recv(&mut buf) {
+        into.push(buf[..n].to_vec());
+    }
+}
+
+/// A plain RTP packet: (payload type, sequence number, SSRC, payload); `None` unless version 2.
+fn parse_rtp(b: &[u8]) -> Option<(u8, u16, u32, &[u8])> {
+    if b.len() < 12 || b[0] >> 6 != 2 {
+        return None;
+    }
+    let mut at = 12 + 4 * usize::from(b[0] & 0x0f);
+    if b[0] & 0x10 != 0 {
+        let words = u16::from_be_bytes(b.get(at + 2..at + 4)?.try_into().ok()?);
+        at += 4 + 4 * usize::from(words);
+    }
+    let mut end = b.len();
+    if b[0] & 0x20 != 0 {
+        end = end.checked_sub(usize::from(*b.last()?))?;
+    }
+    let seq = u16::from_be_bytes([b[2], b[3]]);
+    let ssrc = u32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+    Some((b[1] & 0x7f, seq, ssrc, b.get(at..end)?))
+}
+
+/// Checks forwarded datagrams: all RTP v2 with payload type `pt`, one SSRC, sequence numbers
+/// one apart, and tag `tag` with exactly the counters in `want`; returns the SSRC.
+fn check_forwarded(
+    what: &str,
+    dgrams: &[Vec<u8>],
+    video: bool,
+    pt: u8,
+    tag: u8,
+    want: std::ops::Range<u32>,
+) -> u32 {
+    let parsed: Vec<_> = dgrams
+        .iter()
+        .map(|d| parse_rtp(d).unwrap_or_else(|| panic!("{what}: not RTP v2: {d:02x?}")))
+        .collect();
+    assert!(!parsed.is_empty(), "{what}: nothing forwarded");
+    let ssrc = parsed[0].2;
+    for (p, _, s, _) in &parsed {
+        assert_eq!(*p, pt, "{what}: payload type");
+        assert_eq!(*s, ssrc, "{what}: one SSRC");
+    }
+    let seqs: Vec<u16> = parsed.iter().map(|x| x.1).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
+        "{what}: sequence numbers one apart: {seqs:?}"
+    );
+    let counters: Vec<u32> = parsed
+        .iter()
+        .map(|x| match parse_media(video, x.3) {
+            Some((t, n)) if t == tag => n,
+            other => panic!("{what}: unexpected payload {other:?}: {:02x?}", x.3),
+        })
+        .collect();
+    assert_eq!(
+        counters,
+        want.collect::<Vec<_>>(),
+        "{what}: every packet in order"
+    );
+    ssrc
+}
+
+fn bind_nonblocking() -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    s.set_nonblocking(true).expect("nonblocking");
+    s
+}
+
+/// Sends `range` tagged `tag` and drives the publisher until `audio`/`video` hold `want_a`
+/// and `want_v` datagrams (or 20 s pass).
+#[allow(clippy::too_many_arguments)]
+async fn forward_round(
+    p: &mut Pub,
+    tag: u8,
+    range: std::ops::Range<u32>,
+    socks: (&UdpSocket, &UdpSocket),
+    got: (&mut Vec<Vec<u8>>, &mut Vec<Vec<u8>>),
+    want: (usize, usize),
+) {
+    p.send(tag, range, Duration::from_millis(5)).await;
+    for _ in 0..400 {
+        drain(socks.0, got.0);
+        drain(socks.1, got.1);
+        if got.0.len() >= want.0 && got.1.len() >= want.1 {
+            break;
+        }
+        p.c.run_for(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtp_forward_sends_plain_rtp_until_stopped() {
+    let mut gw = Gw::start(vr_opts());
+    let sid = gw.create_session();
+    const ROOM: u64 = 4321;
+    create_room(&gw, sid, ROOM, json!({"secret": "roomsecret"}));
+    let mut p = publisher(&mut gw, sid, ROOM).await;
+    let (sa, sv) = (bind_nonblocking(), bind_nonblocking());
+    let (pa, pv) = (
+        sa.local_addr().expect("addr").port(),
+        sv.local_addr().expect("addr").port(),
+    );
+    let (ma, mv) = (p.audio.to_string(), p.video.to_string());
+    let (phid, pid) = (p.hid, p.id);
+
+    // The room's secret is required.
+    let fwd = json!({"request": "rtp_forward", "room": ROOM, "publisher_id": pid,
+        "host": "127.0.0.1", "streams": [{"mid": ma, "port": pa}, {"mid": mv, "port": pv}]});
+    let d = sync(&gw, sid, phid, fwd.clone());
+    assert!(d["error_code"].is_number(), "no secret: {d}");
+    let mut with_secret = fwd;
+    with_secret["secret"] = json!("roomsecret");
+    let d = sync(&gw, sid, phid, with_secret);
+    assert_eq!(d["videoroom"], "rtp_forward", "{d}");
+    assert_eq!(d["publisher_id"], pid, "{d}");
+    let fws = d["forwarders"].as_array().expect("forwarders").clone();
+    assert_eq!(fws.len(), 2, "{d}");
+    let id_of = |kind: &str, port: u16| -> u64 {
+        let f = fws
+            .iter()
+            .find(|f| f["type"] == kind)
+            .unwrap_or_else(|| panic!("a {kind} forwarder: {d}"));
+        assert_eq!(f["port"], port, "{d}");
+        assert_eq!(f["host"], "127.0.0.1", "{d}");
+        f["stream_id"].as_u64().expect("stream_id")
+    };
+    let (ida, idv) = (id_of("audio", pa), id_of("video", pv));
+    assert_ne!(ida, idv);
+
+    let listed = |gw: &Gw| -> Vec<u64> {
+        let d = sync(
+            gw,
+            sid,
+            phid,
+            json!({"request": "listforwarders", "room": ROOM, "secret": "roomsecret"}),
+        );
+        assert_eq!(d["videoroom"], "forwarders", "{d}");
+        let mut ids: Vec<u64> = d["publishers"]
+            .as_array()
+            .expect("publishers")
+            .iter()
+            .inspect(|x| assert_eq!(x["publisher_id"], pid, "{d}"))
+            .flat_map(|x| x["forwarders"].as_array().cloned().unwrap_or_default())
+            .filter_map(|f| f["stream_id"].as_u64())
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    let mut both = vec![ida, idv];
+    both.sort_unstable();
+    assert_eq!(listed(&gw), both);
+
+    // Both forwarders send every packet as plain RTP.
+    const K: u32 = 40;
+    let (mut ga, mut gv) = (Vec::new(), Vec::new());
+    let (pta, ptv) = (p.pt(p.audio), p.pt(p.video));
+    let socks = (&sa, &sv);
+    forward_round(&mut p, b'F', 0..K, socks, (&mut ga, &mut gv), (40, 40)).await;
+    let ssrc_a = check_forwarded("audio", &ga, false, pta, b'F', 0..K);
+    let ssrc_v = check_forwarded("video", &gv, true, ptv, b'F', 0..K);
+    assert_ne!(ssrc_a, ssrc_v);
+    assert!(jano_plugin::rtp::vp8_keyframe(
+        parse_rtp(&gv[0]).expect("rtp").3
+    ));
+
+    // Audio stops; video goes on (and shows the publisher still sends).
+    let stop = |id: u64| {
+        json!({"request": "stop_rtp_forward", "room": ROOM, "publisher_id": pid,
+            "stream_id": id, "secret": "roomsecret"})
+    };
+    let d = sync(&gw, sid, phid, stop(ida));
+    assert_eq!(d["videoroom"], "stop_rtp_forward", "{d}");
+    assert_eq!(d["stream_id"], ida, "{d}");
+    assert_eq!(listed(&gw), vec![idv]);
+    let (mut ga, mut gv) = (Vec::new(), Vec::new());
+    drain(&sa, &mut ga);
+    drain(&sv, &mut gv);
+    assert!(ga.is_empty() && gv.is_empty(), "nothing left over");
+    forward_round(&mut p, b'G', 0..K, socks, (&mut ga, &mut gv), (0, 40)).await;
+    check_forwarded("video after audio stopped", &gv, true, ptv, b'G', 0..K);
+    p.c.run_for(Duration::from_millis(300)).await;
+    drain(&sa, &mut ga);
+    assert!(ga.is_empty(), "audio stopped: {} datagrams", ga.len());
+
+    // Video stops too: nothing arrives any more.
+    let d = sync(&gw, sid, phid, stop(idv));
+    assert_eq!(d["videoroom"], "stop_rtp_forward", "{d}");
+    assert_eq!(listed(&gw), Vec::<u64>::new());
+    let d = sync(&gw, sid, phid, stop(idv));
+    assert_eq!(d["error_code"], 428, "stopping twice: {d}");
+    drain(&sv, &mut gv);
+    let (mut ga, mut gv) = (Vec::new(), Vec::new());
+    p.send(b'H', 0..20, Duration::from_millis(5)).await;
+    p.c.run_for(Duration::from_secs(1)).await;
+    drain(&sa, &mut ga);
+    drain(&sv, &mut gv);
+    assert!(ga.is_empty() && gv.is_empty(), "forwarders stopped");
+    // The publisher still published all along.
+    let info = gw.handle_info(sid, phid);
+    let ins: Vec<u64> = info["webrtc"]["media"]
+        .as_object()
+        .map(|m| {
+            m.values()
+                .filter_map(|v| v["stats"]["in"]["packets"].as_u64())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(ins.iter().all(|n| *n >= 60), "packets in: {ins:?}");
+    gw.stop();
+}
+
+/// A fresh, empty folder under the system's temporary folder.
+fn temp_dir(name: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let d = std::env::temp_dir().join(format!("{name}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+/// The one file in `dir` whose name ends with `suffix`.
+fn file_ending(dir: &Path, suffix: &str) -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(suffix))
+        .collect();
+    assert!(found.len() <= 1, "one {suffix} file: {found:?}");
+    found.pop()
+}
+
+/// The (tag, counter) of every frame of a recording, in file order.
+fn frames(rec: &jano_mjr::Recording, video: bool) -> Vec<(u8, u32)> {
+    rec.frames
+        .iter()
+        .map(|f| {
+            let (_, _, _, body) = parse_rtp(&f.data).expect("an RTP frame");
+            parse_media(video, body).unwrap_or_else(|| panic!("payload {body:02x?}"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recording_holds_every_packet() {
+    let dir = temp_dir("jano-videoroom-rec");
+    let mut gw = Gw::start(vr_opts());
+    let sid = gw.create_session();
+    const ROOM: u64 = 777;
+    create_room(
+        &gw,
+        sid,
+        ROOM,
+        json!({"record": true, "rec_dir": dir.to_string_lossy()}),
+    );
+    let mut p = publisher(&mut gw, sid, ROOM).await;
+    let (fa, fv) = ("-audio-0.mjr", "-video-1.mjr");
+
+    // Recording starts with the publisher; once both files have a frame beyond the magic
+    // (written out after the writer's idle flush) every later packet is recorded. Warm-up
+    // packets, tagged W, until then.
+    let magic = 8;
+    let size = |suffix: &str| {
+        file_ending(&dir, suffix)
+            .and_then(|f| std::fs::metadata(f).ok())
+            .map_or(0, |m| m.len())
+    };
+    let mut w = 0;
+    while !(size(fa) > magic && size(fv) > magic) {
+        assert!(w < 60, "recordings written: {:?}", std::fs::read_dir(&dir));
+        p.send(b'W', w..w + 1, Duration::from_millis(700)).await;
+        w += 1;
+    }
+
+    // A few seconds of media.
+    const K: u32 = 150;
+    p.send(b'R', 0..K, Duration::from_millis(20)).await;
+    let ev = request(&mut gw, sid, p.hid, json!({"request": "unpublish"}), None).await;
+    assert_eq!(ev["plugindata"]["data"]["unpublished"], "ok", "{ev}");
+
+    // The files are finished off the signalling path: wait until both read whole, to the end.
+    let read = |suffix: &str, video: bool| -> Option<jano_mjr::Recording> {
+        let rec = jano_mjr::read_file(file_ending(&dir, suffix)?).ok()?;
+        let last = frames(&rec, video).last().copied();
+        (last == Some((b'R', K - 1))).then_some(rec)
+    };
+    let mut recs = None;
+    for _ in 0..200 {
+        if let (Some(a), Some(v)) = (read(fa, false), read(fv, true)) {
+            recs = Some((a, v));
+            break;
+        }
+        p.c.run_for(Duration::from_millis(100)).await;
+    }
+    let (ra, rv) = recs.expect("both recordings finished");
+    for (rec, video, kind, codec) in [
+        (&ra, false, jano_mjr::MediaKind::Audio, "opus"),
+        (&rv, true, jano_mjr::MediaKind::Video, "vp8"),
+    ] {
+        assert_eq!(rec.info.kind, kind);
+        assert_eq!(rec.info.codec, codec);
+        let fr = frames(rec, video);
+        let warm: Vec<u32> = fr.iter().filter(|x| x.0 == b'W').map(|x| x.1).collect();
+        let real: Vec<u32> = fr.iter().filter(|x| x.0 == b'R').map(|x| x.1).collect();
+        assert_eq!(
+            real,
+            (0..K).collect::<Vec<_>>(),
+            "{codec}: every packet, in order"
+        );
+        assert_eq!(warm.len() + real.len(), fr.len(), "{codec}: nothing else");
+        assert!(
+            warm.windows(2).all(|x| x[1] == x[0] + 1) && warm.last() == Some(&(w - 1)),
+            "{codec}: warm-up packets from the first recorded on: {warm:?} (sent {w})"
+        );
+        assert!(fr.iter().position(|x| x.0 == b'R') == Some(warm.len()));
+        let seqs: Vec<u16> = rec.frames.iter().filter_map(|f| f.rtp_seq()).collect();
+        assert!(
+            seqs.windows(2).all(|x| x[1] == x[0].wrapping_add(1)),
+            "{seqs:?}"
+        );
+    }
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    assert_eq!(names.len(), 2, "one file per stream: {names:?}");
+    let prefix = format!("videoroom-{ROOM}-user-{}-", p.id);
+    assert!(names.iter().all(|n| n.starts_with(&prefix)), "{names:?}");
+    gw.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}
