@@ -144,13 +144,19 @@ async fn one_publisher_to_many_subscribers_on_every_worker() {
     // Every subscriber drives its client on its own task; the publishers are driven here.
     const K: u32 = 30;
     let (up_tx, mut up_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (a_tx, mut a_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut tasks = Vec::new();
     for (hid, mut c, mids, opus, vp8) in subs {
         let up = up_tx.clone();
+        let a_done = a_tx.clone();
         tasks.push(tokio::spawn(async move {
             let ok = c.run_until(Duration::from_secs(60), |c| c.connected).await;
             let _ = up.send(ok);
             let (a, v) = (mids[0], mids[1]);
+            let all_a =
+                |c: &Client| got(c, a, b'A').len() as u32 >= K && got(c, v, b'A').len() as u32 >= K;
+            c.run_until(Duration::from_secs(60), all_a).await;
+            let _ = a_done.send(());
             let done =
                 |c: &Client| got(c, a, b'B').len() as u32 >= K && got(c, v, b'B').len() as u32 >= K;
             c.run_until(Duration::from_secs(120), done).await;
@@ -169,7 +175,16 @@ async fn one_publisher_to_many_subscribers_on_every_worker() {
 
     // Phase 1: publisher A → everyone.
     publish(&mut pub_a, &mids_a, b'A', K).await;
-    pub_a.run_for(Duration::from_millis(300)).await;
+    // Switch only once every subscriber has A's packets (or gave up waiting for them): a
+    // switch drops what is still queued for the old feed, and a loaded machine may be slow.
+    drop(a_tx);
+    let mut a_seen = 0;
+    while a_seen < n_subs {
+        tokio::select! {
+            r = a_rx.recv() => match r { Some(()) => a_seen += 1, None => break },
+            _ = pub_a.run_for(Duration::from_millis(50)) => {}
+        }
+    }
     // Phase 2: everyone switches to publisher B on the same m-lines (another SSRC, other
     // sequence numbers): what they receive must continue without a gap. The plugin has applied
     // a switch by the time its `ack` is back.

@@ -418,7 +418,11 @@ async fn token_management_with_token_auth() {
     let v = s
         .admin("/admin", json!({"janus":"add_token","token":"tok2"}))
         .await;
-    assert_eq!(v["data"]["plugins"], json!([ECHOTEST]), "{v}");
+    assert_eq!(
+        v["data"]["plugins"],
+        json!([ECHOTEST, "janus.plugin.videoroom"]),
+        "{v}"
+    );
 
     let v = s.admin("/admin", json!({"janus":"list_tokens"})).await;
     assert_eq!(v["janus"], "success", "{v}");
