@@ -6,11 +6,17 @@
 #                  [--peers N] [--audio-pps 50] [--video-pps 100] [--video-bytes 1000]
 #                  [--duration S] [--warmup S] [--steps "10,20,50,..."] [--no-max]
 #                  [--nice N] [--no-build] [--keep] [--out FILE] [--janus-loops "0 2"]
-#                  [--fanout]
+#                  [--fanout | --videoroom] [--room-size K] [--media-workers N]
 #
 # --fanout: instead of EchoTest, peer 0 publishes on jano.plugin.fanout and every other peer
 # subscribes to it (`jano-load media --fanout`); "echoed" then counts forwarded packets and the
 # RTT is one-way latency. Janus has no such plugin, so only the --server runs.
+# --videoroom: the same on the VideoRoom plugin (janus.plugin.videoroom; both servers have it,
+# so Janus runs too): peer 0 creates a room and publishes, the others subscribe (1 → N − 1).
+# --room-size K (with --videoroom or --fanout): groups of K peers, each its own room (1 → K − 1);
+# the default --peers becomes 5 K and the default --steps K × 1,2,5,10,20,30,50,70,100.
+# --media-workers N: `media_workers = N` in janus.jcfg's media section of the --server runs
+# (jano's media threads; default one per core the server may use, i.e. 1 when pinned).
 # Servers: --janus (the default when no --server is given) runs /usr/bin/janus, once per entry of
 # --janus-loops (default "0 2": Janus's default, one loop thread per handle, labelled
 # "Janus 1.1.2"; then `event_loops = 2` in janus.jcfg's general section, labelled
@@ -46,6 +52,11 @@ BUILD=1
 KEEP=0
 OUT=""
 FANOUT=0
+VIDEOROOM=0
+ROOM_SIZE=""
+MEDIA_WORKERS=""
+PEERS_SET=0
+STEPS_SET=0
 JANUS_LOOPS="0 2"   # event_loops per Janus run; 0 = Janus's default (no event_loops line)
 DEBUG_LEVEL=2   # errors only
 WS_PORT=8188
@@ -54,7 +65,7 @@ LOAD_CPU="${LOAD_CPU:-1}"
 JANUS_BIN="${JANUS_BIN:-/usr/bin/janus}"
 JANUS_LIBDIR="${JANUS_LIBDIR:-/usr/lib/x86_64-linux-gnu/janus}"
 
-usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -62,13 +73,13 @@ while [ $# -gt 0 ]; do
         --server) SERVER_CMD="$2"; shift ;;
         --label) LABEL="$2"; shift ;;
         --both) RUN_JANUS=1; SERVER_CMD="$2 -F {cfg}"; shift ;;
-        --peers) PEERS="$2"; shift ;;
+        --peers) PEERS="$2"; PEERS_SET=1; shift ;;
         --audio-pps) AUDIO_PPS="$2"; shift ;;
         --video-pps) VIDEO_PPS="$2"; shift ;;
         --video-bytes) VIDEO_BYTES="$2"; shift ;;
         --duration) DURATION="$2"; shift ;;
         --warmup) WARMUP="$2"; shift ;;
-        --steps) STEPS="$2"; shift ;;
+        --steps) STEPS="$2"; STEPS_SET=1; shift ;;
         --no-max) FIND_MAX=0 ;;
         --nice) NICE="$2"; shift ;;
         --no-build) BUILD=0 ;;
@@ -76,6 +87,9 @@ while [ $# -gt 0 ]; do
         --out) OUT="$2"; shift ;;
         --janus-loops) JANUS_LOOPS="$2"; shift ;;
         --fanout) FANOUT=1 ;;
+        --videoroom) VIDEOROOM=1 ;;
+        --room-size) ROOM_SIZE="$2"; shift ;;
+        --media-workers) MEDIA_WORKERS="$2"; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -83,9 +97,22 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$SERVER_CMD" ] || RUN_JANUS=1
 if [ "$FANOUT" = 1 ]; then
+    [ "$VIDEOROOM" = 0 ] || { echo "--fanout and --videoroom exclude each other" >&2; exit 2; }
     [ -n "$SERVER_CMD" ] || { echo "--fanout needs --server (or --both)" >&2; exit 2; }
     RUN_JANUS=0
 fi
+if [ -n "$ROOM_SIZE" ]; then
+    case "$ROOM_SIZE" in
+        ''|*[!0-9]*|0) echo "--room-size: '$ROOM_SIZE' is not a positive number" >&2; exit 2 ;;
+    esac
+    [ "$FANOUT" = 1 ] || [ "$VIDEOROOM" = 1 ] || { echo "--room-size needs --videoroom or --fanout" >&2; exit 2; }
+    [ "$PEERS_SET" = 1 ] || PEERS=$((5 * ROOM_SIZE))
+    [ "$STEPS_SET" = 1 ] || STEPS=$(for m in 1 2 5 10 20 30 50 70 100; do echo $((m * ROOM_SIZE)); done | paste -sd, -)
+fi
+case "$MEDIA_WORKERS" in
+    ''|[0-9]|[0-9][0-9]) ;;
+    *) echo "--media-workers: '$MEDIA_WORKERS' is not a number" >&2; exit 2 ;;
+esac
 case "$LABEL" in
     janus|janus-el*) echo "--label $LABEL is reserved for Janus" >&2; exit 2 ;;
 esac
@@ -168,12 +195,14 @@ LOAD_BIN="$TARGET_DIR/release/jano-load"
 
 # ---------------------------------------------------------------- configuration
 # A copy of /etc/janus: only the WebSockets transport (127.0.0.1:8188, compact JSON), only the
-# EchoTest plugin, no loggers, log level 2, ICE restricted to the namespace address.
-make_conf() { # dir [event_loops]
-    local dir=$1 loops=${2:-0} plugins transports
+# EchoTest plugin (and the VideoRoom with --videoroom), no loggers, log level 2, ICE restricted
+# to the namespace address.
+make_conf() { # dir [event_loops] [media_workers]
+    local dir=$1 loops=${2:-0} workers=${3:-} plugins transports keep='libjanus_echotest'
     mkdir -p "$dir"
     cp -r /etc/janus/. "$dir/"
-    plugins=$(cd "$JANUS_LIBDIR/plugins" && ls ./*.so | sed 's#^\./##' | grep -v '^libjanus_echotest\.so$' | paste -sd, -)
+    [ "$VIDEOROOM" = 1 ] && keep='libjanus_(echotest|videoroom)'
+    plugins=$(cd "$JANUS_LIBDIR/plugins" && ls ./*.so | sed 's#^\./##' | grep -Ev "^$keep\.so\$" | paste -sd, -)
     transports=$(cd "$JANUS_LIBDIR/transports" && ls ./*.so | sed 's#^\./##' | grep -v '^libjanus_websockets\.so$' | paste -sd, -)
     sed -i \
         -e "s#^\(\s*configs_folder = \)\"[^\"]*\"#\1\"$dir\"#" \
@@ -187,6 +216,10 @@ make_conf() { # dir [event_loops]
     if [ "$loops" != 0 ]; then
         sed -i -e "s#^general: {#general: {\n\tevent_loops = $loops#" "$dir/janus.jcfg"
         grep -q "^\s*event_loops = $loops" "$dir/janus.jcfg" || die "could not set general.event_loops in $dir/janus.jcfg"
+    fi
+    if [ -n "$workers" ]; then
+        sed -i -e "s#^media: {#media: {\n\tmedia_workers = $workers#" "$dir/janus.jcfg"
+        grep -q "^\s*media_workers = $workers" "$dir/janus.jcfg" || die "could not set media.media_workers in $dir/janus.jcfg"
     fi
     if [ "$FANOUT" = 1 ]; then
         printf 'general: {\n\tenabled = true\n}\n' > "$dir/jano.plugin.fanout.jcfg"
@@ -218,9 +251,13 @@ loops_of() { # name
 }
 
 start_server() { # name run
-    local name=$1 run=$2 dir="$TMP/$1-$2-conf" cmd
+    local name=$1 run=$2 dir="$TMP/$1-$2-conf" cmd workers=""
     stop_server
-    make_conf "$dir" "$(loops_of "$name")"
+    case "$name" in
+        janus|janus-el*) ;;
+        *) workers=$MEDIA_WORKERS ;;
+    esac
+    make_conf "$dir" "$(loops_of "$name")" "$workers"
     case "$name" in
         janus|janus-el*) cmd="$JANUS_BIN -F $dir -C $dir/janus.jcfg -d $DEBUG_LEVEL -o" ;;
         *) cmd="${SERVER_CMD//\{cfg\}/$dir}" ;;
@@ -244,7 +281,8 @@ media() { # label args...
         --url "ws://127.0.0.1:$WS_PORT" --bind-ip "$ADDR" --server-pid "$SERVER_PID" \
         --label "$label" --audio-pps "$AUDIO_PPS" --video-pps "$VIDEO_PPS" \
         --video-bytes "$VIDEO_BYTES" --duration "$DURATION" --warmup "$WARMUP" \
-        $([ "$FANOUT" = 1 ] && echo --fanout) "$@" --json) || rc=$?
+        $([ "$FANOUT" = 1 ] && echo --fanout) $([ "$VIDEOROOM" = 1 ] && echo --videoroom) \
+        $([ -n "$ROOM_SIZE" ] && echo --room-size "$ROOM_SIZE") "$@" --json) || rc=$?
     if [ -z "$out" ]; then
         log "jano-load media failed for $label (exit $rc, no report)"
         return 0
@@ -294,7 +332,8 @@ display_names() {
 details() {
     command -v jq >/dev/null || return 0
     jq -r '(if .mode == "media-max" then .steps[] else . end)
-        | "* \(.label) \(.peers) peers: loss \(.loss_pct) % (worst peer \(.worst_peer_loss_pct) %), echo RTT p50/p90/p99 \(.echo_rtt_ms.p50_ms)/\(.echo_rtt_ms.p90_ms)/\(.echo_rtt_ms.p99_ms) ms, server \((.server.cpu_utilisation // 0) * 100 | floor) % of a core (CPUs \(.server.cpus_allowed)), load tool \(.load_tool_cpu_utilisation * 100 | floor) % of a core, \(.peers_connected)/\(.peers) connected, \(.errors) errors\(if .errors > 0 then ": " + ([.error_kinds[] | "\(.count)× \(.error)"] | join("; ")) else "" end)"' "$RESULTS"
+        | ((.plugin // "echotest") != "echotest") as $fwd
+        | "* \(.label) \(.peers) peers\(if $fwd then " (\(.rooms) room(s), \(.subscribers_connected) subscribers up)" else "" end): loss \(.loss_pct) % (worst \(if $fwd then "subscriber" else "peer" end) \(.worst_peer_loss_pct) %), \(if $fwd then "one-way latency" else "echo RTT" end) p50/p90/p99 \(.echo_rtt_ms.p50_ms)/\(.echo_rtt_ms.p90_ms)/\(.echo_rtt_ms.p99_ms) ms\(if $fwd then ", server RSS \((.server.rss_bytes // 0) / 1048576 | floor) MB (\(.server.rss_kb_per_subscriber // 0 | floor) KB and \(.server.threads_per_subscriber) threads per subscriber, \(.server.threads) threads), \(.keyframes_sent) keyframes sent, \(.keyframe_requests) PLI/FIR" else "" end), server \((.server.cpu_utilisation // 0) * 100 | floor) % of a core (CPUs \(.server.cpus_allowed)), load tool \(.load_tool_cpu_utilisation * 100 | floor) % of a core, \(.peers_connected)/\(.peers) connected, \(.errors) errors\(if .errors > 0 then ": " + ([.error_kinds[] | "\(.count)× \(.error)"] | join("; ")) else "" end)"' "$RESULTS"
     jq -r 'select(.mode == "media-max") | "* \(.label) max peers at < \(.max_loss_pct) % loss: \(.max_peers_ok // "none") (stopped by: \(.stopped_by))"' "$RESULTS"
 }
 
@@ -303,8 +342,15 @@ details() {
     echo
     echo "\`$CMDLINE\` — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, load average $LOAD_START → $LOAD_END"
     echo
-    echo "* Each peer: a str0m 0.25 PeerConnection (RTP mode) on the EchoTest over WebSockets, one Opus and one VP8 m-line, $AUDIO_PPS + $VIDEO_PPS packets/s (100- and $VIDEO_BYTES-byte payloads); loss = packets sent in the ${DURATION} s window that never came back (after ${WARMUP} s warm-up)."
-    echo "* Server pinned to CPU $SERVER_CPU, jano-load to CPU $LOAD_CPU, both in a private network namespace (ICE on $ADDR). CPU-s per 1k echoed = server CPU time in the window / echoed packets × 1,000."
+    if [ "$VIDEOROOM" = 1 ] || [ "$FANOUT" = 1 ]; then
+        if [ "$VIDEOROOM" = 1 ]; then where="the VideoRoom (janus.plugin.videoroom)"; else where="jano.plugin.fanout"; fi
+        if [ -n "$ROOM_SIZE" ]; then groups="groups of $ROOM_SIZE peers, each its own room: 1 publisher → $((ROOM_SIZE - 1)) subscribers"; else groups="one room: peer 0 publishes, the other N − 1 subscribe"; fi
+        echo "* Each peer: a str0m 0.25 PeerConnection (RTP mode) on $where over WebSockets, $groups. The publisher sends one Opus and one VP8 m-line, $AUDIO_PPS + $VIDEO_PPS packets/s (100- and $VIDEO_BYTES-byte payloads; VP8 keyframe first, every 2 s and on PLI/FIR); forwarded = packets the subscribers got; loss = publisher packets of the ${DURATION} s window (after ${WARMUP} s warm-up) that a connected subscriber never got; latency = one-way publisher → subscriber. RSS and threads per subscriber = growth of the server's RSS / threads over the idle server, divided by the subscribers."
+    else
+        echo "* Each peer: a str0m 0.25 PeerConnection (RTP mode) on the EchoTest over WebSockets, one Opus and one VP8 m-line, $AUDIO_PPS + $VIDEO_PPS packets/s (100- and $VIDEO_BYTES-byte payloads); loss = packets sent in the ${DURATION} s window that never came back (after ${WARMUP} s warm-up)."
+    fi
+    [ -z "$MEDIA_WORKERS" ] || echo "* $LABEL ran with \`media_workers = $MEDIA_WORKERS\` in janus.jcfg's \`media\` section."
+    echo "* Server pinned to CPU $SERVER_CPU, jano-load to CPU $LOAD_CPU, both in a private network namespace (ICE on $ADDR). CPU-s per 1k echoed (forwarded) = server CPU time in the window / echoed (forwarded) packets × 1,000."
     echo "* Max peers: steps $STEPS, each with fresh peers on a freshly started server, until loss ≥ 0.5 % or any error."
     if [ "$RUN_JANUS" = 1 ]; then
         echo "* $JANUS_NAME runs with its default configuration (one event loop per handle) and, where labelled \"(event_loops=N)\", with \`event_loops = N\` in janus.jcfg's \`general\` section (a fixed pool of N loop threads); the ratio column compares against the default configuration."

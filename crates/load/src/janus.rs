@@ -8,6 +8,9 @@ pub const ECHOTEST: &str = "janus.plugin.echotest";
 /// jano's fan-out plugin (opt-in on the server: `jano.plugin.fanout.jcfg`).
 pub const FANOUT: &str = "jano.plugin.fanout";
 
+/// Janus's VideoRoom (jano has it too).
+pub const VIDEOROOM: &str = "janus.plugin.videoroom";
+
 /// Length of a [`Tx`] prefix: shared channels route answers to clients by it.
 pub const TX_PREFIX_LEN: usize = 8;
 
@@ -227,6 +230,54 @@ pub fn check_plugin_event(
         ));
     }
     Ok(())
+}
+
+/// A VideoRoom answer (`success` of a synchronous request, or the `event` of an asynchronous
+/// one): same transaction, session, sender and plugin; returns `plugindata.data`. With `want`,
+/// `data.videoroom` must be it (a plugin error, `error_code`, becomes a failure); without, the
+/// caller looks at the data (e.g. `created` vs. error 427).
+pub fn check_videoroom<'v>(
+    kind: Kind,
+    v: &'v Value,
+    tx: &str,
+    sid: u64,
+    hid: u64,
+    want: Option<&str>,
+) -> Result<&'v Value, Failure> {
+    let got = janus_kind(v);
+    expect(
+        kind,
+        v,
+        if got == "success" { "success" } else { "event" },
+        tx,
+    )?;
+    expect_session(kind, v, sid)?;
+    if v.get("sender").and_then(Value::as_u64) != Some(hid) {
+        return Err(Failure::new(kind, "wrong or missing sender", short(v)));
+    }
+    if v.pointer("/plugindata/plugin").and_then(Value::as_str) != Some(VIDEOROOM) {
+        return Err(Failure::new(kind, "wrong plugindata.plugin", short(v)));
+    }
+    let data = v
+        .pointer("/plugindata/data")
+        .ok_or_else(|| Failure::new(kind, "no plugindata.data", short(v)))?;
+    if let Some(want) = want {
+        if let Some(code) = data.get("error_code").and_then(Value::as_i64) {
+            return Err(Failure::new(
+                kind,
+                format!("videoroom error {code}"),
+                short(v),
+            ));
+        }
+        if data.get("videoroom").and_then(Value::as_str) != Some(want) {
+            return Err(Failure::new(
+                kind,
+                format!("plugindata.data.videoroom != {want:?}"),
+                short(v),
+            ));
+        }
+    }
+    Ok(data)
 }
 
 /// `detach` / `destroy` → `success` with session_id.

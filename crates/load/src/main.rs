@@ -48,6 +48,7 @@ enum Cmd {
     Ping(PingArgs),
     /// N WebRTC peers on the EchoTest (over WS) sending synthetic Opus + VP8 RTP: echoed
     /// packets, loss, server CPU per 1,000 echoed, offer→webrtcup; `--find-max` steps N up.
+    /// `--fanout` / `--videoroom`: 1 publisher → subscribers (forwarded packets instead).
     Media(MediaArgs),
     /// Markdown tables from a file of `--json` reports (one per line); label `janus` = baseline.
     Report {
@@ -209,6 +210,20 @@ struct MediaArgs {
     /// subscribe to it ("echoed" then counts forwarded packets; the RTT is one-way latency).
     #[arg(long)]
     fanout: bool,
+    /// VideoRoom (`janus.plugin.videoroom`, jano's and Janus's): the first peer of each group
+    /// creates a room and publishes in it (`joinandconfigure` + offer), the others join it as
+    /// subscribers (the server offers, they answer with `start`). "echoed" then counts packets
+    /// forwarded to subscribers; the RTT is one-way latency.
+    #[arg(long, conflicts_with = "fanout")]
+    videoroom: bool,
+    /// --videoroom / --fanout: peers per group (1 publisher + K − 1 subscribers), each group its
+    /// own room (e.g. 11: rooms of 1 → 10); default: one group of all the peers (1 → N − 1).
+    #[arg(long)]
+    room_size: Option<usize>,
+    /// --videoroom: id of the first group's room (group g uses ID + g; an existing room is
+    /// used as it is); default random.
+    #[arg(long)]
+    room: Option<u64>,
     /// Loss limit for --find-max, percent.
     #[arg(long, default_value_t = 0.5)]
     max_loss: f64,
@@ -373,6 +388,18 @@ async fn run(cli: Cli) -> Result<bool, String> {
             if let Some(pid) = a.server_pid {
                 check_pid("server-pid", pid)?;
             }
+            if a.room_size.is_some() && !(a.fanout || a.videoroom) {
+                return Err("--room-size needs --videoroom or --fanout".into());
+            }
+            if a.room_size == Some(0) {
+                return Err("--room-size must be at least 1".into());
+            }
+            if a.room.is_some() && !a.videoroom {
+                return Err("--room needs --videoroom".into());
+            }
+            if a.room.is_some_and(|r| r == 0 || r >= (1 << 52)) {
+                return Err("--room must be between 1 and 2^52".into());
+            }
             let timeout = secs("timeout", a.timeout)?;
             let connect_timeout = secs("connect-timeout", a.connect_timeout)?;
             let keepalive = secs("keepalive", a.keepalive)?;
@@ -407,6 +434,9 @@ async fn run(cli: Cli) -> Result<bool, String> {
                 max_loss: a.max_loss / 100.0,
                 settle: secs("settle", a.settle)?,
                 fanout: a.fanout,
+                videoroom: a.videoroom,
+                room_size: a.room_size,
+                room: a.room,
             };
             let r = media::run(opts).await?;
             if a.json {

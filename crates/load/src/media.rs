@@ -1,6 +1,8 @@
 //! `jano-load media`: N WebRTC peers on the server's EchoTest, each sending synthetic Opus and
 //! VP8 RTP; measures echoed packets, loss, server CPU per 1,000 echoed packets and the time from
-//! offer to `webrtcup`. `--find-max` steps N up until loss reaches the limit.
+//! offer to `webrtcup`. `--find-max` steps N up until loss reaches the limit. `--fanout` and
+//! `--videoroom` measure forwarding instead: groups of peers (`--room-size`), the first of each
+//! publishing, the others subscribed to it.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -10,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::peer::{self, Go, PeerCfg, PeerResult, Role, Schedule};
+use crate::peer::{self, Feed, Go, PeerCfg, PeerResult, Role, Schedule};
 use crate::procfs::{self, Snapshot};
 use crate::stats::{round3, Errors, Failure, Kind, Summary};
 use crate::target::Target;
@@ -41,6 +43,41 @@ pub struct MediaOpts {
     /// subscribes to it; "echoed" then counts packets forwarded to subscribers, and the RTT
     /// samples are one-way latencies (publisher → subscriber).
     pub fanout: bool,
+    /// Like `fanout`, on Janus's VideoRoom (`janus.plugin.videoroom`, which Janus has too): the
+    /// publisher creates a room and joins it (`joinandconfigure` + offer); the subscribers
+    /// `join` with `streams: [{feed}]`, answer the server's offer and `start`.
+    pub videoroom: bool,
+    /// Fan-out / VideoRoom: peers per group (1 publisher + the rest subscribers), each group
+    /// its own room; `None` = one group of all the peers.
+    pub room_size: Option<usize>,
+    /// VideoRoom: the first group's room id (group g uses room + g); random if `None`.
+    pub room: Option<u64>,
+}
+
+impl MediaOpts {
+    /// One publisher and its subscribers (fan-out / VideoRoom).
+    fn pubsub(&self) -> bool {
+        self.fanout || self.videoroom
+    }
+
+    /// Peers per group of `n` (echo: every peer is its own).
+    fn group_size(&self, n: usize) -> usize {
+        if self.pubsub() {
+            self.room_size.unwrap_or(n).clamp(1, n.max(1))
+        } else {
+            1
+        }
+    }
+
+    fn plugin(&self) -> &'static str {
+        if self.videoroom {
+            "videoroom"
+        } else if self.fanout {
+            "fanout"
+        } else {
+            "echotest"
+        }
+    }
 }
 
 /// One run with `n` peers; a JSON report (`mode: "media"`).
@@ -56,17 +93,32 @@ async fn step(o: &MediaOpts, n: usize) -> Result<Value, String> {
     let (ready_tx, mut ready_rx) = mpsc::channel::<bool>(n.max(1));
     let gate = Arc::new(Semaphore::new(o.setup_parallel.max(1)));
     let mut handles = Vec::with_capacity(n);
-    let (feed_tx, feed_rx) = watch::channel(None);
-    let feed_tx = Arc::new(feed_tx);
+    // The server's memory and threads before any peer: the base of the per-peer figures.
+    let idle = o.server_pid.and_then(|p| Snapshot::take(p).ok());
+    let group = o.group_size(n);
+    // Room ids below 2^53 (JSON numbers), far from the small ids of configured rooms.
+    let base_room = o
+        .room
+        .unwrap_or_else(|| 1_000_000 + u64::from(rand::random::<u32>()));
+    let mut feeds = Vec::new();
     for i in 0..n {
-        let role = match (o.fanout, i) {
+        let (g, first) = (i / group, i % group == 0);
+        if o.pubsub() && first {
+            let (tx, rx) = watch::channel(Feed::Pending);
+            feeds.push((Arc::new(tx), rx));
+        }
+        let role = match (o.pubsub(), first) {
             (false, _) => Role::Echo,
-            (true, 0) => Role::Publisher(feed_tx.clone()),
-            (true, _) => Role::Subscriber(feed_rx.clone()),
+            (true, true) => Role::Publisher(feeds[g].0.clone()),
+            (true, false) => Role::Subscriber {
+                feed: feeds[g].1.clone(),
+                from: (g * group) as u32,
+            },
         };
         let cfg = PeerCfg {
             index: i as u32,
             role,
+            room: o.videoroom.then_some(base_room + g as u64),
             url: o.target.url.clone(),
             bind_ip: o.bind_ip,
             audio_pps: o.audio_pps,
@@ -149,6 +201,8 @@ async fn step(o: &MediaOpts, n: usize) -> Result<Value, String> {
                     e.to_string(),
                 ));
                 lost_tasks += 1;
+                // An empty result keeps the groups (publisher first) in place.
+                results.push(PeerResult::default());
             }
             Err(_) => {
                 abort.abort();
@@ -158,6 +212,7 @@ async fn step(o: &MediaOpts, n: usize) -> Result<Value, String> {
                     "aborted",
                 ));
                 lost_tasks += 1;
+                results.push(PeerResult::default());
             }
         }
     }
@@ -170,7 +225,7 @@ async fn step(o: &MediaOpts, n: usize) -> Result<Value, String> {
         lost_tasks,
         setup_s,
         running,
-        (s0, s1),
+        (idle, s0, s1),
         (c0, c1),
         procfs::cpu_usage(&m0, &m1),
     ))
@@ -185,7 +240,7 @@ fn summarise(
     lost_tasks: u64,
     setup_s: f64,
     ran: bool,
-    server: (Option<Snapshot>, Option<Snapshot>),
+    server: (Option<Snapshot>, Option<Snapshot>, Option<Snapshot>),
     self_cpu: (f64, f64),
     cpus: Value,
 ) -> Value {
@@ -195,7 +250,12 @@ fn summarise(
     let mut rtt: Vec<u32> = Vec::new();
     let mut events: std::collections::BTreeMap<String, u64> = Default::default();
     let mut worst_peer_loss: f64 = 0.0;
+    let pubsub = o.pubsub();
+    let group = o.group_size(n);
+    let (mut keyframes, mut keyframe_requests) = (0u64, 0u64);
     for r in results {
+        keyframes += r.keyframes_sent;
+        keyframe_requests += r.keyframe_requests;
         if r.connected {
             connected += 1;
         }
@@ -210,8 +270,10 @@ fn summarise(
         }
         for (k, c) in r.counts.iter().enumerate() {
             let a = &mut kinds[k];
-            a.sent += c.sent;
-            a.sent_measured += c.sent_measured;
+            if !pubsub {
+                a.sent += c.sent;
+                a.sent_measured += c.sent_measured;
+            }
             a.echoed_measured += c.echoed_measured;
             a.echoed_total += c.echoed_total;
             a.duplicates += c.duplicates;
@@ -221,7 +283,7 @@ fn summarise(
             r.counts[0].sent_measured + r.counts[1].sent_measured,
             r.counts[0].echoed_measured + r.counts[1].echoed_measured,
         );
-        if s > 0 && !o.fanout {
+        if s > 0 && !pubsub {
             worst_peer_loss = worst_peer_loss.max(1.0 - e as f64 / s as f64);
         }
         foreign += r.foreign;
@@ -230,16 +292,22 @@ fn summarise(
             *events.entry(ev.clone()).or_default() += 1;
         }
     }
-    if o.fanout {
-        // What the subscribers should have got: every measured packet of the publisher each.
-        let subscribers = results.iter().skip(1).filter(|r| r.connected).count() as u64;
-        for c in kinds.iter_mut() {
-            c.sent_measured *= subscribers;
-            c.sent *= subscribers;
-        }
-        if let Some(p) = results.first() {
+    let mut subscribers = 0u64;
+    if pubsub {
+        // What the subscribers should have got: every measured packet of their group's
+        // publisher each.
+        for g in results.chunks(group) {
+            let Some((p, subs)) = g.split_first() else {
+                continue;
+            };
+            let up = subs.iter().filter(|r| r.connected).count() as u64;
+            subscribers += up;
+            for (k, c) in kinds.iter_mut().enumerate() {
+                c.sent_measured += p.counts[k].sent_measured * up;
+                c.sent += p.counts[k].sent * up;
+            }
             let expected = p.counts[0].sent_measured + p.counts[1].sent_measured;
-            for r in results.iter().skip(1).filter(|r| r.connected) {
+            for r in subs.iter().filter(|r| r.connected) {
                 let got = r.counts[0].echoed_measured + r.counts[1].echoed_measured;
                 if expected > 0 {
                     worst_peer_loss = worst_peer_loss.max(1.0 - got as f64 / expected as f64);
@@ -272,7 +340,7 @@ fn summarise(
         })
     };
     let server_json = match server {
-        (Some(a), Some(b)) => {
+        (idle, Some(a), Some(b)) => {
             let cpu = b.cpu_ticks.saturating_sub(a.cpu_ticks) as f64 / procfs::clk_tck();
             let per_k = if echoed > 0 {
                 Value::from(round3(cpu / (echoed as f64 / 1000.0)))
@@ -287,6 +355,13 @@ fn summarise(
                 "cpus_allowed": o.server_pid.and_then(cpus_allowed),
                 "threads": b.threads,
                 "rss_bytes": b.rss,
+                "threads_idle": idle.map(|i| i.threads),
+                "rss_idle_bytes": idle.map(|i| i.rss),
+                // Growth over the idle server, per connected peer (and per subscriber).
+                "rss_kb_per_peer": idle.and_then(|i| per(b.rss.saturating_sub(i.rss) as f64 / 1024.0, connected)),
+                "threads_per_peer": idle.and_then(|i| per(b.threads as f64 - i.threads as f64, connected)),
+                "rss_kb_per_subscriber": idle.filter(|_| pubsub).and_then(|i| per(b.rss.saturating_sub(i.rss) as f64 / 1024.0, subscribers)),
+                "threads_per_subscriber": idle.filter(|_| pubsub).and_then(|i| per(b.threads as f64 - i.threads as f64, subscribers)),
             })
         }
         _ => Value::Null,
@@ -295,8 +370,16 @@ fn summarise(
     let up = Summary::of(&up_us);
     json!({
         "mode": "media",
-        // With fanout: "echoed" = forwarded to subscribers, "echo_rtt_ms" = one-way latency.
+        // With fanout / videoroom: "echoed" = forwarded to subscribers, "echo_rtt_ms" = one-way
+        // latency (publisher → subscriber).
         "fanout": o.fanout,
+        "plugin": o.plugin(),
+        // As given (`None`: one group of all the peers, whatever their number).
+        "room_size": o.room_size.filter(|_| pubsub),
+        "rooms": pubsub.then(|| n.div_ceil(group)),
+        "subscribers_connected": pubsub.then_some(subscribers),
+        "keyframes_sent": keyframes,
+        "keyframe_requests": keyframe_requests,
         "label": o.label,
         "url": o.target.url,
         "bind_ip": o.bind_ip.to_string(),
@@ -330,6 +413,11 @@ fn summarise(
         "lost_peer_tasks": lost_tasks,
         "error_kinds": errors.to_json(),
     })
+}
+
+/// `x / n`, rounded, if there is any `n`.
+fn per(x: f64, n: u64) -> Option<f64> {
+    (n > 0).then(|| round3(x / n as f64))
 }
 
 /// `Cpus_allowed_list` of a process (to show the server really was pinned).
@@ -403,6 +491,8 @@ pub async fn run(o: MediaOpts) -> Result<Value, String> {
     Ok(json!({
         "mode": "media-max",
         "label": o.label,
+        "plugin": o.plugin(),
+        "room_size": o.room_size.filter(|_| o.pubsub()),
         "url": o.target.url,
         "max_loss_pct": max_loss_pct,
         "max_peers_ok": best,
@@ -418,6 +508,15 @@ fn f(v: &Value, p: &str) -> Option<f64> {
 
 fn num(x: Option<f64>, digits: usize) -> String {
     x.map_or("–".into(), |x| format!("{x:.digits$}"))
+}
+
+/// The plugin a report measured (older reports have only `fanout`).
+pub fn plugin_of(r: &Value) -> &str {
+    match r["plugin"].as_str() {
+        Some(p) => p,
+        None if r["fanout"] == true => "fanout",
+        None => "echotest",
+    }
 }
 
 /// Human summary of one report (`media` or `media-max`).
@@ -439,25 +538,28 @@ pub fn human(r: &Value) -> String {
         );
         return out;
     }
-    let fanout = r["fanout"] == true;
+    let plugin = plugin_of(r);
+    let fanout = plugin != "echotest";
     let (echoed, rtt) = if fanout {
         ("forwarded", "publisher→subscriber latency")
     } else {
         ("echoed", "echo RTT")
     };
+    let groups = match (plugin, r["rooms"].as_u64(), r["room_size"].as_u64()) {
+        ("videoroom", Some(k), Some(size)) => format!(
+            "; VideoRoom: {k} room(s) of up to {size} peers, 1 publisher + subscribers each"
+        ),
+        ("videoroom", _, None) => "; VideoRoom: 1 publisher, the rest subscribers".into(),
+        ("fanout", Some(k), Some(size)) => {
+            format!("; fan-out: {k} group(s) of up to {size} peers, 1 publisher + subscribers each")
+        }
+        ("fanout", _, _) => "; 1 publisher, the rest subscribers".into(),
+        _ => String::new(),
+    };
     let _ = writeln!(
         out,
-        "{} peers ({} connected{}) on {} — {} s measured after {} s warm-up",
-        r["peers"],
-        r["peers_connected"],
-        if fanout {
-            "; 1 publisher, the rest subscribers"
-        } else {
-            ""
-        },
-        r["url"],
-        r["duration_s"],
-        r["warmup_s"]
+        "{} peers ({} connected{groups}) on {} — {} s measured after {} s warm-up",
+        r["peers"], r["peers_connected"], r["url"], r["duration_s"], r["warmup_s"]
     );
     let _ = writeln!(
         out,
@@ -478,6 +580,17 @@ pub fn human(r: &Value) -> String {
         num(f(r, "/server/cpu_utilisation").map(|x| x * 100.0), 0),
         num(f(r, "/server/cpu_s_per_1000_echoed"), 4),
         num(f(r, "/load_tool_cpu_utilisation").map(|x| x * 100.0), 0),
+    );
+    let per = if fanout { "subscriber" } else { "peer" };
+    let _ = writeln!(
+        out,
+        "  server RSS {} MB ({} KB more per {per}), {} threads ({} more per {per}); VP8 keyframes sent {}, PLI/FIR received {}",
+        num(f(r, "/server/rss_bytes").map(|b| b / 1048576.0), 1),
+        num(f(r, &format!("/server/rss_kb_per_{per}")), 0),
+        r.pointer("/server/threads").unwrap_or(&Value::Null),
+        num(f(r, &format!("/server/threads_per_{per}")), 2),
+        r["keyframes_sent"],
+        r["keyframe_requests"],
     );
     let _ = writeln!(
         out,
@@ -501,10 +614,57 @@ pub fn human(r: &Value) -> String {
     out
 }
 
-/// Side-by-side markdown table of `media` and `media-max` reports; `janus` is the baseline.
+/// Side-by-side markdown tables of `media` and `media-max` reports, one per plugin and group
+/// size (EchoTest; fan-out / VideoRoom 1 → N or rooms of K); `janus` is the baseline.
 pub fn markdown(runs: &[&Value]) -> String {
     let mut out = String::new();
-    let label = |r: &Value| r["label"].as_str().unwrap_or("?").to_string();
+    let kind = |r: &Value| (plugin_of(r).to_string(), r["room_size"].as_u64());
+    let mut kinds: Vec<(String, Option<u64>)> = Vec::new();
+    for r in runs {
+        let k = kind(r);
+        if !kinds.contains(&k) {
+            kinds.push(k);
+        }
+    }
+    let several = kinds.len() > 1;
+    for k in &kinds {
+        let group: Vec<&Value> = runs.iter().copied().filter(|r| &kind(r) == k).collect();
+        if k.0 != "echotest" || several {
+            let what = match (k.0.as_str(), k.1) {
+                ("videoroom", Some(s)) => format!(
+                    "VideoRoom, rooms of {s} (1 publisher + {} subscribers each)",
+                    s.saturating_sub(1)
+                ),
+                ("videoroom", None) => {
+                    "VideoRoom, one room: 1 publisher → N − 1 subscribers".into()
+                }
+                ("fanout", Some(s)) => format!(
+                    "jano.plugin.fanout, groups of {s} (1 publisher + {} subscribers each)",
+                    s.saturating_sub(1)
+                ),
+                ("fanout", None) => "jano.plugin.fanout: 1 publisher → N − 1 subscribers".into(),
+                (p, _) => p.to_string(),
+            };
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            let _ = writeln!(out, "**{what}**\n");
+        }
+        if k.0 == "echotest" {
+            table_echo(&mut out, &group);
+        } else {
+            table_forward(&mut out, &group);
+        }
+    }
+    out
+}
+
+fn label(r: &Value) -> String {
+    r["label"].as_str().unwrap_or("?").to_string()
+}
+
+/// Labels in the order they first appear.
+fn labels(runs: &[&Value]) -> Vec<String> {
     let mut labels: Vec<String> = Vec::new();
     for r in runs {
         let l = label(r);
@@ -512,63 +672,123 @@ pub fn markdown(runs: &[&Value]) -> String {
             labels.push(l);
         }
     }
+    labels
+}
+
+/// The `--find-max` result of a label.
+fn max_of(runs: &[&Value], l: &str) -> String {
+    runs.iter()
+        .filter(|r| r["mode"] == "media-max" && label(r) == l)
+        .map(|r| {
+            r["max_peers_ok"]
+                .as_u64()
+                .map_or("none".to_string(), |n| n.to_string())
+        })
+        .next()
+        .unwrap_or_else(|| "–".into())
+}
+
+/// jano / Janus of CPU-s per 1k (the Janus run with the same peers is the baseline).
+fn ratio(media: &[&Value], r: &Value) -> String {
+    if label(r) == "janus" {
+        return "1.00 (baseline)".to_string();
+    }
+    let base = media
+        .iter()
+        .find(|b| label(b) == "janus" && b["peers"] == r["peers"])
+        .and_then(|b| f(b, "/server/cpu_s_per_1000_echoed"));
+    match (f(r, "/server/cpu_s_per_1000_echoed"), base) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+        _ => "–".into(),
+    }
+}
+
+fn table_echo(out: &mut String, runs: &[&Value]) {
     let media: Vec<&Value> = runs
         .iter()
         .copied()
         .filter(|r| r["mode"] == "media")
         .collect();
-    let max_of = |l: &str| -> String {
-        runs.iter()
-            .filter(|r| r["mode"] == "media-max" && label(r) == l)
-            .map(|r| {
-                r["max_peers_ok"]
-                    .as_u64()
-                    .map_or("none".to_string(), |n| n.to_string())
-            })
-            .next()
-            .unwrap_or_else(|| "–".into())
-    };
-    let base = |peers: &Value| -> Option<f64> {
-        media
-            .iter()
-            .find(|r| label(r) == "janus" && &r["peers"] == peers)
-            .and_then(|r| f(r, "/server/cpu_s_per_1000_echoed"))
-    };
     let _ = writeln!(
         out,
         "| server | peers | pps sent | echoed | loss % | CPU-s per 1k echoed | ratio jano/Janus | webrtcup p50/p99 ms | max peers < 0.5 % loss |"
     );
     let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for l in &labels {
+    for l in &labels(runs) {
         let rows: Vec<&&Value> = media.iter().filter(|r| &label(r) == l).collect();
         if rows.is_empty() {
-            let _ = writeln!(out, "| {l} | – | – | – | – | – | – | – | {} |", max_of(l));
-        }
-        for r in rows {
-            let cpu = f(r, "/server/cpu_s_per_1000_echoed");
-            let ratio = if l == "janus" {
-                "1.00 (baseline)".to_string()
-            } else {
-                match (cpu, base(&r["peers"])) {
-                    (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
-                    _ => "–".into(),
-                }
-            };
             let _ = writeln!(
                 out,
-                "| {l} | {} | {} | {} | {} | {} | {ratio} | {} / {} | {} |",
+                "| {l} | – | – | – | – | – | – | – | {} |",
+                max_of(runs, l)
+            );
+        }
+        for r in rows {
+            let _ = writeln!(
+                out,
+                "| {l} | {} | {} | {} | {} | {} | {} | {} / {} | {} |",
                 r["peers"],
                 num(f(r, "/pps_sent"), 0),
                 r["echoed"],
                 num(f(r, "/loss_pct"), 3),
-                num(cpu, 4),
+                num(f(r, "/server/cpu_s_per_1000_echoed"), 4),
+                ratio(&media, r),
                 num(f(r, "/webrtcup_ms/p50_ms"), 0),
                 num(f(r, "/webrtcup_ms/p99_ms"), 0),
-                max_of(l),
+                max_of(runs, l),
             );
         }
     }
-    out
+}
+
+/// Fan-out / VideoRoom: forwarded packets, one-way latency, server memory and threads per
+/// subscriber.
+fn table_forward(out: &mut String, runs: &[&Value]) {
+    let media: Vec<&Value> = runs
+        .iter()
+        .copied()
+        .filter(|r| r["mode"] == "media")
+        .collect();
+    let _ = writeln!(
+        out,
+        "| server | peers (rooms) | expected pps | forwarded | loss % | CPU-s per 1k forwarded | ratio jano/Janus | latency p50/p99 ms | webrtcup p50/p99 ms | RSS MB (KB per subscriber) | threads (per subscriber) | max peers < 0.5 % loss |"
+    );
+    let _ = writeln!(
+        out,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for l in &labels(runs) {
+        let rows: Vec<&&Value> = media.iter().filter(|r| &label(r) == l).collect();
+        if rows.is_empty() {
+            let _ = writeln!(
+                out,
+                "| {l} | – | – | – | – | – | – | – | – | – | – | {} |",
+                max_of(runs, l)
+            );
+        }
+        for r in rows {
+            let _ = writeln!(
+                out,
+                "| {l} | {} ({}) | {} | {} | {} | {} | {} | {} / {} | {} / {} | {} ({}) | {} ({}) | {} |",
+                r["peers"],
+                r["rooms"].as_u64().unwrap_or(1),
+                num(f(r, "/pps_sent"), 0),
+                r["echoed"],
+                num(f(r, "/loss_pct"), 3),
+                num(f(r, "/server/cpu_s_per_1000_echoed"), 4),
+                ratio(&media, r),
+                num(f(r, "/echo_rtt_ms/p50_ms"), 2),
+                num(f(r, "/echo_rtt_ms/p99_ms"), 2),
+                num(f(r, "/webrtcup_ms/p50_ms"), 0),
+                num(f(r, "/webrtcup_ms/p99_ms"), 0),
+                num(f(r, "/server/rss_bytes").map(|b| b / 1048576.0), 1),
+                num(f(r, "/server/rss_kb_per_subscriber"), 0),
+                r.pointer("/server/threads").unwrap_or(&Value::Null),
+                num(f(r, "/server/threads_per_subscriber"), 2),
+                max_of(runs, l),
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -593,6 +813,37 @@ mod tests {
             t.contains("| jano | 10 | 1500 | 29900 | 0.000 | 0.0100 | 0.50 | 20 / 30 | – |"),
             "{t}"
         );
+    }
+
+    #[test]
+    fn forwarding_tables_per_room_size() {
+        let j: Value = serde_json::from_str(r#"{"mode":"media","label":"janus","plugin":"videoroom","room_size":11,"rooms":2,"peers":22,"pps_sent":3000,"echoed":30000,"loss_pct":0.0,"server":{"cpu_s_per_1000_echoed":0.02,"rss_bytes":52428800,"rss_kb_per_subscriber":800,"threads":40,"threads_per_subscriber":1.0},"echo_rtt_ms":{"p50_ms":0.5,"p99_ms":2},"webrtcup_ms":{"p50_ms":40,"p99_ms":90}}"#).unwrap();
+        let k: Value = serde_json::from_str(r#"{"mode":"media","label":"jano","plugin":"videoroom","room_size":11,"rooms":2,"peers":22,"pps_sent":3000,"echoed":30000,"loss_pct":0.0,"server":{"cpu_s_per_1000_echoed":0.01,"rss_bytes":10485760,"rss_kb_per_subscriber":100,"threads":5,"threads_per_subscriber":0.0},"echo_rtt_ms":{"p50_ms":0.25,"p99_ms":1},"webrtcup_ms":{"p50_ms":20,"p99_ms":30}}"#).unwrap();
+        let one: Value = serde_json::from_str(
+            r#"{"mode":"media-max","label":"jano","plugin":"videoroom","max_peers_ok":300}"#,
+        )
+        .unwrap();
+        let t = markdown(&[&j, &k, &one]);
+        assert!(
+            t.contains("**VideoRoom, rooms of 11 (1 publisher + 10 subscribers each)**"),
+            "{t}"
+        );
+        assert!(
+            t.contains("**VideoRoom, one room: 1 publisher → N − 1 subscribers**"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| jano | 22 (2) | 3000 | 30000 | 0.000 | 0.0100 | 0.50 | 0.25 / 1.00 | 20 / 30 | 10.0 (100) | 5 (0.00) | – |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| jano | – | – | – | – | – | – | – | – | – | – | 300 |"),
+            "{t}"
+        );
+        let h = human(&k);
+        assert!(h.contains("VideoRoom: 2 room(s) of up to 11 peers"), "{h}");
+        assert!(h.contains("forwarded 30000"), "{h}");
+        assert!(h.contains("100 KB more per subscriber"), "{h}");
     }
 
     #[test]

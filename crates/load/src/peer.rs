@@ -1,14 +1,15 @@
 //! One WebRTC peer of the `media` benchmark: a str0m `Rtc` in RTP mode with its own UDP socket
-//! and its own WebSocket session on the server's EchoTest. It negotiates (non-trickle offer with
-//! all its candidates), waits for `webrtcup`, then sends synthetic Opus and VP8 RTP on a shared
-//! schedule and counts what comes back.
+//! and its own WebSocket session on the server's EchoTest (or fan-out / VideoRoom). It
+//! negotiates (non-trickle offer with all its candidates; a VideoRoom subscriber answers the
+//! server's offer instead), waits for `webrtcup`, then sends synthetic Opus and VP8 RTP on a
+//! shared schedule and counts what comes back (or what it is forwarded).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use str0m::change::SdpAnswer;
+use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::config::{CryptoProvider, DtlsCert};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid};
@@ -24,8 +25,11 @@ use crate::ws::WsConn;
 
 /// Marks our payloads, so anything else coming back is counted as foreign, not as an echo.
 const MAGIC: [u8; 4] = *b"JLD1";
-/// Bytes before our marker: room for a VP8 payload descriptor (video) or an Opus TOC (audio).
-const PREFIX: usize = 4;
+/// Bytes before our marker: room for a VP8 payload descriptor and a keyframe's payload header
+/// (1 + 10 bytes, video) or an Opus TOC (audio).
+const PREFIX: usize = 12;
+/// A periodic VP8 keyframe this often (besides the first frame and any PLI/FIR).
+const KEYFRAME_EVERY: Duration = Duration::from_secs(2);
 /// prefix + magic + peer id + kind + measured flag + 2 spare + counter + send time.
 pub const MIN_PAYLOAD: usize = PREFIX + 4 + 4 + 1 + 1 + 2 + 8 + 8;
 /// Cap on RTT samples kept per peer (memory stays bounded on long runs).
@@ -49,21 +53,38 @@ pub enum Go {
     Abort,
 }
 
-/// What a peer does: echo itself (EchoTest), or, on `jano.plugin.fanout`, publish (peer 0) or
-/// subscribe to the publisher.
+/// A publisher's feed, as its subscribers learn it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Feed {
+    /// The publisher is still connecting.
+    Pending,
+    /// Up: the id to subscribe to (fan-out: its handle id; VideoRoom: its participant id).
+    Up(u64),
+    /// The publisher failed: its subscribers give up at once.
+    Failed,
+}
+
+/// What a peer does: echo itself (EchoTest), or, on `jano.plugin.fanout` or in a VideoRoom,
+/// publish (the first peer of its group) or subscribe to its group's publisher.
 #[derive(Clone)]
 pub enum Role {
     Echo,
-    /// Announces its handle id once its `publish` is done.
-    Publisher(Arc<watch::Sender<Option<u64>>>),
-    /// Waits for the publisher's handle id, subscribes, sends nothing and counts what it is
-    /// forwarded (the publisher's packets).
-    Subscriber(watch::Receiver<Option<u64>>),
+    /// Announces its feed once it is up (or that it failed).
+    Publisher(Arc<watch::Sender<Feed>>),
+    /// Waits for its publisher's feed, subscribes, sends nothing and counts what it is
+    /// forwarded (the packets of the publisher, peer number `from`).
+    Subscriber {
+        feed: watch::Receiver<Feed>,
+        from: u32,
+    },
 }
 
 pub struct PeerCfg {
     pub index: u32,
     pub role: Role,
+    /// Publisher / subscriber roles: `None` = `jano.plugin.fanout`; `Some(room)` = the
+    /// VideoRoom room of the group (the publisher creates it, and destroys it at the end).
+    pub room: Option<u64>,
     pub url: String,
     pub bind_ip: IpAddr,
     pub audio_pps: u32,
@@ -103,6 +124,9 @@ pub struct PeerResult {
     /// Echo round trips of measured packets, microseconds.
     pub rtt_us: Vec<u32>,
     pub failure: Option<Failure>,
+    /// VP8 keyframes sent (first frame, periodic, on request) and PLI/FIR received.
+    pub keyframes_sent: u64,
+    pub keyframe_requests: u64,
     /// Non-fatal problems (keepalive/destroy trouble), counted as errors too.
     pub soft_failures: Vec<Failure>,
     pub events: Vec<String>,
@@ -135,6 +159,9 @@ struct Track {
     ts_step: u32,
     bytes: usize,
     seen: Seen,
+    /// Video: the next frame is a keyframe (first frame, or after a PLI/FIR).
+    key_due: bool,
+    next_key: Instant,
 }
 
 pub async fn run(
@@ -150,6 +177,8 @@ pub async fn run(
         res: &mut res,
         ws: None,
         session: None,
+        handle: None,
+        created_room: None,
         tx: janus::Tx::new(),
         epoch,
     };
@@ -166,6 +195,9 @@ struct Peer<'a> {
     res: &'a mut PeerResult,
     ws: Option<WsConn>,
     session: Option<u64>,
+    handle: Option<u64>,
+    /// The VideoRoom room this peer created (destroyed when it hangs up).
+    created_room: Option<u64>,
     tx: janus::Tx,
     epoch: Instant,
 }
@@ -201,6 +233,36 @@ impl Peer<'_> {
         ready: tokio::sync::mpsc::Sender<bool>,
         setup_gate: Arc<Semaphore>,
     ) -> Result<(), Failure> {
+        // A subscriber first waits for its publisher (without holding a setup slot, which the
+        // publisher may need).
+        let feed = match &self.cfg.role {
+            Role::Subscriber { feed, .. } => {
+                let mut feed = feed.clone();
+                let got = tokio::time::timeout(
+                    self.cfg.connect_timeout * 20,
+                    feed.wait_for(|f| *f != Feed::Pending),
+                )
+                .await
+                .ok()
+                .and_then(|r| r.ok().map(|f| *f));
+                match got {
+                    Some(Feed::Up(id)) => Some(id),
+                    _ => {
+                        let _ = ready.send(false).await;
+                        return Err(Failure::new(
+                            Kind::Message,
+                            "no publisher",
+                            if got == Some(Feed::Failed) {
+                                "the publisher failed"
+                            } else {
+                                "never announced"
+                            },
+                        ));
+                    }
+                }
+            }
+            _ => None,
+        };
         // Only a few peers negotiate at once: the measurement is about media, not about a
         // signalling stampede; the permit is held until the peer is up.
         let permit = tokio::time::timeout(
@@ -211,6 +273,7 @@ impl Peer<'_> {
         let permit = match permit {
             Ok(Ok(p)) => p,
             _ => {
+                self.announce(Feed::Failed);
                 let _ = ready.send(false).await;
                 return Err(Failure::new(
                     Kind::Connect,
@@ -219,30 +282,108 @@ impl Peer<'_> {
                 ));
             }
         };
-        let setup = self.setup().await;
+        let setup = self.setup(feed).await;
         drop(permit);
-        let (mut rtc, sock, mut tracks) = match setup {
+        let (mut rtc, sock, mut tracks, feed_id) = match setup {
             Ok(x) => x,
             Err(f) => {
+                self.announce(Feed::Failed);
                 let _ = ready.send(false).await;
                 return Err(f);
             }
         };
+        self.announce(Feed::Up(feed_id));
         self.res.connected = true;
         let _ = ready.send(true).await;
         self.media(&mut rtc, &sock, &mut tracks, &mut go).await
     }
 
-    /// create → attach → offer → answer → ICE/DTLS up and `webrtcup`.
-    async fn setup(&mut self) -> Result<(Rtc, UdpSocket, [Track; 2]), Failure> {
+    /// A publisher tells its subscribers about its feed.
+    fn announce(&self, f: Feed) {
+        if let Role::Publisher(tx) = &self.cfg.role {
+            let _ = tx.send(f);
+        }
+    }
+
+    /// Sends a plugin message (with an optional JSEP) and returns the plugin's `event` answering
+    /// it (after Janus's `ack`, if any) and the transaction.
+    async fn message(
+        &mut self,
+        body: Value,
+        jsep: Option<Value>,
+    ) -> Result<(Value, String), Failure> {
+        let (sid, hid) = (self.session.unwrap_or(0), self.handle.unwrap_or(0));
+        let tx = self.tx.next();
+        let mut req = json!({
+            "janus": "message", "session_id": sid, "handle_id": hid, "transaction": tx,
+            "body": body,
+        });
+        if let Some(j) = jsep {
+            req["jsep"] = j;
+        }
+        let deadline = tdeadline(self.cfg.timeout);
+        let ws = self.ws()?;
+        ws.send(Kind::Message, req.to_string(), deadline).await?;
+        let ack = ws.recv_tx(Kind::Message, &tx, deadline).await?;
+        // Janus answers an async plugin message with `ack`, then the `event`; accept the event
+        // directly too (nothing requires the ack to come first).
+        let ev = if janus::janus_kind(&ack) == "ack" {
+            ws.recv_tx(Kind::Event, &tx, deadline).await?
+        } else {
+            ack
+        };
+        Ok((ev, tx))
+    }
+
+    /// VideoRoom publisher: creates the group's room (an existing one, e.g. a given `--room`
+    /// id, is used as it is).
+    async fn create_room(&mut self, room: u64) -> Result<(), Failure> {
+        let (sid, hid) = (self.session.unwrap_or(0), self.handle.unwrap_or(0));
+        let (v, tx) = self
+            .call(
+                Kind::Message,
+                json!({
+                    "janus": "message", "session_id": sid, "handle_id": hid,
+                    "body": {
+                        "request": "create", "room": room, "publishers": 1, "bitrate": 0,
+                        "description": "jano-load",
+                    },
+                }),
+            )
+            .await?;
+        let data = janus::check_videoroom(Kind::Message, &v, &tx, sid, hid, None)?;
+        if data["videoroom"] == "created" {
+            self.created_room = Some(room);
+            return Ok(());
+        }
+        if data["error_code"].as_u64() == Some(427) {
+            // The room exists already.
+            return Ok(());
+        }
+        Err(Failure::new(
+            Kind::Message,
+            "videoroom create failed",
+            janus::short(&v),
+        ))
+    }
+
+    /// create → attach → offer → answer → ICE/DTLS up and `webrtcup` (a VideoRoom subscriber:
+    /// join → the server's offer → our answer with `start`). Returns the peer's feed id too
+    /// (fan-out: its handle; VideoRoom publisher: its participant id).
+    async fn setup(
+        &mut self,
+        feed_of: Option<u64>,
+    ) -> Result<(Rtc, UdpSocket, [Track; 2], u64), Failure> {
         let ws = WsConn::connect(&self.cfg.url, tdeadline(self.cfg.timeout)).await?;
         self.ws = Some(ws);
         let (v, tx) = self.call(Kind::Create, json!({"janus": "create"})).await?;
         let sid = janus::check_create(&v, &tx)?;
         self.session = Some(sid);
-        let plugin = match self.cfg.role {
-            Role::Echo => janus::ECHOTEST,
-            Role::Publisher(_) | Role::Subscriber(_) => janus::FANOUT,
+        let room = self.cfg.room;
+        let plugin = match (&self.cfg.role, room) {
+            (Role::Echo, _) => janus::ECHOTEST,
+            (_, None) => janus::FANOUT,
+            (_, Some(_)) => janus::VIDEOROOM,
         };
         let (v, tx) = self
             .call(
@@ -251,6 +392,7 @@ impl Peer<'_> {
             )
             .await?;
         let hid = janus::check_attach(&v, &tx, sid)?;
+        self.handle = Some(hid);
 
         let sock = UdpSocket::bind(SocketAddr::new(self.cfg.bind_ip, 0))
             .await
@@ -278,64 +420,102 @@ impl Peer<'_> {
                 local.to_string(),
             ));
         }
-        let mut api = rtc.sdp_api();
-        let audio_mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
-        let video_mid = api.add_media(MediaKind::Video, Direction::SendRecv, None, None, None);
-        let (offer, pending) = api
-            .apply()
-            .ok_or_else(|| Failure::new(Kind::Message, "no offer", "str0m made no offer"))?;
 
-        let request = match &self.cfg.role {
-            Role::Echo => json!({"audio": true, "video": true}),
-            Role::Publisher(_) => json!({"request": "publish"}),
-            Role::Subscriber(feed) => {
-                let mut feed = feed.clone();
-                let id = tokio::time::timeout(
-                    self.cfg.connect_timeout * 4,
-                    feed.wait_for(Option::is_some),
+        let subscriber = matches!(self.cfg.role, Role::Subscriber { .. });
+        let offer_sent;
+        let mut feed_id = hid;
+        let (audio_mid, video_mid) = if let (true, Some(room)) = (subscriber, room) {
+            // VideoRoom subscriber: the server offers, we answer.
+            let id = feed_of.unwrap_or(0);
+            offer_sent = Instant::now();
+            let (ev, tx) = self
+                .message(
+                    json!({"request": "join", "ptype": "subscriber", "room": room,
+                        "streams": [{"feed": id}]}),
+                    None,
                 )
-                .await
-                .ok()
-                .and_then(|r| r.ok().and_then(|v| *v))
-                .ok_or_else(|| Failure::new(Kind::Message, "no publisher", "never announced"))?;
-                json!({"request": "subscribe", "feed": id})
+                .await?;
+            janus::check_videoroom(Kind::Event, &ev, &tx, sid, hid, Some("attached"))?;
+            let sdp = jsep_sdp(&ev, "offer")?;
+            let sdp = keep_candidates_on(sdp, self.cfg.bind_ip);
+            let mids = mids_of(&sdp)?;
+            let offer = SdpOffer::from_sdp_string(&sdp)
+                .map_err(|e| Failure::new(Kind::Event, "bad SDP offer", e.to_string()))?;
+            let answer = rtc
+                .sdp_api()
+                .accept_offer(offer)
+                .map_err(|e| Failure::new(Kind::Event, "offer rejected", e.to_string()))?;
+            let ups = self.ws()?.unsolicited.count("webrtcup");
+            let (ev, tx) = self
+                .message(
+                    json!({"request": "start", "room": room}),
+                    Some(json!({"type": "answer", "sdp": answer.to_sdp_string(),
+                        "trickle": false})),
+                )
+                .await?;
+            let data = janus::check_videoroom(Kind::Event, &ev, &tx, sid, hid, Some("event"))?;
+            if data["started"] != "ok" {
+                return Err(Failure::new(
+                    Kind::Event,
+                    "start: no started ok",
+                    janus::short(&ev),
+                ));
             }
-        };
-        let offer_sent = Instant::now();
-        let tx = self.tx.next();
-        let body = json!({
-            "janus": "message", "session_id": sid, "handle_id": hid, "transaction": tx,
-            "body": request,
-            "jsep": {"type": "offer", "sdp": offer.to_sdp_string(), "trickle": false},
-        });
-        let deadline = tdeadline(self.cfg.timeout);
-        let ws = self.ws()?;
-        ws.send(Kind::Message, body.to_string(), deadline).await?;
-        let ack = ws.recv_tx(Kind::Message, &tx, deadline).await?;
-        // Janus answers an async plugin message with `ack`, then the `event`; accept the event
-        // directly too (nothing requires the ack to come first).
-        let ev = if janus::janus_kind(&ack) == "ack" {
-            ws.recv_tx(Kind::Event, &tx, deadline).await?
+            if self.ws()?.unsolicited.count("webrtcup") > ups {
+                // Came while we waited for the `started` event.
+                let us = offer_sent.elapsed().as_micros().min(u32::MAX as u128);
+                self.res.webrtcup_us = Some(us as u32);
+            }
+            mids
         } else {
-            ack
+            let mut api = rtc.sdp_api();
+            let audio_mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+            let video_mid = api.add_media(MediaKind::Video, Direction::SendRecv, None, None, None);
+            let (offer, pending) = api
+                .apply()
+                .ok_or_else(|| Failure::new(Kind::Message, "no offer", "str0m made no offer"))?;
+            let request = match (&self.cfg.role, room) {
+                (Role::Echo, _) => json!({"audio": true, "video": true}),
+                (Role::Publisher(_), None) => json!({"request": "publish"}),
+                (Role::Publisher(_), Some(room)) => {
+                    self.create_room(room).await?;
+                    json!({"request": "joinandconfigure", "ptype": "publisher", "room": room,
+                        "display": format!("pub{}", self.cfg.index)})
+                }
+                (Role::Subscriber { .. }, _) => {
+                    json!({"request": "subscribe", "feed": feed_of.unwrap_or(0)})
+                }
+            };
+            offer_sent = Instant::now();
+            let (ev, tx) = self
+                .message(
+                    request,
+                    Some(json!({"type": "offer", "sdp": offer.to_sdp_string(),
+                        "trickle": false})),
+                )
+                .await?;
+            match (&self.cfg.role, room) {
+                (Role::Echo, _) => janus::check_event(&ev, &tx, sid, hid)?,
+                (_, None) => {
+                    janus::check_plugin_event(&ev, &tx, sid, hid, janus::FANOUT, "fanout")?
+                }
+                (_, Some(_)) => {
+                    let data =
+                        janus::check_videoroom(Kind::Event, &ev, &tx, sid, hid, Some("joined"))?;
+                    feed_id = data["id"].as_u64().ok_or_else(|| {
+                        Failure::new(Kind::Event, "joined without an id", janus::short(&ev))
+                    })?;
+                }
+            }
+            let sdp = jsep_sdp(&ev, "answer")?;
+            let sdp = keep_candidates_on(sdp, self.cfg.bind_ip);
+            let answer = SdpAnswer::from_sdp_string(&sdp)
+                .map_err(|e| Failure::new(Kind::Event, "bad SDP answer", e.to_string()))?;
+            rtc.sdp_api()
+                .accept_answer(pending, answer)
+                .map_err(|e| Failure::new(Kind::Event, "answer rejected", e.to_string()))?;
+            (audio_mid, video_mid)
         };
-        match self.cfg.role {
-            Role::Echo => janus::check_event(&ev, &tx, sid, hid)?,
-            _ => janus::check_plugin_event(&ev, &tx, sid, hid, janus::FANOUT, "fanout")?,
-        }
-        if let Role::Publisher(announce) = &self.cfg.role {
-            let _ = announce.send(Some(hid));
-        }
-        let sdp = ev
-            .pointer("/jsep/sdp")
-            .and_then(Value::as_str)
-            .ok_or_else(|| Failure::new(Kind::Event, "no jsep answer", janus::short(&ev)))?;
-        let sdp = keep_candidates_on(sdp, self.cfg.bind_ip);
-        let answer = SdpAnswer::from_sdp_string(&sdp)
-            .map_err(|e| Failure::new(Kind::Event, "bad SDP answer", e.to_string()))?;
-        rtc.sdp_api()
-            .accept_answer(pending, answer)
-            .map_err(|e| Failure::new(Kind::Event, "answer rejected", e.to_string()))?;
 
         let tracks = [
             self.track(&rtc, audio_mid, Codec::Opus)?,
@@ -401,7 +581,7 @@ impl Peer<'_> {
             rtc.handle_input(Input::Timeout(Instant::now()))
                 .map_err(|e| Failure::new(Kind::Connect, "str0m error", e.to_string()))?;
         }
-        Ok((rtc, sock, tracks))
+        Ok((rtc, sock, tracks, feed_id))
     }
 
     /// Negotiated payload type and send schedule of one m-line.
@@ -410,11 +590,17 @@ impl Peer<'_> {
             .media(mid)
             .map(|m| m.remote_pts().to_vec())
             .unwrap_or_default();
-        let pt = rtc
-            .codec_config()
-            .params()
+        let subscriber = matches!(self.cfg.role, Role::Subscriber { .. });
+        let params = rtc.codec_config().params();
+        let pt = params
             .iter()
             .find(|p| p.spec().codec == codec && remote.contains(&p.pt()))
+            // A subscriber only receives: what it would send with does not matter.
+            .or_else(|| {
+                params
+                    .iter()
+                    .find(|p| subscriber && p.spec().codec == codec)
+            })
             .cloned()
             .ok_or_else(|| {
                 Failure::new(
@@ -428,7 +614,7 @@ impl Peer<'_> {
         } else {
             (self.cfg.video_pps, self.cfg.video_bytes, 90_000)
         };
-        if matches!(self.cfg.role, Role::Subscriber(_)) {
+        if subscriber {
             pps = 0;
         }
         let interval = if pps == 0 {
@@ -446,6 +632,8 @@ impl Peer<'_> {
             ts_step: clock.checked_div(pps).unwrap_or(0),
             bytes: bytes.max(MIN_PAYLOAD),
             seen: Seen::default(),
+            key_due: true,
+            next_key: Instant::now(),
         })
     }
 
@@ -465,9 +653,11 @@ impl Peer<'_> {
         let mut sched: Option<Schedule> = None;
         let backstop = Instant::now() + self.cfg.connect_timeout * 40 + Duration::from_secs(600);
         let index = self.cfg.index;
-        // A subscriber counts the publisher's (peer 0's) packets, and one-way latency.
-        let forwarded = matches!(self.cfg.role, Role::Subscriber(_));
-        let expect_from = if forwarded { 0 } else { index };
+        // A subscriber counts its publisher's packets, and one-way latency.
+        let (forwarded, expect_from) = match self.cfg.role {
+            Role::Subscriber { from, .. } => (true, from),
+            _ => (false, index),
+        };
         let epoch = self.epoch;
         let res = &mut *self.res;
         let ws = self
@@ -504,7 +694,9 @@ impl Peer<'_> {
                         let mut n = 0;
                         while t.next <= now && n < 4 {
                             let measured = t.next >= s.measure_from && t.next < s.measure_to;
-                            send_one(rtc, t, k, index, measured, epoch, &mut res.counts[k]);
+                            if send_one(rtc, t, k, index, measured, epoch, &mut res.counts[k]) {
+                                res.keyframes_sent += 1;
+                            }
                             t.next += t.interval;
                             n += 1;
                         }
@@ -542,6 +734,14 @@ impl Peer<'_> {
                         count_echo(&p.payload, expect_from, forwarded, tracks, res, epoch);
                         Ok(())
                     }
+                    Event::KeyframeRequest(r) => {
+                        // PLI/FIR: the next video frame is a keyframe.
+                        if r.mid == tracks[1].mid {
+                            tracks[1].key_due = true;
+                        }
+                        res.keyframe_requests += 1;
+                        Ok(())
+                    }
                     Event::IceConnectionStateChange(IceConnectionState::Disconnected) => Err(
                         Failure::new(Kind::Connect, "ICE disconnected", "during media"),
                     ),
@@ -567,6 +767,12 @@ impl Peer<'_> {
                         "ack" if keepalive_tx.as_ref().map(|k| k.0.as_str()) == janus::transaction(&v) => {
                             keepalive_tx = None;
                         }
+                        // After the measured window, the others are hanging up too (a publisher
+                        // leaving or destroying its room closes its subscribers' PeerConnections).
+                        "hangup" if sched.is_some_and(|s| Instant::now() >= s.measure_to) => {
+                            res.events.push("hangup".into());
+                            return Ok(());
+                        }
                         "hangup" => {
                             return Err(Failure::new(Kind::Connect, "hangup during media", janus::short(&v)));
                         }
@@ -588,8 +794,35 @@ impl Peer<'_> {
         }
     }
 
-    /// Destroys the session (bounded) and closes the socket. Problems are soft failures.
+    /// Destroys the VideoRoom room it created and the session (bounded), closes the socket.
+    /// Problems are soft failures.
     async fn hangup(&mut self) {
+        if let (Some(room), Some(sid), Some(hid)) =
+            (self.created_room.take(), self.session, self.handle)
+        {
+            let r = self
+                .call(
+                    Kind::Destroy,
+                    json!({"janus": "message", "session_id": sid, "handle_id": hid,
+                        "body": {"request": "destroy", "room": room}}),
+                )
+                .await
+                .and_then(|(v, tx)| {
+                    let d = janus::check_videoroom(Kind::Destroy, &v, &tx, sid, hid, None)?;
+                    if d["videoroom"] == "destroyed" {
+                        Ok(())
+                    } else {
+                        Err(Failure::new(
+                            Kind::Destroy,
+                            "videoroom destroy failed",
+                            janus::short(&v),
+                        ))
+                    }
+                });
+            if let Err(f) = r {
+                self.res.soft_failures.push(f);
+            }
+        }
         let Some(sid) = self.session.take() else {
             if let Some(ws) = self.ws.take() {
                 ws.close(tdeadline(Duration::from_secs(1))).await;
@@ -686,6 +919,59 @@ fn feed(
         .map_err(|e| Failure::new(Kind::Connect, "str0m error", e.to_string()))
 }
 
+/// The `a=mid` of the first audio and of the first video m-line of an offer.
+fn mids_of(sdp: &str) -> Result<(Mid, Mid), Failure> {
+    let (mut audio, mut video) = (None, None);
+    let mut kind = "";
+    for l in sdp.lines() {
+        let l = l.trim_end();
+        if let Some(m) = l.strip_prefix("m=") {
+            kind = m.split(' ').next().unwrap_or("");
+        } else if let Some(mid) = l.strip_prefix("a=mid:") {
+            let slot = match kind {
+                "audio" => &mut audio,
+                "video" => &mut video,
+                _ => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(Mid::from(mid.trim()));
+            }
+        }
+    }
+    match (audio, video) {
+        (Some(a), Some(v)) => Ok((a, v)),
+        _ => Err(Failure::new(
+            Kind::Event,
+            "offer without audio and video",
+            "an audio and a video m-line with a=mid expected",
+        )),
+    }
+}
+
+/// The SDP of an event's JSEP of type `want` (`offer` / `answer`).
+fn jsep_sdp<'v>(ev: &'v Value, want: &str) -> Result<&'v str, Failure> {
+    if ev.pointer("/jsep/type").and_then(Value::as_str) != Some(want) {
+        return Err(Failure::new(
+            Kind::Event,
+            format!("no jsep {want}"),
+            janus::short(ev),
+        ));
+    }
+    ev.pointer("/jsep/sdp")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Failure::new(Kind::Event, format!("no jsep {want} sdp"), janus::short(ev)))
+}
+
+/// A VP8 keyframe's payload header (RFC 6386 §9.1), after a one-byte payload descriptor with
+/// S=1, partition 0: key frame (bit 0 clear), version 0, shown, first partition size; the
+/// start code; 640 × 480. Janus and jano both see a keyframe here (S bit, P bit clear).
+const VP8_KEYFRAME: [u8; 11] = [
+    0x10, 0x50, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01,
+];
+/// An inter frame: descriptor S=1, partition 0; payload header with bit 0 (P) set.
+const VP8_INTERFRAME: [u8; 4] = [0x10, 0x51, 0x02, 0x00];
+
+/// Sends one packet; true if it was a VP8 keyframe.
 fn send_one(
     rtc: &mut Rtc,
     t: &mut Track,
@@ -694,12 +980,21 @@ fn send_one(
     measured: bool,
     epoch: Instant,
     c: &mut Counts,
-) {
+) -> bool {
     let mut p = vec![0u8; t.bytes];
+    let mut key = false;
     if kind == 1 {
-        // VP8 payload descriptor: S=1, partition 0; then an inter-frame payload header.
-        p[0] = 0x10;
-        p[1] = 0x01;
+        // Every video packet is a whole (tiny) frame: a keyframe first, then every
+        // KEYFRAME_EVERY and after a PLI/FIR; inter frames otherwise.
+        let now = Instant::now();
+        key = t.key_due || now >= t.next_key;
+        if key {
+            p[..VP8_KEYFRAME.len()].copy_from_slice(&VP8_KEYFRAME);
+            t.key_due = false;
+            t.next_key = now + KEYFRAME_EVERY;
+        } else {
+            p[..VP8_INTERFRAME.len()].copy_from_slice(&VP8_INTERFRAME);
+        }
     } else {
         // Opus TOC: CELT fullband 20 ms, mono, one frame.
         p[0] = 0xF8;
@@ -715,7 +1010,7 @@ fn send_one(
     let mut api = rtc.direct_api();
     let Some(stream) = api.stream_tx_by_mid(t.mid, None) else {
         c.send_errors += 1;
-        return;
+        return false;
     };
     let w = RtpWrite::new(
         t.pt.pt(),
@@ -733,6 +1028,7 @@ fn send_one(
     if measured {
         c.sent_measured += 1;
     }
+    key
 }
 
 /// Counts a packet that came back (`forwarded`: a subscriber counting the publisher's packets,
@@ -799,6 +1095,27 @@ mod tests {
         assert!(!out.contains("172.17.0.2"));
         assert!(!out.contains("tcptype"));
         assert!(out.contains("a=end-of-candidates\r\n"));
+    }
+
+    #[test]
+    fn vp8_frames_are_what_the_servers_see() {
+        // What jano (jano_plugin::rtp::vp8_keyframe) and Janus (janus_vp8_is_keyframe) check:
+        // descriptor without X, with S and partition 0; then the payload header's P bit.
+        let key = |p: &[u8]| p[0] & 0x80 == 0 && p[0] & 0x17 == 0x10 && p[1] & 0x01 == 0;
+        assert!(key(&VP8_KEYFRAME));
+        assert!(!key(&VP8_INTERFRAME));
+        assert!(VP8_INTERFRAME[0] & 0x17 == 0x10);
+        assert_eq!(&VP8_KEYFRAME[4..7], &[0x9d, 0x01, 0x2a]);
+        assert!(VP8_KEYFRAME.len() <= PREFIX && VP8_INTERFRAME.len() <= PREFIX);
+    }
+
+    #[test]
+    fn mids_of_an_offer() {
+        let sdp = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:v1\r\n\
+            m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:a0\r\nm=application 9 x\r\na=mid:d\r\n";
+        let (a, v) = mids_of(sdp).unwrap();
+        assert_eq!((a.to_string(), v.to_string()), ("a0".into(), "v1".into()));
+        assert!(mids_of("v=0\r\nm=audio 9 x 111\r\na=mid:0\r\n").is_err());
     }
 
     #[test]

@@ -329,9 +329,11 @@ pub fn markdown(text: &str) -> Result<String, String> {
     let mut out = String::new();
 
     if !med.is_empty() {
+        let echo_only = med.iter().all(|r| crate::media::plugin_of(r) == "echotest");
         let _ = writeln!(
             out,
-            "### Media: WebRTC peers on the EchoTest (Opus + VP8 RTP)\n"
+            "### Media: WebRTC peers {}(Opus + VP8 RTP)\n",
+            if echo_only { "on the EchoTest " } else { "" }
         );
         out.push_str(&crate::media::markdown(&med));
         out.push('\n');

@@ -254,6 +254,12 @@ impl Unsolicited {
         }
     }
 
+    /// How many messages of this key (`janus` kind, with " (other transaction)" if they had
+    /// one) were skipped.
+    pub fn count(&self, key: &str) -> u64 {
+        self.0.get(key).map_or(0, |e| e.0)
+    }
+
     pub fn merge(&mut self, other: &Unsolicited) {
         for (k, (n, d)) in &other.0 {
             self.0.entry(k.clone()).or_insert_with(|| (0, d.clone())).0 += n;
