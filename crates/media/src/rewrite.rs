@@ -2,7 +2,7 @@
 //! timestamps kept continuous for that peer whatever the source does (a simulcast layer
 //! switch, another publisher on the same m-line, a pause), and starting low enough that the
 //! peer's SRTP rollover counter starts at 0 however far the source's own sequence numbers
-//! have gone.
+//! have gone; and VP8's picture IDs continuous across such a switch.
 
 use std::time::Instant;
 
@@ -73,6 +73,64 @@ impl SeqTs {
     }
 }
 
+/// VP8's picture ID and TL0PICIDX kept continuous per destination across source changes.
+/// Each simulcast layer (and each publisher) numbers its pictures itself; a receiver that sees
+/// the picture ID jump back after a switch takes the frames after the keyframe for stale ones
+/// and freezes until the next keyframe. The bytes are patched as str0m writes the packet, so
+/// the shared payload is never copied.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Vp8Ids {
+    source: Option<(u32, u32)>,
+    pid_off: u16,
+    tl0_off: u8,
+    /// The newest picture ID / TL0PICIDX sent (15-bit space), what a new source continues.
+    last_pid: Option<u16>,
+    last_tl0: Option<u8>,
+}
+
+/// Whether 15-bit picture ID `a` comes after `b`.
+fn pid_ahead(a: u16, b: u16) -> bool {
+    let d = a.wrapping_sub(b) & 0x7fff;
+    d != 0 && d < 0x4000
+}
+
+impl Vp8Ids {
+    /// The (picture ID, TL0PICIDX) a packet of `source` goes out with, given its own; `None`
+    /// where the packet has no such field. Offsets are set on the first packet of a source.
+    pub fn map(
+        &mut self,
+        source: (u32, u32),
+        pid: Option<u16>,
+        tl0: Option<u8>,
+    ) -> (Option<u16>, Option<u8>) {
+        if self.source != Some(source) {
+            self.source = Some(source);
+            self.pid_off = match (self.last_pid, pid) {
+                (Some(last), Some(p)) => last.wrapping_add(1).wrapping_sub(p) & 0x7fff,
+                _ => 0,
+            };
+            self.tl0_off = match (self.last_tl0, tl0) {
+                (Some(last), Some(t)) => last.wrapping_add(1).wrapping_sub(t),
+                _ => 0,
+            };
+        }
+        let out_pid = pid.map(|p| p.wrapping_add(self.pid_off) & 0x7fff);
+        let out_tl0 = tl0.map(|t| t.wrapping_add(self.tl0_off));
+        if let Some(p) = out_pid {
+            if self.last_pid.is_none_or(|l| pid_ahead(p, l)) {
+                self.last_pid = Some(p);
+                self.last_tl0 = out_tl0.or(self.last_tl0);
+            }
+        }
+        (out_pid, out_tl0)
+    }
+
+    /// Whether the current source's numbers go out unchanged.
+    pub fn unchanged(&self) -> bool {
+        self.pid_off == 0 && self.tl0_off == 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +186,33 @@ mod tests {
         let n = 0x10000 - first + 5;
         let (s, _) = r.map((9, 0), n, 0, 48_000, t0);
         assert_eq!(s, 0x10005, "extended numbers go on past 65535");
+    }
+
+    #[test]
+    fn vp8_picture_ids_continue_across_a_switch() {
+        let mut v = Vp8Ids::default();
+        // Layer A: pictures 30000.. (wrapping past 32767), TL0PICIDX 250..
+        let mut last = (0, 0);
+        for i in 0..5u16 {
+            let (p, t) = v.map(
+                (1, 0),
+                Some((32_765 + i) & 0x7fff),
+                Some(250u8.wrapping_add(i as u8)),
+            );
+            last = (p.expect("pid"), t.expect("tl0"));
+        }
+        assert!(v.unchanged());
+        assert_eq!(last, (1, 254));
+        // Layer B numbers from 100: it continues right after A's last.
+        let (p, t) = v.map((2, 0), Some(100), Some(7));
+        assert_eq!((p, t), (Some(2), Some(255)));
+        assert!(!v.unchanged());
+        assert_eq!(v.map((2, 0), Some(101), Some(8)), (Some(3), Some(0)));
+        // A reordered older packet keeps its place and does not move `last` back.
+        assert_eq!(v.map((2, 0), Some(100), Some(7)), (Some(2), Some(255)));
+        let (p, _) = v.map((3, 0), Some(9), None);
+        assert_eq!(p, Some(4));
+        // No picture ID: nothing to continue.
+        assert_eq!(v.map((3, 0), None, None), (None, None));
     }
 }

@@ -636,3 +636,98 @@ async fn recording_holds_every_packet() {
     gw.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A VP8 payload whose descriptor carries a 15-bit picture ID (X, I and M bits set).
+fn vp8_with_pid(tag: u8, n: u32, key: bool, pid: u16) -> Vec<u8> {
+    let [hi, lo] = (pid & 0x7fff).to_be_bytes();
+    let mut p = vec![0x90, 0x80, 0x80 | hi, lo, if key { 0x00 } else { 0x01 }];
+    p.extend_from_slice(&payload(tag, n));
+    p
+}
+
+/// (tag, counter, picture ID) of what a client got on its video m-line, in arrival order.
+fn got_pids(c: &Client, mid: Mid) -> Vec<(u8, u32, u16)> {
+    c.rtp
+        .iter()
+        .filter(|(m, _)| *m == mid)
+        .filter_map(|(_, p)| {
+            let (pid, _) = jano_plugin::rtp::vp8_ids(p);
+            let (t, n) = parse_payload(p.get(5..)?)?;
+            Some((t, n, pid?))
+        })
+        .collect()
+}
+
+/// A subscriber switched from one publisher to another (whose picture IDs number from
+/// elsewhere, here backwards) keeps getting consecutive VP8 picture IDs: a receiver that sees
+/// them jump back takes the new frames for stale ones and freezes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switch_keeps_vp8_picture_ids_continuous() {
+    let mut gw = Gw::start(vr_opts());
+    let sid = gw.create_session();
+    const ROOM: u64 = 4321;
+    create_room(&gw, sid, ROOM, json!({"publishers": 3}));
+    let mut a = publisher(&mut gw, sid, ROOM).await;
+    let mut b = publisher(&mut gw, sid, ROOM).await;
+    let mut s = subscriber(&mut gw, sid, ROOM, a.id).await;
+    let (sub_video, b_video, s_hid) = (s.video, b.video, s.hid);
+    const K: u32 = 20;
+    let (a_tx, mut a_rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        let v = s.video;
+        let has = |c: &Client, tag: u8| got_pids(c, v).iter().any(|x| x.0 == tag && x.1 == K - 1);
+        let up =
+            s.c.run_until(Duration::from_secs(60), |c| c.connected)
+                .await;
+        let ok = up
+            && s.c
+                .run_until(Duration::from_secs(60), |c| has(c, b'A'))
+                .await;
+        let _ = a_tx.send(ok);
+        s.c.run_until(Duration::from_secs(60), |c| has(c, b'B'))
+            .await;
+        s
+    });
+    gw.event("subscriber webrtcup", |e| {
+        e["janus"] == "webrtcup" && e["sender"] != a.hid && e["sender"] != b.hid
+    })
+    .await;
+
+    for i in 0..K {
+        let pkt = vp8_with_pid(b'A', i, i == 0, 20_000 + i as u16);
+        a.c.send_rtp(a.video, pkt);
+        a.c.run_for(Duration::from_millis(10)).await;
+    }
+    let mut a_done = None;
+    while a_done.is_none() {
+        tokio::select! {
+            r = a_rx.recv() => a_done = Some(r == Some(true)),
+            _ = a.c.run_for(Duration::from_millis(50)) => {}
+        }
+    }
+    assert_eq!(a_done, Some(true), "the subscriber got A's frames");
+
+    let body = json!({"request": "switch", "streams": [
+        {"feed": b.id, "mid": b_video.to_string(), "sub_mid": sub_video.to_string()}]});
+    let ev = request(&mut gw, sid, s_hid, body, None).await;
+    assert_eq!(ev["plugindata"]["data"]["switched"], "ok", "{ev}");
+    for i in 0..K {
+        let pkt = vp8_with_pid(b'B', i, i == 0, 5 + i as u16);
+        b.c.send_rtp(b.video, pkt);
+        b.c.run_for(Duration::from_millis(10)).await;
+    }
+    let s = task.await.expect("subscriber task");
+    let got = got_pids(&s.c, s.video);
+    let tags: Vec<(u8, u32)> = got.iter().map(|x| (x.0, x.1)).collect();
+    let want: Vec<(u8, u32)> = (0..K)
+        .map(|i| (b'A', i))
+        .chain((0..K).map(|i| (b'B', i)))
+        .collect();
+    assert_eq!(tags, want, "every frame of A, then every frame of B");
+    let pids: Vec<u16> = got.iter().map(|x| x.2).collect();
+    assert!(
+        pids.windows(2).all(|w| w[1] == (w[0] + 1) & 0x7fff),
+        "consecutive picture IDs across the switch: {pids:?}"
+    );
+    gw.stop();
+}

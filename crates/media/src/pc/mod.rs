@@ -18,7 +18,7 @@ pub(crate) use info::PcInfo;
 mod rtp;
 
 use crate::net::Datagram;
-use crate::rewrite::SeqTs;
+use crate::rewrite::{SeqTs, Vp8Ids};
 use crate::{mmsg, worker, PcLink, PcMsg, Shared};
 use jano_core::{MediaCommand, MediaEvent, Negotiation};
 use jano_plugin::{
@@ -66,6 +66,8 @@ struct TxState {
     /// Continuity of the one stream of the m-line, or (simulcast we send) of each layer:
     /// index = substream (0 `l`, 1 `m`, 2 `h`), 3 = the stream without a rid.
     seq: [SeqTs; 4],
+    /// VP8 picture ID continuity, per slot as `seq`.
+    vp8: [Vp8Ids; 4],
 }
 
 struct MidState {

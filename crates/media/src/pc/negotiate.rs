@@ -275,6 +275,7 @@ impl Pc {
                                 self.handle_id ^ (next.len() as u64).wrapping_mul(0x9e37_79b9);
                             [0u64, 1, 2, 3].map(|l| SeqTs::new(seed.wrapping_add(l * 7919)))
                         },
+                        vp8: Default::default(),
                     },
                 }),
             }

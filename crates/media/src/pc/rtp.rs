@@ -2,13 +2,14 @@
 
 use super::negotiate::{codec_name, rid_index, size_rtx_cache};
 use super::Pc;
+use crate::rewrite::Vp8Ids;
 use jano_core::MediaEvent;
 use jano_plugin::{Dest, MediaKind, Outbox, RtpExtensions, RtpPacket};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 use str0m::bwe::Bitrate;
 use str0m::media::{KeyframeRequestKind, MediaTime, Mid};
-use str0m::rtp::{ExtensionValues, RtpWrite};
+use str0m::rtp::{ExtensionValues, RtpWrite, Vp8Descriptor, Vp8Patch};
 
 impl Pc {
     pub(super) fn on_rtp(&mut self, p: str0m::rtp::RtpPacket) {
@@ -178,6 +179,10 @@ impl Pc {
             return false;
         };
         let (seq, ts) = seq_state.map((p.ssrc, epoch), p.seq, p.timestamp, clock, now);
+        let vp8_patch = match m.out.vp8.get_mut(slot) {
+            Some(ids) if p.codec == "vp8" => vp8_patch(ids, (p.ssrc, epoch), &p.payload),
+            _ => None,
+        };
         let Some(tx) = api.stream_tx_by_mid(m.mid, rid) else {
             return false;
         };
@@ -193,6 +198,10 @@ impl Pc {
             .marker(p.marker)
             .ext_vals(ev)
             .nackable(p.kind == MediaKind::Video);
+        let w = match vp8_patch {
+            Some(patch) => w.vp8_patch(patch),
+            None => w,
+        };
         tx.write_rtp(w);
         m.tx.packets += 1;
         m.tx.bytes += p.payload.len() as u64;
@@ -295,4 +304,23 @@ fn layer_rid(layer: u8) -> Option<&'static str> {
         2 => Some("h"),
         _ => None,
     }
+}
+
+/// The patch that keeps a relayed VP8 packet's picture ID and TL0PICIDX continuous for this
+/// destination, when they differ from the packet's own.
+fn vp8_patch(ids: &mut Vp8Ids, source: (u32, u32), payload: &[u8]) -> Option<Vp8Patch> {
+    let (pid, tl0) = jano_plugin::rtp::vp8_ids(payload);
+    let (out_pid, out_tl0) = ids.map(source, pid, tl0);
+    if ids.unchanged() {
+        return None;
+    }
+    let d = Vp8Descriptor::parse(payload).ok()?;
+    let mut b = d.patch();
+    if let Some(v) = out_pid {
+        b = b.picture_id(v);
+    }
+    if let Some(v) = out_tl0 {
+        b = b.tl0_pic_idx(v);
+    }
+    b.build().ok()
 }
