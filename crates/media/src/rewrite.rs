@@ -34,6 +34,14 @@ impl SeqTs {
         }
     }
 
+    /// A packet of `source` deliberately not sent (a temporal layer above the destination's
+    /// cap): the ones after it move down by one, so the receiver sees no loss.
+    pub fn skip(&mut self, source: (u32, u32)) {
+        if self.source == Some(source) {
+            self.seq_off -= 1;
+        }
+    }
+
     /// The outgoing (extended sequence number, timestamp) of a packet of `source` (SSRC,
     /// epoch); `clock` is the codec's RTP clock rate, used to advance time across a switch.
     pub fn map(
@@ -214,5 +222,19 @@ mod tests {
         assert_eq!(p, Some(4));
         // No picture ID: nothing to continue.
         assert_eq!(v.map((3, 0), None, None), (None, None));
+    }
+
+    #[test]
+    fn skipped_packets_leave_no_gap() {
+        let mut r = SeqTs::new(0);
+        let t0 = Instant::now();
+        let (s0, _) = r.map((1, 0), 10, 0, 90_000, t0);
+        r.skip((1, 0)); // 11 is not sent
+        let (s1, _) = r.map((1, 0), 12, 0, 90_000, t0);
+        assert_eq!(s1, s0 + 1);
+        // A skip before a source's first packet changes nothing.
+        r.skip((2, 0));
+        let (s2, _) = r.map((2, 0), 500, 0, 90_000, t0);
+        assert_eq!(s2, s1 + 1);
     }
 }

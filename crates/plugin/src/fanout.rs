@@ -23,6 +23,9 @@ pub struct Dest {
     pub handle_id: u64,
     pub mindex: u32,
     pub epoch: u32,
+    /// The highest VP8 temporal layer (TID) this destination gets; the engine drops the
+    /// packets above it and keeps the sequence numbers gapless. `u8::MAX`: no cap.
+    pub temporal: u8,
 }
 
 impl Dest {
@@ -31,6 +34,7 @@ impl Dest {
             handle_id,
             mindex: u32::try_from(mindex).unwrap_or(u32::MAX),
             epoch: 0,
+            temporal: u8::MAX,
         }
     }
 }

@@ -88,6 +88,12 @@ fn vp8_id_offsets(payload: &[u8]) -> (Option<(usize, bool)>, Option<usize>) {
 
 /// The temporal layer index (TID) of a VP8 packet, when its descriptor carries one.
 pub fn vp8_tid(payload: &[u8]) -> Option<u8> {
+    vp8_temporal(payload).map(|(tid, _)| tid)
+}
+
+/// TID and layer-sync bit (Y: the frame refers only to temporal layer 0, so a receiver can
+/// start on this layer here) of a VP8 packet, when its descriptor carries them.
+pub fn vp8_temporal(payload: &[u8]) -> Option<(u8, bool)> {
     let x = *payload.get(1)?;
     if payload.first()? & 0x80 == 0 || x & 0x30 == 0 {
         return None;
@@ -102,7 +108,7 @@ pub fn vp8_tid(payload: &[u8]) -> Option<u8> {
     if x & 0x20 == 0 {
         return None;
     }
-    payload.get(at).map(|b| b >> 6)
+    payload.get(at).map(|b| (b >> 6, b & 0x20 != 0))
 }
 
 pub fn vp8_ids(payload: &[u8]) -> (Option<u16>, Option<u8>) {

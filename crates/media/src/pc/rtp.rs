@@ -120,6 +120,13 @@ impl Pc {
     /// sent, and the task woken only if str0m now wants an earlier timeout than it is armed for.
     pub(crate) fn relay(&mut self, p: &RtpPacket, dest: &Dest) {
         let mindex = usize::try_from(dest.mindex).ok();
+        if p.codec == "vp8" && dest.temporal != u8::MAX {
+            let tid = jano_plugin::rtp::vp8_tid(&p.payload).unwrap_or(0);
+            if tid > dest.temporal {
+                self.skip_rtp(p, mindex, dest.epoch);
+                return;
+            }
+        }
         if !self.send_rtp(p, mindex, dest.epoch) {
             return;
         }
@@ -135,14 +142,21 @@ impl Pc {
     /// payload type for its codec, this stream's SSRC, and sequence numbers and timestamps
     /// continuous for this peer. Returns whether it was written; what cannot be sent is counted.
     pub(crate) fn send_rtp(&mut self, p: &RtpPacket, mindex: Option<usize>, epoch: u32) -> bool {
-        let sent = self.write_rtp(p, mindex.unwrap_or(p.mindex), epoch);
+        let sent = self.write_rtp(p, mindex.unwrap_or(p.mindex), epoch, false);
         if !sent {
             self.tx_dropped += 1;
         }
         sent
     }
 
-    fn write_rtp(&mut self, p: &RtpPacket, mindex: usize, epoch: u32) -> bool {
+    /// A relayed packet this destination does not get (above its temporal cap): its
+    /// stream's sequence numbers close up over it.
+    fn skip_rtp(&mut self, p: &RtpPacket, mindex: Option<usize>, epoch: u32) {
+        self.write_rtp(p, mindex.unwrap_or(p.mindex), epoch, true);
+    }
+
+    /// Writes `p` (or, with `skip`, only accounts for not writing it).
+    fn write_rtp(&mut self, p: &RtpPacket, mindex: usize, epoch: u32, skip: bool) -> bool {
         let Some(idx) = self.target_mid(mindex, p.kind) else {
             return false;
         };
@@ -178,6 +192,10 @@ impl Pc {
         let Some(seq_state) = m.out.seq.get_mut(slot) else {
             return false;
         };
+        if skip {
+            seq_state.skip((p.ssrc, epoch));
+            return true;
+        }
         let (seq, ts) = seq_state.map((p.ssrc, epoch), p.seq, p.timestamp, clock, now);
         let vp8_patch = match m.out.vp8.get_mut(slot) {
             Some(ids) if p.codec == "vp8" => vp8_patch(ids, (p.ssrc, epoch), &p.payload),

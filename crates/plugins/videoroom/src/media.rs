@@ -28,6 +28,10 @@ pub struct Link {
     pending: AtomicU8,
     /// Bumped on every (re)install: the engine starts a new sequence segment.
     pub epoch: AtomicU32,
+    /// VP8 temporal layers: the cap the engine applies now (`NO_LAYER`: none yet, every
+    /// packet goes), and the wanted one, taken on the next packet of that temporal layer.
+    temporal: AtomicU8,
+    temporal_target: AtomicU8,
 }
 
 impl Link {
@@ -40,13 +44,22 @@ impl Link {
             layer: AtomicU8::new(NO_LAYER),
             pending: AtomicU8::new(NO_LAYER),
             epoch: AtomicU32::new(0),
+            temporal: AtomicU8::new(NO_LAYER),
+            temporal_target: AtomicU8::new(NO_LAYER),
         }
     }
 
     fn dest(&self) -> Dest {
         let mut d = Dest::new(self.href.handle_id, self.mindex);
         d.epoch = self.epoch.load(Ordering::Relaxed);
+        d.temporal = self.temporal.load(Ordering::Relaxed);
         d
+    }
+
+    /// The temporal layer cap in force, if any.
+    pub fn temporal(&self) -> Option<u8> {
+        let t = self.temporal.load(Ordering::Relaxed);
+        (t != NO_LAYER).then_some(t)
     }
 
     pub fn current(&self) -> Option<usize> {
@@ -72,6 +85,9 @@ pub struct StreamMedia {
     epoch0: Instant,
     switches: Mutex<Vec<Arc<Link>>>,
     has_switches: AtomicBool,
+    /// Subscribers waiting for a packet of their target temporal layer.
+    tswitches: Mutex<Vec<Arc<Link>>>,
+    has_tswitches: AtomicBool,
     pub packets: AtomicU64,
     /// Muted by a moderator: nothing is forwarded.
     pub muted: AtomicBool,
@@ -104,6 +120,8 @@ impl StreamMedia {
             epoch0: Instant::now(),
             switches: Mutex::new(Vec::new()),
             has_switches: AtomicBool::new(false),
+            tswitches: Mutex::new(Vec::new()),
+            has_tswitches: AtomicBool::new(false),
             packets: AtomicU64::new(0),
             muted: AtomicBool::new(false),
         }
@@ -139,6 +157,25 @@ impl StreamMedia {
         }
         link.layer.store(NO_LAYER, Ordering::Relaxed);
         self.cancel_switch(link);
+        self.cancel_temporal(link);
+    }
+
+    fn cancel_temporal(&self, link: &Link) {
+        let mut s = self.tswitches.lock().unwrap_or_else(|e| e.into_inner());
+        s.retain(|l| !std::ptr::eq(&**l, link));
+        self.has_tswitches.store(!s.is_empty(), Ordering::Release);
+    }
+
+    /// The VP8 temporal layer a subscriber wants (simulcast streams): taken on the next
+    /// packet of that layer, as Janus does, and told with a `temporal` event then.
+    pub fn set_temporal(&self, link: &Arc<Link>, target: u8) {
+        link.temporal_target.store(target, Ordering::Relaxed);
+        let mut s = self.tswitches.lock().unwrap_or_else(|e| e.into_inner());
+        s.retain(|l| !Arc::ptr_eq(l, link));
+        if link.temporal() != Some(target) {
+            s.push(link.clone());
+        }
+        self.has_tswitches.store(!s.is_empty(), Ordering::Release);
     }
 
     fn cancel_switch(&self, link: &Link) {
@@ -205,6 +242,11 @@ impl StreamMedia {
         {
             self.run_switches(layer, services);
         }
+        if self.has_tswitches.load(Ordering::Acquire) && packet.codec == "vp8" {
+            let (tid, sync) = jano_plugin::rtp::vp8_temporal(&packet.payload).unwrap_or((0, false));
+            let sync = sync || jano_plugin::rtp::vp8_keyframe(&packet.payload);
+            self.run_temporal(layer, tid, sync, services);
+        }
         let g = self
             .fans
             .get(layer)
@@ -241,6 +283,31 @@ impl StreamMedia {
         }
     }
 
+    fn run_temporal(&self, layer: usize, tid: u8, sync: bool, services: &dyn CoreServices) {
+        let moving: Vec<Arc<Link>> = {
+            let mut s = self.tswitches.lock().unwrap_or_else(|e| e.into_inner());
+            let (go, stay): (Vec<_>, Vec<_>) = s.drain(..).partition(|l| {
+                let target = l.temporal_target.load(Ordering::Relaxed);
+                l.current() == Some(layer) && temporal_switch_at(l.temporal(), target, tid, sync)
+            });
+            *s = stay;
+            self.has_tswitches.store(!s.is_empty(), Ordering::Release);
+            go
+        };
+        for link in moving {
+            let target = link.temporal_target.load(Ordering::Relaxed);
+            link.temporal.store(target, Ordering::Relaxed);
+            let d = link.dest();
+            self.edit(layer, |f| f.insert(d));
+            let mut ev = jano_plugin::Map::new();
+            ev.insert("videoroom".into(), json!("event"));
+            ev.insert("room".into(), link.room.clone());
+            ev.insert("mid".into(), json!(link.mid));
+            ev.insert("temporal".into(), json!(target));
+            let _ = services.push_event(&link.href, None, ev, None);
+        }
+    }
+
     /// Every subscriber leaves (the stream is unpublished).
     pub fn clear(&self) {
         for l in 0..LAYERS {
@@ -256,6 +323,25 @@ impl StreamMedia {
             l.pending.store(NO_LAYER, Ordering::Relaxed);
         }
         self.has_switches.store(false, Ordering::Release);
+        self.tswitches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.has_tswitches.store(false, Ordering::Release);
+    }
+}
+
+/// Whether a packet of temporal layer `tid` is where a subscriber capped at `cap` (none yet:
+/// everything goes) moves to `target`. Down: on any packet the new cap keeps (a frame the
+/// receiver can use). Up: on a layer-sync frame (or keyframe) of a layer the old cap dropped,
+/// whose references the receiver has; and once up, a publisher with fewer layers than the
+/// target loses nothing. (Janus waits for a packet of exactly the target layer, which never
+/// comes when the publisher has fewer, and a subscriber sent down stays down.)
+pub fn temporal_switch_at(cap: Option<u8>, target: u8, tid: u8, sync: bool) -> bool {
+    match cap {
+        None => tid <= target,
+        Some(c) if target < c => tid <= target,
+        Some(c) => tid > c && tid <= target && sync,
     }
 }
 
@@ -273,6 +359,21 @@ pub fn pick_layer(target: usize, active: impl Fn(usize) -> bool) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temporal_switch_points() {
+        // First packet that fits the target.
+        assert!(temporal_switch_at(None, 2, 0, false));
+        assert!(!temporal_switch_at(None, 0, 1, false));
+        // Down: on a packet the new cap keeps.
+        assert!(temporal_switch_at(Some(2), 0, 0, false));
+        assert!(!temporal_switch_at(Some(2), 0, 1, true));
+        // Up: only on a layer-sync frame of a layer that was dropped.
+        assert!(!temporal_switch_at(Some(0), 2, 1, false));
+        assert!(temporal_switch_at(Some(0), 2, 1, true));
+        assert!(!temporal_switch_at(Some(0), 2, 0, true));
+        assert!(!temporal_switch_at(Some(0), 1, 2, true));
+    }
 
     #[test]
     fn layer_choice_falls_back() {

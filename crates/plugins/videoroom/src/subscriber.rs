@@ -146,12 +146,12 @@ impl SubStream {
             let mut s = Map::new();
             s.insert("substream".into(), json!(current));
             s.insert("substream-target".into(), json!(self.substream));
-            // -1 until something was relayed, as Janus shows it.
-            let temporal = if current < 0 {
-                -1
-            } else {
-                i64::from(self.temporal)
-            };
+            // -1 until a packet of the target temporal layer was relayed, as Janus shows it.
+            let temporal = self
+                .link
+                .as_ref()
+                .and_then(|l| l.temporal())
+                .map_or(-1, i64::from);
             s.insert("temporal-layer".into(), json!(temporal));
             s.insert("temporal-layer-target".into(), json!(self.temporal));
             if self.fallback_us != DEFAULT_FALLBACK_US {
@@ -495,6 +495,9 @@ impl Subscriber {
                             sm.detach(&old);
                         }
                         sm.attach(&link, layer);
+                        if sm.simulcast && sm.video {
+                            sm.set_temporal(&link, s.temporal);
+                        }
                         s.link = Some(link);
                         if sm.simulcast {
                             // The subscriber learns the layer it starts on.

@@ -317,6 +317,12 @@ fn apply(
     }
     if let Some(v) = temporal {
         s.temporal = v;
+        let sm = s.feed.as_ref().zip(s.feed_mid.as_ref());
+        if let (Some(link), Some(sm)) = (&s.link, sm.and_then(|(f, m)| f.stream_media(m))) {
+            if sm.simulcast && sm.video {
+                sm.set_temporal(link, v);
+            }
+        }
     }
     if let Some(v) = fallback {
         s.fallback_us = v;
