@@ -9,12 +9,15 @@ mod http;
 mod idle;
 mod janus;
 mod media;
+mod media_report;
 mod mqtt;
 mod mux;
 mod nano;
+mod payload;
 mod peer;
 mod procfs;
 mod report;
+mod signal;
 mod stats;
 mod target;
 mod unix;
@@ -442,7 +445,7 @@ async fn run(cli: Cli) -> Result<bool, String> {
             if a.json {
                 println!("{r}");
             } else {
-                print!("{}", media::human(&r));
+                print!("{}", media_report::human(&r));
             }
             Ok(r["errors"].as_u64() == Some(0)
                 && (r["mode"] == "media-max" || r["echoed"].as_u64().unwrap_or(0) > 0))

@@ -329,13 +329,15 @@ pub fn markdown(text: &str) -> Result<String, String> {
     let mut out = String::new();
 
     if !med.is_empty() {
-        let echo_only = med.iter().all(|r| crate::media::plugin_of(r) == "echotest");
+        let echo_only = med
+            .iter()
+            .all(|r| crate::media_report::plugin_of(r) == "echotest");
         let _ = writeln!(
             out,
             "### Media: WebRTC peers {}(Opus + VP8 RTP)\n",
             if echo_only { "on the EchoTest " } else { "" }
         );
-        out.push_str(&crate::media::markdown(&med));
+        out.push_str(&crate::media_report::markdown(&med));
         out.push('\n');
     }
 

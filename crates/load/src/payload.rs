@@ -1,0 +1,199 @@
+//! The synthetic RTP of the `media` benchmark's peers: what a packet carries (a marker, the
+//! sending peer, a counter and a send time behind a real Opus TOC or VP8 header), the send
+//! schedule of one m-line, and the counting of what comes back. Apart from the peer's
+//! signalling and its str0m loop, so the wire format can be read (and tested) on its own.
+
+use std::time::{Duration, Instant};
+
+use str0m::media::Mid;
+use str0m::rtp::{RtpWrite, SeqNo};
+use str0m::Rtc;
+
+use crate::peer::{Counts, PeerResult};
+
+/// Marks our payloads, so anything else coming back is counted as foreign, not as an echo.
+const MAGIC: [u8; 4] = *b"JLD1";
+/// Bytes before our marker: room for a VP8 payload descriptor and a keyframe's payload header
+/// (1 + 10 bytes, video) or an Opus TOC (audio).
+const PREFIX: usize = 12;
+/// A periodic VP8 keyframe this often (besides the first frame and any PLI/FIR).
+const KEYFRAME_EVERY: Duration = Duration::from_secs(2);
+/// prefix + magic + peer id + kind + measured flag + 2 spare + counter + send time.
+pub const MIN_PAYLOAD: usize = PREFIX + 4 + 4 + 1 + 1 + 2 + 8 + 8;
+/// Cap on RTT samples kept per peer (memory stays bounded on long runs).
+const MAX_RTT_SAMPLES: usize = 20_000;
+
+/// A bitset of counters already seen (duplicate echoes, e.g. NACK retransmissions, count once).
+#[derive(Default)]
+pub struct Seen(Vec<u64>);
+
+impl Seen {
+    /// true if `n` was not seen before.
+    fn insert(&mut self, n: u64) -> bool {
+        let (w, b) = ((n / 64) as usize, n % 64);
+        if w >= self.0.len() {
+            self.0.resize(w + 1, 0);
+        }
+        let fresh = self.0[w] & (1 << b) == 0;
+        self.0[w] |= 1 << b;
+        fresh
+    }
+}
+
+pub struct Track {
+    pub mid: Mid,
+    pub pt: str0m::format::PayloadParams,
+    pub interval: Duration,
+    pub next: Instant,
+    pub counter: u64,
+    pub rtp_ts: u32,
+    pub ts_step: u32,
+    pub bytes: usize,
+    pub seen: Seen,
+    /// Video: the next frame is a keyframe (first frame, or after a PLI/FIR).
+    pub key_due: bool,
+    pub next_key: Instant,
+}
+
+/// A VP8 keyframe's payload header (RFC 6386 §9.1), after a one-byte payload descriptor with
+/// S=1, partition 0: key frame (bit 0 clear), version 0, shown, first partition size; the
+/// start code; 640 × 480. Janus and jano both see a keyframe here (S bit, P bit clear).
+const VP8_KEYFRAME: [u8; 11] = [
+    0x10, 0x50, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01,
+];
+/// An inter frame: descriptor S=1, partition 0; payload header with bit 0 (P) set.
+const VP8_INTERFRAME: [u8; 4] = [0x10, 0x51, 0x02, 0x00];
+
+/// Sends one packet; true if it was a VP8 keyframe.
+pub fn send_one(
+    rtc: &mut Rtc,
+    t: &mut Track,
+    kind: usize,
+    index: u32,
+    measured: bool,
+    epoch: Instant,
+    c: &mut Counts,
+) -> bool {
+    let mut p = vec![0u8; t.bytes];
+    let mut key = false;
+    if kind == 1 {
+        // Every video packet is a whole (tiny) frame: a keyframe first, then every
+        // KEYFRAME_EVERY and after a PLI/FIR; inter frames otherwise.
+        let now = Instant::now();
+        key = t.key_due || now >= t.next_key;
+        if key {
+            p[..VP8_KEYFRAME.len()].copy_from_slice(&VP8_KEYFRAME);
+            t.key_due = false;
+            t.next_key = now + KEYFRAME_EVERY;
+        } else {
+            p[..VP8_INTERFRAME.len()].copy_from_slice(&VP8_INTERFRAME);
+        }
+    } else {
+        // Opus TOC: CELT fullband 20 ms, mono, one frame.
+        p[0] = 0xF8;
+    }
+    p[PREFIX..PREFIX + 4].copy_from_slice(&MAGIC);
+    p[PREFIX + 4..PREFIX + 8].copy_from_slice(&index.to_be_bytes());
+    p[PREFIX + 8] = kind as u8;
+    p[PREFIX + 9] = u8::from(measured);
+    p[PREFIX + 12..PREFIX + 20].copy_from_slice(&t.counter.to_be_bytes());
+    let sent_us = Instant::now().duration_since(epoch).as_micros() as u64;
+    p[PREFIX + 20..PREFIX + 28].copy_from_slice(&sent_us.to_be_bytes());
+
+    let mut api = rtc.direct_api();
+    let Some(stream) = api.stream_tx_by_mid(t.mid, None) else {
+        c.send_errors += 1;
+        return false;
+    };
+    let w = RtpWrite::new(
+        t.pt.pt(),
+        SeqNo::from(t.counter),
+        t.rtp_ts,
+        Instant::now(),
+        p,
+    )
+    // Every video packet is a whole (tiny) frame.
+    .marker(kind == 1);
+    stream.write_rtp(w);
+    t.counter += 1;
+    t.rtp_ts = t.rtp_ts.wrapping_add(t.ts_step);
+    c.sent += 1;
+    if measured {
+        c.sent_measured += 1;
+    }
+    key
+}
+
+/// Counts a packet that came back (`forwarded`: a subscriber counting the publisher's packets,
+/// whose counters it cannot check against its own).
+pub fn count_echo(
+    payload: &[u8],
+    index: u32,
+    forwarded: bool,
+    tracks: &mut [Track; 2],
+    res: &mut PeerResult,
+    epoch: Instant,
+) {
+    let ok = payload.len() >= MIN_PAYLOAD
+        && payload[PREFIX..PREFIX + 4] == MAGIC
+        && payload[PREFIX + 4..PREFIX + 8] == index.to_be_bytes();
+    let kind = payload.get(PREFIX + 8).copied().unwrap_or(9) as usize;
+    if !ok || kind > 1 {
+        res.foreign += 1;
+        return;
+    }
+    let num = |r: std::ops::Range<usize>| -> u64 {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&payload[r]);
+        u64::from_be_bytes(b)
+    };
+    let counter = num(PREFIX + 12..PREFIX + 20);
+    let sent_us = num(PREFIX + 20..PREFIX + 28);
+    let measured = payload[PREFIX + 9] == 1;
+    let t = &mut tracks[kind];
+    let c = &mut res.counts[kind];
+    if !forwarded && counter >= t.counter {
+        // Claims a packet we never sent.
+        res.foreign += 1;
+        return;
+    }
+    c.echoed_total += 1;
+    if !t.seen.insert(counter) {
+        c.duplicates += 1;
+        return;
+    }
+    if measured {
+        c.echoed_measured += 1;
+        if res.rtt_us.len() < MAX_RTT_SAMPLES {
+            let now_us = Instant::now().duration_since(epoch).as_micros() as u64;
+            let rtt = now_us.saturating_sub(sent_us).min(u64::from(u32::MAX));
+            res.rtt_us.push(rtt as u32);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vp8_frames_are_what_the_servers_see() {
+        // What jano (jano_plugin::rtp::vp8_keyframe) and Janus (janus_vp8_is_keyframe) check:
+        // descriptor without X, with S and partition 0; then the payload header's P bit.
+        let key = |p: &[u8]| p[0] & 0x80 == 0 && p[0] & 0x17 == 0x10 && p[1] & 0x01 == 0;
+        assert!(key(&VP8_KEYFRAME));
+        assert!(!key(&VP8_INTERFRAME));
+        assert!(VP8_INTERFRAME[0] & 0x17 == 0x10);
+        assert_eq!(&VP8_KEYFRAME[4..7], &[0x9d, 0x01, 0x2a]);
+        assert!(VP8_KEYFRAME.len() <= PREFIX && VP8_INTERFRAME.len() <= PREFIX);
+    }
+
+    #[test]
+    fn seen_counts_once() {
+        let mut s = Seen::default();
+        assert!(s.insert(5));
+        assert!(!s.insert(5));
+        assert!(s.insert(1000));
+        assert!(s.insert(0));
+    }
+}
