@@ -110,9 +110,14 @@ impl Pub {
 
 /// Joins `room` as a publisher of audio (Opus) and video (VP8) and waits until it is active.
 async fn publisher(gw: &mut Gw, sid: u64, room: u64) -> Pub {
+    publisher_with(gw, sid, room, false).await
+}
+
+/// [`publisher`], with a data channel when `data`.
+async fn publisher_with(gw: &mut Gw, sid: u64, room: u64, data: bool) -> Pub {
     let hid = gw.attach(sid, VR);
     let mut c = Client::new().await;
-    let (offer, pending, mids) = c.offer(true, true, false);
+    let (offer, pending, mids) = c.offer(true, true, data);
     let body = json!({"request": "joinandconfigure", "ptype": "publisher", "room": room,
         "display": "p"});
     let jsep = json!({"type": "offer", "sdp": offer});
@@ -162,6 +167,11 @@ struct Sub {
 }
 
 async fn subscriber(gw: &mut Gw, sid: u64, room: u64, feed: u64) -> Sub {
+    subscriber_with(gw, sid, room, feed, 2).await
+}
+
+/// [`subscriber`] to a feed of `n_streams` streams (3: with its data channel).
+async fn subscriber_with(gw: &mut Gw, sid: u64, room: u64, feed: u64, n_streams: usize) -> Sub {
     let hid = gw.attach(sid, VR);
     let body = json!({"request": "join", "ptype": "subscriber", "room": room,
         "streams": [{"feed": feed}]});
@@ -169,8 +179,15 @@ async fn subscriber(gw: &mut Gw, sid: u64, room: u64, feed: u64) -> Sub {
     let d = &ev["plugindata"]["data"];
     assert_eq!(d["videoroom"], "attached", "{ev}");
     let streams = d["streams"].as_array().expect("streams");
-    assert_eq!(streams.len(), 2, "{ev}");
-    assert!(streams.iter().all(|s| s["feed_id"] == feed), "{ev}");
+    assert_eq!(streams.len(), n_streams, "{ev}");
+    // The data stream names its sources instead (Janus's `sources`/`source_ids`).
+    assert!(
+        streams
+            .iter()
+            .all(|s| s["feed_id"] == feed
+                || (s["type"] == "data" && s["source_ids"] == json!([feed]))),
+        "{ev}"
+    );
     assert_eq!(ev["jsep"]["type"], "offer", "{ev}");
     let offer = ev["jsep"]["sdp"].as_str().expect("offer sdp").to_owned();
     let (audio, video) = (mids_in(&offer, "audio"), mids_in(&offer, "video"));
@@ -729,5 +746,64 @@ async fn switch_keeps_vp8_picture_ids_continuous() {
         pids.windows(2).all(|w| w[1] == (w[0] + 1) & 0x7fff),
         "consecutive picture IDs across the switch: {pids:?}"
     );
+    gw.stop();
+}
+
+/// Data-channel messages of a publisher reach every subscriber of its data stream, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_channel_messages_reach_subscribers() {
+    let mut gw = Gw::start(vr_opts());
+    let sid = gw.create_session();
+    const ROOM: u64 = 5555;
+    create_room(&gw, sid, ROOM, json!({"publishers": 3}));
+    let mut p = publisher_with(&mut gw, sid, ROOM, true).await;
+    assert!(
+        p.c.run_until(WAIT, |c| !c.channels.is_empty()).await,
+        "the publisher's channel opens"
+    );
+    let mut subs = Vec::new();
+    for _ in 0..3 {
+        subs.push(subscriber_with(&mut gw, sid, ROOM, p.id, 3).await);
+    }
+    let (open_tx, mut open_rx) = tokio::sync::mpsc::unbounded_channel();
+    const K: usize = 20;
+    let mut tasks = Vec::new();
+    for mut s in subs {
+        let open = open_tx.clone();
+        tasks.push(tokio::spawn(async move {
+            let ok =
+                s.c.run_until(WAIT, |c| c.connected && !c.channels.is_empty())
+                    .await;
+            let _ = open.send(ok);
+            s.c.run_until(WAIT, |c| c.data.len() >= K).await;
+            s
+        }));
+    }
+    drop(open_tx);
+    let mut opened = 0;
+    while opened < tasks.len() {
+        tokio::select! {
+            r = open_rx.recv() => match r {
+                Some(ok) => { assert!(ok, "a subscriber's data channel opens"); opened += 1 }
+                None => break,
+            },
+            _ = p.c.run_for(Duration::from_millis(50)) => {}
+        }
+    }
+    for i in 0..K {
+        p.c.send_text(&format!("message {i}"));
+        p.c.run_for(Duration::from_millis(10)).await;
+    }
+    let want: Vec<(bool, Vec<u8>)> = (0..K)
+        .map(|i| (false, format!("message {i}").into_bytes()))
+        .collect();
+    for t in tasks {
+        let s = t.await.expect("subscriber task");
+        assert_eq!(
+            s.c.data, want,
+            "handle {}: every message, in order, as text",
+            s.hid
+        );
+    }
     gw.stop();
 }
