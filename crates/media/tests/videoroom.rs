@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use str0m::media::Mid;
+use str0m::rtp::ExtensionValues;
 
 fn vr_opts() -> Opts {
     Opts {
@@ -804,6 +805,62 @@ async fn data_channel_messages_reach_subscribers() {
             "handle {}: every message, in order, as text",
             s.hid
         );
+    }
+    gw.stop();
+}
+
+/// Audio levels in a publisher's packets (the ssrc-audio-level extension) turn into `talking`
+/// and `stopped-talking` for everyone in a room with `audiolevel_event`, averaged over
+/// `audio_active_packets` against `audio_level_average`; `listparticipants` follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn talking_events_follow_audio_levels() {
+    let mut gw = Gw::start(vr_opts());
+    let sid = gw.create_session();
+    const ROOM: u64 = 6666;
+    create_room(
+        &gw,
+        sid,
+        ROOM,
+        json!({"publishers": 3, "audiolevel_event": true, "audio_active_packets": 5,
+            "audio_level_average": 25}),
+    );
+    let mut p = publisher(&mut gw, sid, ROOM).await;
+    let talking = |gw: &Gw| -> Value {
+        let d = sync(
+            gw,
+            sid,
+            p.hid,
+            json!({"request": "listparticipants", "room": ROOM}),
+        );
+        let list = d["participants"].as_array().cloned().unwrap_or_default();
+        list.iter()
+            .find(|x| x["id"] == p.id)
+            .map_or(Value::Null, |x| x["talking"].clone())
+    };
+    assert_eq!(talking(&gw), false, "not talking before any level");
+
+    // dBov levels: 10 is loud (below the average of 25), 127 is silence.
+    for (level, kind, now) in [(10i8, "talking", true), (127, "stopped-talking", false)] {
+        for i in 0..10u32 {
+            let ext = ExtensionValues {
+                audio_level: Some(-level),
+                voice_activity: Some(level < 100),
+                ..Default::default()
+            };
+            p.c.send_rtp_ext(p.audio, payload(b'L', i), ext);
+            p.c.run_for(Duration::from_millis(20)).await;
+        }
+        let id = p.id;
+        let ev = gw
+            .event(kind, |e| {
+                e["plugindata"]["data"]["videoroom"] == kind && e["plugindata"]["data"]["id"] == id
+            })
+            .await;
+        let d = &ev["plugindata"]["data"];
+        assert_eq!(d["room"], ROOM, "{ev}");
+        assert_eq!(d["mid"], p.audio.to_string(), "{ev}");
+        assert_eq!(d["audio-level-dBov-avg"], f64::from(level), "{ev}");
+        assert_eq!(talking(&gw), now, "listparticipants after {kind}");
     }
     gw.stop();
 }

@@ -27,7 +27,7 @@ use str0m::channel::ChannelId;
 use str0m::media::{Direction, MediaKind, Mid};
 type PluginKind = jano_plugin::MediaKind;
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::RtpWrite;
+use str0m::rtp::{ExtensionValues, RtpWrite};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 use tokio::sync::mpsc;
 
@@ -415,6 +415,11 @@ impl Client {
 
     /// Sends one RTP packet on `mid` with the first payload type the remote accepts.
     pub fn send_rtp(&mut self, mid: Mid, payload: Vec<u8>) {
+        self.send_rtp_ext(mid, payload, ExtensionValues::default());
+    }
+
+    /// [`Client::send_rtp`] with header extension values (an audio level, say).
+    pub fn send_rtp_ext(&mut self, mid: Mid, payload: Vec<u8>, ext: ExtensionValues) {
         let pt = {
             let media = self.rtc.media(mid).expect("media for mid");
             *media
@@ -433,8 +438,9 @@ impl Client {
         };
         let mut api = self.rtc.direct_api();
         let tx = api.stream_tx_by_mid(mid, None).expect("tx stream for mid");
-        let w =
-            RtpWrite::new(pt, n.into(), (n * rate) as u32, Instant::now(), payload).marker(true);
+        let w = RtpWrite::new(pt, n.into(), (n * rate) as u32, Instant::now(), payload)
+            .marker(true)
+            .ext_vals(ext);
         tx.write_rtp(w);
     }
 
