@@ -18,8 +18,9 @@ use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use str0m::media::Mid;
-use str0m::rtp::ExtensionValues;
+use str0m::media::{MediaTime, Mid};
+use str0m::rtp::{Extension, ExtensionValues};
+use str0m::RtcConfig;
 
 fn vr_opts() -> Opts {
     Opts {
@@ -173,6 +174,18 @@ async fn subscriber(gw: &mut Gw, sid: u64, room: u64, feed: u64) -> Sub {
 
 /// [`subscriber`] to a feed of `n_streams` streams (3: with its data channel).
 async fn subscriber_with(gw: &mut Gw, sid: u64, room: u64, feed: u64, n_streams: usize) -> Sub {
+    subscriber_on(gw, sid, room, feed, n_streams, Client::new().await).await
+}
+
+/// [`subscriber_with`] on a client of the caller's.
+async fn subscriber_on(
+    gw: &mut Gw,
+    sid: u64,
+    room: u64,
+    feed: u64,
+    n_streams: usize,
+    mut c: Client,
+) -> Sub {
     let hid = gw.attach(sid, VR);
     let body = json!({"request": "join", "ptype": "subscriber", "room": room,
         "streams": [{"feed": feed}]});
@@ -197,7 +210,6 @@ async fn subscriber_with(gw: &mut Gw, sid: u64, room: u64, feed: u64, n_streams:
         let rtpmap = format!("a=rtpmap:{} {codec}", first_pt(&offer, media));
         assert!(offer.contains(&rtpmap), "{rtpmap}: {offer}");
     }
-    let mut c = Client::new().await;
     let answer = c.accept_offer(&offer);
     let jsep = json!({"type": "answer", "sdp": answer});
     let ev = request(gw, sid, hid, json!({"request": "start"}), Some(jsep)).await;
@@ -862,5 +874,84 @@ async fn talking_events_follow_audio_levels() {
         assert_eq!(d["audio-level-dBov-avg"], f64::from(level), "{ev}");
         assert_eq!(talking(&gw), now, "listparticipants after {kind}");
     }
+    gw.stop();
+}
+
+/// `min_delay`/`max_delay` (10 ms units) reach the subscriber as the playout-delay extension:
+/// a subscriber's own setting for its stream, and a publisher's for every subscriber of its
+/// stream; a subscriber's wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn playout_delay_reaches_the_subscriber() {
+    let mut gw = Gw::start(vr_opts());
+    let sid = gw.create_session();
+    const ROOM: u64 = 7777;
+    create_room(&gw, sid, ROOM, json!({"publishers": 3}));
+    let mut p = publisher(&mut gw, sid, ROOM).await;
+    // A client that knows the playout-delay extension (str0m's defaults leave it out).
+    let cfg = RtcConfig::new().set_extension(6, Extension::PlayoutDelay);
+    let client = Client::with_config(cfg).await;
+    let mut s = subscriber_on(&mut gw, sid, ROOM, p.id, 2, client).await;
+    let (s_hid, s_audio, s_video) = (s.hid, s.audio, s.video);
+    let (up_tx, mut up_rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        let ok = s.c.run_until(WAIT, |c| c.connected).await;
+        let _ = up_tx.send(ok);
+        let (a, v) = (s.audio, s.video);
+        let last = |c: &Client| {
+            got(c, v, true, b'D').iter().any(|x| x.0 == 9)
+                && got(c, a, false, b'D').iter().any(|x| x.0 == 9)
+        };
+        s.c.run_until(WAIT, last).await;
+        s
+    });
+    assert_eq!(up_rx.recv().await, Some(true), "subscriber connected");
+    gw.event("subscriber webrtcup", is("webrtcup", s_hid)).await;
+
+    let body = json!({"request": "configure", "streams": [
+        {"mid": s_video.to_string(), "min_delay": 0, "max_delay": 20}]});
+    let ev = request(&mut gw, sid, s_hid, body, None).await;
+    assert_eq!(ev["plugindata"]["data"]["configured"], "ok", "{ev}");
+    let body = json!({"request": "configure", "streams": [
+        {"mid": p.audio.to_string(), "min_delay": 5, "max_delay": 10},
+        {"mid": p.video.to_string(), "min_delay": 7}]});
+    let ev = request(&mut gw, sid, p.hid, body, None).await;
+    assert_eq!(ev["plugindata"]["data"]["configured"], "ok", "{ev}");
+    p.send(b'D', 0..10, Duration::from_millis(10)).await;
+
+    let s = task.await.expect("subscriber task");
+    let delays = |mid: Mid| -> Vec<(Option<MediaTime>, Option<MediaTime>)> {
+        s.c.rtp
+            .iter()
+            .zip(&s.c.rtp_ext)
+            .filter(|((m, p), _)| {
+                *m == mid && parse_media(mid == s_video, p).is_some_and(|x| x.0 == b'D')
+            })
+            .map(|(_, e)| (e.play_delay_min, e.play_delay_max))
+            .collect()
+    };
+    let hundredths = |v| Some(MediaTime::from_hundredths(v));
+    let audio = delays(s_audio);
+    assert_eq!(audio.len(), 10, "audio packets");
+    assert!(
+        audio.iter().all(|d| *d == (hundredths(5), hundredths(10))),
+        "the publisher's delay on audio: {audio:?}"
+    );
+    let video = delays(s_video);
+    assert_eq!(video.len(), 10, "video packets");
+    assert!(
+        video.iter().all(|d| *d == (hundredths(0), hundredths(20))),
+        "the subscriber's own delay on video: {video:?}"
+    );
+    let info = gw.handle_info(sid, s_hid);
+    let streams = info["plugin_specific"]["streams"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        streams
+            .iter()
+            .any(|x| x["playout-delay"] == json!({"min-delay": 0, "max-delay": 20})),
+        "handle_info shows the subscriber's delay: {info}"
+    );
     gw.stop();
 }

@@ -26,6 +26,9 @@ pub struct Dest {
     /// The highest VP8 temporal layer (TID) this destination gets; the engine drops the
     /// packets above it and keeps the sequence numbers gapless. `u8::MAX`: no cap.
     pub temporal: u8,
+    /// Playout delay (min, max in 10 ms units) this destination's packets carry instead of the
+    /// packet's own (VideoRoom's per-subscriber `min_delay`/`max_delay`).
+    pub playout: Option<(u16, u16)>,
 }
 
 impl Dest {
@@ -35,6 +38,7 @@ impl Dest {
             mindex: u32::try_from(mindex).unwrap_or(u32::MAX),
             epoch: 0,
             temporal: u8::MAX,
+            playout: None,
         }
     }
 }

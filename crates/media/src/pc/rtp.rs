@@ -127,7 +127,14 @@ impl Pc {
                 return;
             }
         }
-        if !self.send_rtp(p, mindex, dest.epoch) {
+        if !self.write_rtp(
+            p,
+            mindex.unwrap_or(p.mindex),
+            dest.epoch,
+            false,
+            dest.playout,
+        ) {
+            self.tx_dropped += 1;
             return;
         }
         let next = self.drive();
@@ -142,7 +149,7 @@ impl Pc {
     /// payload type for its codec, this stream's SSRC, and sequence numbers and timestamps
     /// continuous for this peer. Returns whether it was written; what cannot be sent is counted.
     pub(crate) fn send_rtp(&mut self, p: &RtpPacket, mindex: Option<usize>, epoch: u32) -> bool {
-        let sent = self.write_rtp(p, mindex.unwrap_or(p.mindex), epoch, false);
+        let sent = self.write_rtp(p, mindex.unwrap_or(p.mindex), epoch, false, None);
         if !sent {
             self.tx_dropped += 1;
         }
@@ -152,11 +159,19 @@ impl Pc {
     /// A relayed packet this destination does not get (above its temporal cap): its
     /// stream's sequence numbers close up over it.
     fn skip_rtp(&mut self, p: &RtpPacket, mindex: Option<usize>, epoch: u32) {
-        self.write_rtp(p, mindex.unwrap_or(p.mindex), epoch, true);
+        self.write_rtp(p, mindex.unwrap_or(p.mindex), epoch, true, None);
     }
 
-    /// Writes `p` (or, with `skip`, only accounts for not writing it).
-    fn write_rtp(&mut self, p: &RtpPacket, mindex: usize, epoch: u32, skip: bool) -> bool {
+    /// Writes `p` (or, with `skip`, only accounts for not writing it), with `playout` (min, max)
+    /// instead of the packet's own playout delay when given.
+    fn write_rtp(
+        &mut self,
+        p: &RtpPacket,
+        mindex: usize,
+        epoch: u32,
+        skip: bool,
+        playout: Option<(u16, u16)>,
+    ) -> bool {
         let Some(idx) = self.target_mid(mindex, p.kind) else {
             return false;
         };
@@ -208,8 +223,8 @@ impl Pc {
         let ev = ExtensionValues {
             audio_level: p.ext.audio_level,
             voice_activity: p.ext.voice_activity,
-            play_delay_min: delay(p.ext.min_delay),
-            play_delay_max: delay(p.ext.max_delay),
+            play_delay_min: delay(playout.map(|d| d.0).or(p.ext.min_delay)),
+            play_delay_max: delay(playout.map(|d| d.1).or(p.ext.max_delay)),
             ..ExtensionValues::default()
         };
         let w = RtpWrite::new(pt.into(), seq.into(), ts, now, p.payload.clone())

@@ -305,6 +305,8 @@ pub struct Client {
     pub rtp: Vec<(Mid, Vec<u8>)>,
     /// The same packets' headers: (mid, payload type, extended sequence number, SSRC).
     pub rtp_meta: Vec<(Mid, u8, u64, u32)>,
+    /// The same packets' header extension values.
+    pub rtp_ext: Vec<ExtensionValues>,
     pub channels: Vec<(ChannelId, String)>,
     /// Data-channel messages received: (binary, data).
     pub data: Vec<(bool, Vec<u8>)>,
@@ -340,6 +342,7 @@ impl Client {
             connected: false,
             rtp: Vec::new(),
             rtp_meta: Vec::new(),
+            rtp_ext: Vec::new(),
             channels: Vec::new(),
             data: Vec::new(),
             closed: false,
@@ -469,6 +472,7 @@ impl Client {
                     self.rtp_meta
                         .push((mid, *p.header.payload_type, *p.seq_no, *p.header.ssrc));
                     self.rtp.push((mid, p.payload.to_vec()));
+                    self.rtp_ext.push(p.header.ext_vals.clone());
                 }
             }
             Event::ChannelOpen(id, label) => self.channels.push((id, label)),

@@ -11,6 +11,56 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
+/// A playout delay setting (`min_delay`/`max_delay`, in 10 ms units as Janus takes them):
+/// -1 unset. A negative value clears both; each bound pulls the other along so min ≤ max.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Playout {
+    pub min: i64,
+    pub max: i64,
+}
+
+impl Default for Playout {
+    fn default() -> Playout {
+        Playout { min: -1, max: -1 }
+    }
+}
+
+impl Playout {
+    pub fn apply(&mut self, min: Option<i64>, max: Option<i64>) {
+        if let Some(v) = min {
+            if v < 0 {
+                *self = Playout::default();
+            } else {
+                self.min = v.min(4095);
+                self.max = self.max.max(self.min);
+            }
+        }
+        if let Some(v) = max {
+            if v < 0 {
+                *self = Playout::default();
+            } else {
+                self.max = v.min(4095);
+                if self.min > self.max {
+                    self.min = self.max;
+                }
+            }
+        }
+    }
+
+    /// (min, max) for the extension, when both are set.
+    pub fn ext(&self) -> Option<(u16, u16)> {
+        (self.min >= 0 && self.max >= 0).then_some((self.min as u16, self.max as u16))
+    }
+
+    fn pack(v: Option<(u16, u16)>) -> u32 {
+        v.map_or(u32::MAX, |(a, b)| u32::from(a) << 16 | u32::from(b))
+    }
+
+    fn unpack(v: u32) -> Option<(u16, u16)> {
+        (v != u32::MAX).then_some(((v >> 16) as u16, (v & 0xffff) as u16))
+    }
+}
+
 /// Simulcast layers a stream can have (Janus's substreams 0–2).
 pub const LAYERS: usize = 3;
 const NO_LAYER: u8 = u8::MAX;
@@ -32,6 +82,8 @@ pub struct Link {
     /// packet goes), and the wanted one, taken on the next packet of that temporal layer.
     temporal: AtomicU8,
     temporal_target: AtomicU8,
+    /// The subscriber's playout delay for this stream (packed, `u32::MAX`: the publisher's).
+    playout: AtomicU32,
 }
 
 impl Link {
@@ -46,6 +98,7 @@ impl Link {
             epoch: AtomicU32::new(0),
             temporal: AtomicU8::new(NO_LAYER),
             temporal_target: AtomicU8::new(NO_LAYER),
+            playout: AtomicU32::new(u32::MAX),
         }
     }
 
@@ -53,6 +106,7 @@ impl Link {
         let mut d = Dest::new(self.href.handle_id, self.mindex);
         d.epoch = self.epoch.load(Ordering::Relaxed);
         d.temporal = self.temporal.load(Ordering::Relaxed);
+        d.playout = Playout::unpack(self.playout.load(Ordering::Relaxed));
         d
     }
 
@@ -89,6 +143,8 @@ pub struct StreamMedia {
     tswitches: Mutex<Vec<Arc<Link>>>,
     has_tswitches: AtomicBool,
     pub packets: AtomicU64,
+    /// The publisher's playout delay for this stream (packed as in [`Link`]).
+    playout: AtomicU32,
     /// Muted by a moderator: nothing is forwarded.
     pub muted: AtomicBool,
 }
@@ -123,6 +179,7 @@ impl StreamMedia {
             tswitches: Mutex::new(Vec::new()),
             has_tswitches: AtomicBool::new(false),
             packets: AtomicU64::new(0),
+            playout: AtomicU32::new(u32::MAX),
             muted: AtomicBool::new(false),
         }
     }
@@ -204,6 +261,31 @@ impl StreamMedia {
         self.has_switches.store(true, Ordering::Release);
     }
 
+    /// The publisher's playout delay for this stream.
+    pub fn playout(&self) -> Playout {
+        Playout::unpack(self.playout.load(Ordering::Relaxed)).map_or_else(
+            Playout::default,
+            |(a, b)| Playout {
+                min: i64::from(a),
+                max: i64::from(b),
+            },
+        )
+    }
+
+    /// The publisher's playout delay for every subscriber of this stream.
+    pub fn set_playout(&self, v: Option<(u16, u16)>) {
+        self.playout.store(Playout::pack(v), Ordering::Relaxed);
+    }
+
+    /// A subscriber's own playout delay for this stream (`None`: the publisher's).
+    pub fn set_link_playout(&self, link: &Link, v: Option<(u16, u16)>) {
+        link.playout.store(Playout::pack(v), Ordering::Relaxed);
+        if let Some(l) = link.current() {
+            let d = link.dest();
+            self.edit(l, |f| f.insert(d));
+        }
+    }
+
     /// Whether a layer had a packet within `window_ms`.
     pub fn layer_active(&self, layer: usize, window_ms: u64) -> bool {
         let Some(seen) = self.last_seen.get(layer) else {
@@ -252,7 +334,15 @@ impl StreamMedia {
             .get(layer)
             .map(|f| f.read().unwrap_or_else(|e| e.into_inner()));
         if let Some(fan) = g.as_ref().and_then(|g| g.as_ref()) {
-            fan.send(packet);
+            match Playout::unpack(self.playout.load(Ordering::Relaxed)) {
+                Some((min, max)) => {
+                    let mut p = packet.clone();
+                    p.ext.min_delay = Some(min);
+                    p.ext.max_delay = Some(max);
+                    fan.send(&p);
+                }
+                None => fan.send(packet),
+            }
         }
     }
 
@@ -359,6 +449,20 @@ pub fn pick_layer(target: usize, active: impl Fn(usize) -> bool) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn playout_bounds_pull_each_other() {
+        let mut p = Playout::default();
+        assert_eq!(p.ext(), None);
+        p.apply(Some(10), None);
+        assert_eq!(p.ext(), Some((10, 10)));
+        p.apply(None, Some(50));
+        assert_eq!(p.ext(), Some((10, 50)));
+        p.apply(None, Some(5));
+        assert_eq!(p.ext(), Some((5, 5)));
+        p.apply(Some(-1), None);
+        assert_eq!(p, Playout::default());
+    }
 
     #[test]
     fn temporal_switch_points() {

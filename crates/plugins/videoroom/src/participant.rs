@@ -416,6 +416,16 @@ fn configure(
                     shared.services.send_pli(&p.href, Some(sm.mindex));
                 }
             }
+            // Playout delay for every subscriber of this stream (theirs, if set, wins).
+            let min = crate::json::opt_i64(o, "min_delay")?;
+            let max = crate::json::opt_i64(o, "max_delay")?;
+            if min.is_some() || max.is_some() {
+                if let Some(sm) = mid.and_then(|m| p.stream_media(m)) {
+                    let mut d = sm.playout();
+                    d.apply(min, max);
+                    sm.set_playout(d.ext());
+                }
+            }
         }
     }
     if keyframe {

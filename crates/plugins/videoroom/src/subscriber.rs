@@ -4,7 +4,7 @@
 //! offer (`updated`), or `updating` while an earlier offer is still unanswered.
 
 use crate::error::{VrError, VrResult};
-use crate::json::{opt_bool, opt_str, opt_u64, Body, Id, Ids};
+use crate::json::{opt_bool, opt_i64, opt_str, opt_u64, Body, Id, Ids};
 use crate::media::{pick_layer, Link};
 use crate::publisher::Publisher;
 use crate::room::{Room, RoomState};
@@ -35,8 +35,8 @@ pub struct SubStream {
     pub substream: u8,
     pub temporal: u8,
     pub fallback_us: u64,
-    pub min_delay: Option<i64>,
-    pub max_delay: Option<i64>,
+    /// `min_delay`/`max_delay` asked for this stream (the publisher's when unset).
+    pub playout: crate::media::Playout,
     /// Installed in the publisher stream's fan-out.
     pub link: Option<Arc<Link>>,
     /// Whether the last offer sent it active (to tell whether an update changes the SDP).
@@ -62,8 +62,7 @@ impl SubStream {
             substream: 2,
             temporal: 2,
             fallback_us: DEFAULT_FALLBACK_US,
-            min_delay: None,
-            max_delay: None,
+            playout: Default::default(),
             link: None,
             offered: false,
             ready: false,
@@ -131,10 +130,10 @@ impl SubStream {
         if let Some(p) = &self.vp9_profile {
             m.insert("vp9-profile".into(), json!(p));
         }
-        if self.min_delay.is_some() || self.max_delay.is_some() {
+        if let Some((min, max)) = self.playout.ext() {
             m.insert(
                 "playout-delay".into(),
-                json!({"min-delay": self.min_delay.unwrap_or(-1), "max-delay": self.max_delay.unwrap_or(-1)}),
+                json!({"min-delay": min, "max-delay": max}),
             );
         }
         if self.simulcast {
@@ -195,6 +194,8 @@ pub struct StreamReq {
     pub substream: Option<u8>,
     pub temporal: Option<u8>,
     pub fallback: Option<u64>,
+    pub min_delay: Option<i64>,
+    pub max_delay: Option<i64>,
 }
 
 impl StreamReq {
@@ -207,6 +208,8 @@ impl StreamReq {
             substream: opt_u64(b, "substream")?.map(|v| v.min(2) as u8),
             temporal: opt_u64(b, "temporal")?.map(|v| v.min(2) as u8),
             fallback: opt_u64(b, "fallback")?,
+            min_delay: opt_i64(b, "min_delay")?,
+            max_delay: opt_i64(b, "max_delay")?,
         })
     }
 }
@@ -290,6 +293,7 @@ pub fn resolve(
             if let Some(v) = r.fallback {
                 ss.fallback_us = v;
             }
+            ss.playout.apply(r.min_delay, r.max_delay);
             out.push(ss);
         }
         if !found {
@@ -495,6 +499,9 @@ impl Subscriber {
                             sm.detach(&old);
                         }
                         sm.attach(&link, layer);
+                        if let Some(v) = s.playout.ext() {
+                            sm.set_link_playout(&link, Some(v));
+                        }
                         if sm.simulcast && sm.video {
                             sm.set_temporal(&link, s.temporal);
                         }

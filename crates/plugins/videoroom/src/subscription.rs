@@ -3,7 +3,7 @@
 
 use crate::error::{VrError, VrResult};
 use crate::handle::{Role, VrHandle};
-use crate::json::{objects, opt_array, opt_bool, opt_str, opt_u64, Body, Ids};
+use crate::json::{objects, opt_array, opt_bool, opt_i64, opt_str, opt_u64, Body, Ids};
 use crate::participant::Reply;
 use crate::room::Room;
 use crate::sdp::SdpKind;
@@ -75,6 +75,8 @@ pub fn join(
                 substream: layer(b, "substream")?,
                 temporal: layer(b, "temporal")?,
                 fallback: opt_u64(b, "fallback")?,
+                min_delay: None,
+                max_delay: None,
             };
             (vec![req], filter, true)
         }
@@ -235,9 +237,14 @@ fn configure(
         opt_u64(b, "fallback")?,
     );
     let mut changes = Vec::new();
+    let mut delays = Vec::new();
     if let Some(list) = list {
         for o in objects(list, "streams")? {
             let mid = crate::json::req_str(o, "mid")?.to_owned();
+            let (min, max) = (opt_i64(o, "min_delay")?, opt_i64(o, "max_delay")?);
+            if min.is_some() || max.is_some() {
+                delays.push((mid.clone(), min, max));
+            }
             changes.push((
                 Some(mid),
                 None,
@@ -266,6 +273,16 @@ fn configure(
             sub,
             &*shared.services,
         );
+    }
+    for (mid, min, max) in delays {
+        let Some(s) = st.streams.iter_mut().find(|s| s.mid.as_ref() == Some(&mid)) else {
+            continue;
+        };
+        s.playout.apply(min, max);
+        let sm = s.feed.as_ref().zip(s.feed_mid.as_ref());
+        if let (Some(link), Some(sm)) = (&s.link, sm.and_then(|(f, m)| f.stream_media(m))) {
+            sm.set_link_playout(link, s.playout.ext());
+        }
     }
     let (a, v, d, substream, temporal, fallback) = legacy;
     for s in st.streams.iter_mut() {
