@@ -82,8 +82,9 @@ pub(crate) fn signed_valid(token: &str, secret: &str, realm: &str, unix_now: u64
     verify_signed(token, secret, unix_now).is_some_and(|p| p.get(1) == Some(&realm))
 }
 
-/// Whether a signed `janus`-realm token names `descriptor` (e.g. a plugin package).
-pub(crate) fn signed_contains(
+/// Whether a signed token of `realm` names `descriptor` (a plugin package in the `janus`
+/// realm; `room=<id>` in a plugin's own realm).
+pub fn signed_contains(
     token: &str,
     secret: &str,
     realm: &str,

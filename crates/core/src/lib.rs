@@ -24,7 +24,7 @@ mod registry;
 mod rng;
 mod session;
 
-pub use auth::{sign_token, TokenStore};
+pub use auth::{sign_token, signed_contains, TokenStore};
 pub use call::{CallDone, PluginCall, Step};
 pub use config::CoreConfig;
 pub use gateway::{Gateway, Incoming, PluginEvent};

@@ -351,6 +351,17 @@ pub trait CoreServices: Send + Sync {
     fn configs_folder(&self) -> Option<std::path::PathBuf> {
         None
     }
+    /// Whether the core authenticates with signed tokens (`token_auth` with a
+    /// `token_auth_secret`): only then can rooms require them.
+    fn auth_is_signed(&self) -> bool {
+        false
+    }
+    /// Whether `token` is a valid, unexpired token signed with the core's secret, of this
+    /// plugin's realm (its package name), naming `descriptor` (e.g. `room=1234`). False when the
+    /// core is not in signed mode.
+    fn signature_contains(&self, _token: &str, _descriptor: &str) -> bool {
+        false
+    }
     /// Whether event handlers want this plugin's events.
     fn events_enabled(&self) -> bool {
         false

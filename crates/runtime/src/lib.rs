@@ -105,11 +105,26 @@ struct Services {
     media: MediaSlot,
     tasks: TaskSlot,
     configs: Option<std::path::PathBuf>,
+    token_secret: Option<Arc<str>>,
 }
 
 impl CoreServices for Services {
     fn configs_folder(&self) -> Option<std::path::PathBuf> {
         self.configs.clone()
+    }
+
+    fn auth_is_signed(&self) -> bool {
+        self.token_secret.is_some()
+    }
+
+    fn signature_contains(&self, token: &str, descriptor: &str) -> bool {
+        let Some(secret) = &self.token_secret else {
+            return false;
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        jano_core::signed_contains(token, secret, self.package, descriptor, now)
     }
 
     fn push_event(
@@ -197,6 +212,7 @@ pub struct PluginQueue {
     media: MediaSlot,
     tasks: TaskSlot,
     configs: Option<std::path::PathBuf>,
+    token_secret: Option<Arc<str>>,
 }
 
 impl PluginQueue {
@@ -209,6 +225,12 @@ impl PluginQueue {
         self.configs = folder;
     }
 
+    /// The core's `token_auth_secret` when it authenticates with signed tokens: plugins check
+    /// their own signed tokens (VideoRoom's `signed_tokens` rooms) with it.
+    pub fn set_token_secret(&mut self, secret: Option<String>) {
+        self.token_secret = secret.map(Arc::from);
+    }
+
     /// The services for the plugin with this package name.
     pub fn services_for(&self, package: &'static str) -> Arc<dyn CoreServices> {
         Arc::new(Services {
@@ -217,6 +239,7 @@ impl PluginQueue {
             media: self.media.clone(),
             tasks: self.tasks.clone(),
             configs: self.configs.clone(),
+            token_secret: self.token_secret.clone(),
         })
     }
 

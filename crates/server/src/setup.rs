@@ -340,6 +340,8 @@ pub async fn start(
 
     let mut queue = PluginQueue::new();
     queue.set_configs_folder(cfg.folder.clone());
+    // Signed mode: token_auth with a secret (plugins then check their own signed tokens).
+    queue.set_token_secret(core.token_auth_secret.clone().filter(|_| core.token_auth));
     let mut registry = PluginRegistry::new();
     for (package, factory) in PLUGINS {
         if !cfg.plugin_enabled(package) {

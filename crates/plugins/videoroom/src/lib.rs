@@ -389,7 +389,9 @@ impl VideoRoom {
                     tracing::warn!("videoroom: skipping category {name}: not a valid room id");
                     continue;
                 };
-                let rc = config::RoomConfig::from_group(&id, group);
+                let mut rc = config::RoomConfig::from_group(&id, group);
+                // Signed room tokens need the core in signed mode (as in Janus).
+                rc.signed_tokens &= services.auth_is_signed();
                 rooms.insert(id.clone(), Arc::new(Room::new(id, rc)));
             }
         }

@@ -57,6 +57,8 @@ fn create(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> {
     // Validate the settings before taking the rooms lock.
     let probe = wanted.clone().unwrap_or(Id::Num(0));
     let mut cfg = RoomConfig::from_request(&probe, b)?;
+    // Signed room tokens need the core in signed mode; otherwise the setting is ignored.
+    cfg.signed_tokens &= shared.services.auth_is_signed();
     if permanent && !shared.persist.available() {
         return Err(VrError::Unknown(
             "No configuration file, can't create permanent room".into(),

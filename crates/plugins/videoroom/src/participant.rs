@@ -69,6 +69,23 @@ pub fn join(
     }
 }
 
+/// A `signed_tokens` room's check, before any other: the `token` is signed with the core's
+/// secret, of VideoRoom's realm, naming `room=<id>`.
+pub fn check_signed(shared: &Shared, room: &Id, cfg: &RoomConfig, b: &Body) -> VrResult<()> {
+    if !cfg.signed_tokens || !shared.services.auth_is_signed() {
+        return Ok(());
+    }
+    let token = opt_str(b, "token").ok().flatten().unwrap_or("");
+    if shared
+        .services
+        .signature_contains(token, &format!("room={room}"))
+    {
+        Ok(())
+    } else {
+        Err(VrError::Unauthorized("Unauthorized (wrong token)"))
+    }
+}
+
 /// The room's access checks for a participant: PIN, then the `allowed` tokens.
 fn check_access(cfg: &RoomConfig, b: &Body) -> VrResult<()> {
     if let Some(pin) = &cfg.pin {
@@ -110,6 +127,7 @@ fn join_publisher(
             ));
         }
         let mut rs = room.state();
+        check_signed(shared, &room.id, &rs.cfg, b)?;
         check_access(&rs.cfg, b)?;
         let id = match wanted {
             Some(id) if rs.participants.contains_key(&id) => {

@@ -89,6 +89,7 @@ pub fn join(
             ));
         }
         let mut rs = room.state();
+        crate::participant::check_signed(shared, &room.id, &rs.cfg, b)?;
         if let Some(pin) = &rs.cfg.pin {
             match opt_str(b, "pin")? {
                 Some(got) if crate::json::same_secret(got, pin) => {}

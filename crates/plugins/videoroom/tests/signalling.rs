@@ -24,6 +24,8 @@ struct Rec {
     closed: Mutex<Vec<u64>>,
     plis: Mutex<Vec<u64>>,
     folder: Option<std::path::PathBuf>,
+    /// The core's token_auth_secret (signed mode) when set.
+    secret: Option<String>,
 }
 
 impl CoreServices for Rec {
@@ -56,6 +58,23 @@ impl CoreServices for Rec {
     fn configs_folder(&self) -> Option<std::path::PathBuf> {
         self.folder.clone()
     }
+    fn auth_is_signed(&self) -> bool {
+        self.secret.is_some()
+    }
+    fn signature_contains(&self, token: &str, descriptor: &str) -> bool {
+        let Some(secret) = &self.secret else {
+            return false;
+        };
+        jano_core::signed_contains(token, secret, VR, descriptor, now())
+    }
+}
+
+const VR: &str = "janus.plugin.videoroom";
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 struct T {
@@ -81,8 +100,17 @@ a=simulcast:send h;l\r\n";
 
 impl T {
     fn new(config: Option<&str>, folder: Option<std::path::PathBuf>) -> T {
+        T::with_secret(config, folder, None)
+    }
+
+    fn with_secret(
+        config: Option<&str>,
+        folder: Option<std::path::PathBuf>,
+        secret: Option<&str>,
+    ) -> T {
         let rec = Arc::new(Rec {
             folder,
+            secret: secret.map(str::to_owned),
             ..Default::default()
         });
         let cfg = config.map(|c| Jcfg::parse(c, "test.jcfg").expect("config"));
@@ -670,4 +698,91 @@ fn permanent_rooms_keep_the_rest_of_the_file() {
     assert!(saved.category("room-2").is_none());
     assert!(saved.category("room-1").is_some());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `signed_tokens` rooms (core in signed mode): `join` needs a token signed with the core's
+/// secret, of VideoRoom's realm, naming the room; checked before the PIN. Without signed mode
+/// the setting is ignored, as Janus does.
+#[test]
+fn signed_room_tokens() {
+    let mut t = T::with_secret(None, None, Some("sekrit"));
+    let adm = t.attach();
+    t.sync(
+        adm,
+        json!({"request": "create", "room": 9, "pin": "1", "signed_tokens": true}),
+    );
+    let far = now() + 3600;
+    let good = jano_core::sign_token("sekrit", far, VR, &["room=9"]);
+    let refused = [
+        None,
+        Some(jano_core::sign_token("sekrit", far, VR, &["room=8"])),
+        Some(jano_core::sign_token(
+            "sekrit",
+            far,
+            "janus",
+            &[VR, "room=9"],
+        )),
+        Some(jano_core::sign_token(
+            "sekrit",
+            now().saturating_sub(10),
+            VR,
+            &["room=9"],
+        )),
+        Some(jano_core::sign_token("other", far, VR, &["room=9"])),
+    ];
+    let a = t.attach();
+    for token in refused {
+        let mut body = json!({"request": "join", "ptype": "publisher", "room": 9});
+        if let Some(tok) = &token {
+            body["token"] = json!(tok);
+        }
+        let (ev, _) = t.req(a, body, None);
+        assert_eq!(
+            code(&ev.data),
+            Some((433, "Unauthorized (wrong token)".into())),
+            "token {token:?}"
+        );
+    }
+    // The token passes; the PIN is checked after it.
+    let (ev, _) = t.req(
+        a,
+        json!({"request": "join", "ptype": "publisher", "room": 9, "token": good}),
+        None,
+    );
+    assert_eq!(
+        code(&ev.data),
+        Some((429, "Missing mandatory element (pin)".into()))
+    );
+    let (ev, _) = t.req(
+        a,
+        json!({"request": "join", "ptype": "publisher", "room": 9, "token": good, "pin": "1"}),
+        None,
+    );
+    assert_eq!(ev.data["videoroom"], "joined", "{:?}", ev.data);
+    let s = t.attach();
+    let feed = ev.data["id"].clone();
+    let (ev, _) = t.req(
+        s,
+        json!({"request": "join", "ptype": "subscriber", "room": 9, "pin": "1", "streams": [{"feed": feed}]}),
+        None,
+    );
+    assert_eq!(
+        code(&ev.data),
+        Some((433, "Unauthorized (wrong token)".into()))
+    );
+
+    // Not in signed mode: the setting does not hold.
+    let mut t = T::new(None, None);
+    let adm = t.attach();
+    t.sync(
+        adm,
+        json!({"request": "create", "room": 9, "signed_tokens": true}),
+    );
+    let a = t.attach();
+    let (ev, _) = t.req(
+        a,
+        json!({"request": "join", "ptype": "publisher", "room": 9}),
+        None,
+    );
+    assert_eq!(ev.data["videoroom"], "joined", "{:?}", ev.data);
 }
