@@ -1,28 +1,20 @@
-//! Shared RTP mechanics for plugins that forward media: switching a forwarded stream between
-//! sources (simulcast layers, publishers) without the receiver seeing a jump, and the VP8
-//! payload-descriptor fields that must stay continuous across such a switch.
+//! Shared RTP mechanics for plugins that forward media: keyframe detection per codec, the VP8
+//! payload-descriptor fields, and [`SourceRewriter`] for packets a plugin drops on purpose.
 //!
-//! The engine already keeps every destination's sequence numbers and timestamps continuous
-//! when the SSRC behind an m-line changes; [`SourceRewriter`] is for what only the plugin
-//! knows: packets it drops on purpose (a temporal layer above the target), and VP8's picture
-//! ID and TL0PICIDX, which each simulcast layer numbers on its own.
+//! The engine keeps every destination's sequence numbers, timestamps and VP8 picture IDs /
+//! TL0PICIDX continuous when the SSRC behind an m-line changes (a simulcast layer or publisher
+//! switch); what only the plugin knows is which packets it skipped.
 
 use crate::RtpPacket;
 
-/// What only the plugin can keep continuous when the source of a forwarded stream changes
-/// (simulcast layer switches): the packets it skips on purpose, and VP8's picture ID and
-/// TL0PICIDX. Sequence numbers and timestamps across a change of SSRC are the engine's (it
-/// starts a new segment for each destination), so they are not rebased here.
+/// The packets a plugin skips on purpose in a stream it sends with `send_rtp` (a temporal
+/// layer above the target): later ones move down so the peer sees no loss. Continuity across a
+/// change of source (SSRC) is the engine's.
 #[derive(Debug, Default)]
 pub struct SourceRewriter {
     ssrc: Option<u32>,
     /// Packets of the current source skipped so far: later ones move down by as many.
     skipped: u64,
-    /// VP8 picture ID and TL0PICIDX continuity (each layer numbers its pictures itself).
-    pid_off: u16,
-    tl0_off: u8,
-    last_pid: Option<u16>,
-    last_tl0: Option<u8>,
 }
 
 impl SourceRewriter {
@@ -35,31 +27,11 @@ impl SourceRewriter {
     }
 
     pub fn rewrite(&mut self, p: &mut RtpPacket) {
-        let vp8 = p.codec == "vp8";
         if self.ssrc != Some(p.ssrc) {
-            if self.ssrc.is_some() && vp8 {
-                let (pid, tl0) = vp8_ids(&p.payload);
-                if let (Some(last), Some(new)) = (self.last_pid, pid) {
-                    self.pid_off = last.wrapping_add(1).wrapping_sub(new) & 0x7fff;
-                }
-                if let (Some(last), Some(new)) = (self.last_tl0, tl0) {
-                    self.tl0_off = last.wrapping_add(1).wrapping_sub(new);
-                }
-            }
             self.ssrc = Some(p.ssrc);
             self.skipped = 0;
         }
         p.seq = p.seq.saturating_sub(self.skipped);
-        if vp8 {
-            if self.pid_off != 0 || self.tl0_off != 0 {
-                let mut payload = p.payload.to_vec();
-                vp8_shift_ids(&mut payload, self.pid_off, self.tl0_off);
-                p.payload = payload.into();
-            }
-            let (pid, tl0) = vp8_ids(&p.payload);
-            self.last_pid = pid.or(self.last_pid);
-            self.last_tl0 = tl0.or(self.last_tl0);
-        }
     }
 }
 
@@ -123,26 +95,6 @@ pub fn vp8_ids(payload: &[u8]) -> (Option<u16>, Option<u8>) {
         }
     });
     (pid, tl0.and_then(|at| payload.get(at).copied()))
-}
-
-/// Adds the offsets to the picture ID (15-bit, or 7-bit when short) and TL0PICIDX in place.
-pub fn vp8_shift_ids(payload: &mut [u8], pid_off: u16, tl0_off: u8) {
-    let (pid, tl0) = vp8_id_offsets(payload);
-    if let Some((at, long)) = pid {
-        if long {
-            if let (Some(&hi), Some(&lo)) = (payload.get(at), payload.get(at + 1)) {
-                let v = u16::from_be_bytes([hi & 0x7f, lo]).wrapping_add(pid_off) & 0x7fff;
-                let [h, l] = v.to_be_bytes();
-                payload[at] = 0x80 | h;
-                payload[at + 1] = l;
-            }
-        } else if let Some(b) = payload.get_mut(at) {
-            *b = (b.wrapping_add(pid_off as u8)) & 0x7f;
-        }
-    }
-    if let Some(b) = tl0.and_then(|at| payload.get_mut(at)) {
-        *b = b.wrapping_add(tl0_off);
-    }
 }
 
 /// Whether a VP8 RTP payload starts a keyframe (RFC 7741: descriptor, then the frame header's
@@ -307,17 +259,14 @@ mod tests {
     }
 
     #[test]
-    fn vp8_ids_shift_with_wraparound() {
+    fn vp8_ids_parse() {
         // X, S; I and L set; 15-bit picture id 0x7ffe; TL0PICIDX 255.
-        let mut p = vec![0x90, 0xC0, 0xFF, 0xFE, 0xFF, 0x00];
+        let p = vec![0x90, 0xC0, 0xFF, 0xFE, 0xFF, 0x00];
         assert_eq!(vp8_ids(&p), (Some(0x7ffe), Some(255)));
-        vp8_shift_ids(&mut p, 3, 2);
-        assert_eq!(vp8_ids(&p), (Some(1), Some(1)));
-        assert_eq!(p[2] & 0x80, 0x80, "long form kept");
-        // Truncated descriptors are left alone.
-        let mut short = vec![0x90, 0xC0];
-        vp8_shift_ids(&mut short, 3, 2);
-        assert_eq!(short, vec![0x90, 0xC0]);
+        // Short (7-bit) picture id 5, TL0PICIDX 9.
+        assert_eq!(vp8_ids(&[0x90, 0xC0, 0x05, 0x09]), (Some(5), Some(9)));
+        // Truncated descriptors carry nothing.
+        assert_eq!(vp8_ids(&[0x90, 0xC0]), (None, None));
         assert_eq!(vp8_ids(&[]), (None, None));
     }
 

@@ -23,17 +23,9 @@ fn locked(shared: &Shared, b: &Body) -> VrResult<()> {
 }
 
 fn publisher(shared: &Shared, b: &Body) -> VrResult<(Arc<crate::room::Room>, Arc<Publisher>)> {
-    let room = shared.room_of(b)?;
-    let secret = room.state().cfg.secret.clone();
-    Shared::check_secret(secret.as_deref(), b)?;
+    let room = shared.managed_room(b)?;
     let id = shared.ids.req(b, "publisher_id")?;
-    let p = room
-        .state()
-        .participants
-        .get(&id)
-        .filter(|p| p.is_publishing())
-        .cloned()
-        .ok_or_else(|| VrError::NoSuchFeed(format!("No such publisher ({id})")))?;
+    let p = room.state().publisher(&id, Publisher::is_publishing)?;
     Ok((room, p))
 }
 
@@ -277,17 +269,10 @@ pub fn start(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> {
 
 pub fn stop(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> {
     locked(shared, b)?;
-    let room = shared.room_of(b)?;
-    let secret = room.state().cfg.secret.clone();
-    Shared::check_secret(secret.as_deref(), b)?;
+    let room = shared.managed_room(b)?;
     let id = shared.ids.req(b, "publisher_id")?;
     let stream_id = crate::json::req_u64(b, "stream_id")?;
-    let p = room
-        .state()
-        .participants
-        .get(&id)
-        .cloned()
-        .ok_or_else(|| VrError::NoSuchFeed(format!("No such publisher ({id})")))?;
+    let p = room.state().publisher(&id, |_| true)?;
     let gone = u32::try_from(stream_id).is_ok_and(|s| p.taps.remove_forwarder(s));
     if !gone {
         return Err(VrError::NoSuchFeed(format!("No such stream ({stream_id})")));
@@ -301,9 +286,7 @@ pub fn stop(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> {
 }
 
 pub fn list(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> {
-    let room = shared.room_of(b)?;
-    let secret = room.state().cfg.secret.clone();
-    Shared::check_secret(secret.as_deref(), b)?;
+    let room = shared.managed_room(b)?;
     let pubs: Vec<Arc<Publisher>> = room.state().participants.values().cloned().collect();
     let list: Vec<Value> = pubs
         .iter()

@@ -137,6 +137,14 @@ impl Shared {
         self.room(&id)
     }
 
+    /// The room a management request names, its `secret` checked.
+    pub fn managed_room(&self, b: &Body) -> VrResult<Arc<Room>> {
+        let room = self.room_of(b)?;
+        let secret = room.state().cfg.secret.clone();
+        Shared::check_secret(secret.as_deref(), b)?;
+        Ok(room)
+    }
+
     /// The `secret` check for room management (absent secret in the room: anyone).
     pub fn check_secret(room_secret: Option<&str>, b: &Body) -> VrResult<()> {
         let Some(want) = room_secret else {

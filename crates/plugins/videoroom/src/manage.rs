@@ -244,9 +244,7 @@ fn allowed(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> {
 }
 
 fn kick(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> {
-    let room = shared.room_of(b)?;
-    let secret = room.state().cfg.secret.clone();
-    Shared::check_secret(secret.as_deref(), b)?;
+    let room = shared.managed_room(b)?;
     let id = shared.ids.req(b, "id")?;
     let target = room
         .state()
@@ -259,9 +257,7 @@ fn kick(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> {
 }
 
 fn moderate(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> {
-    let room = shared.room_of(b)?;
-    let secret = room.state().cfg.secret.clone();
-    Shared::check_secret(secret.as_deref(), b)?;
+    let room = shared.managed_room(b)?;
     let id = shared.ids.req(b, "id")?;
     let mid = req_str(b, "mid")?.to_owned();
     let mute = req_bool(b, "mute")?;
@@ -328,9 +324,7 @@ fn list_participants(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> 
 
 fn enable_recording(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> {
     let record = req_bool(b, "record")?;
-    let room = shared.room_of(b)?;
-    let secret = room.state().cfg.secret.clone();
-    Shared::check_secret(secret.as_deref(), b)?;
+    let room = shared.managed_room(b)?;
     let pubs: Vec<Arc<Publisher>> = {
         let mut rs = room.state();
         rs.cfg.record = record;

@@ -110,6 +110,16 @@ impl Link {
         d
     }
 
+    /// Tells the subscriber what changed on this m-line (`substream`, `temporal`).
+    pub fn tell(&self, services: &dyn CoreServices, key: &str, value: Value) {
+        let mut ev = jano_plugin::Map::new();
+        ev.insert("videoroom".into(), json!("event"));
+        ev.insert("room".into(), self.room.clone());
+        ev.insert("mid".into(), json!(self.mid));
+        ev.insert(key.into(), value);
+        let _ = services.push_event(&self.href, None, ev, None);
+    }
+
     /// The temporal layer cap in force, if any.
     pub fn temporal(&self) -> Option<u8> {
         let t = self.temporal.load(Ordering::Relaxed);
@@ -127,6 +137,44 @@ impl Link {
     }
 }
 
+/// Subscribers waiting for something on the packet path, with a flag the packet path reads
+/// without taking the lock.
+#[derive(Default)]
+struct Waiting {
+    links: Mutex<Vec<Arc<Link>>>,
+    any: AtomicBool,
+}
+
+impl Waiting {
+    fn any(&self) -> bool {
+        self.any.load(Ordering::Acquire)
+    }
+
+    fn edit<R>(&self, f: impl FnOnce(&mut Vec<Arc<Link>>) -> R) -> R {
+        let mut v = self.links.lock().unwrap_or_else(|e| e.into_inner());
+        let r = f(&mut v);
+        self.any.store(!v.is_empty(), Ordering::Release);
+        r
+    }
+
+    fn push(&self, link: &Arc<Link>) {
+        self.edit(|v| v.push(link.clone()));
+    }
+
+    fn remove(&self, link: &Link) {
+        self.edit(|v| v.retain(|l| !std::ptr::eq(&**l, link)));
+    }
+
+    /// Takes out the links `pred` picks.
+    fn take(&self, pred: impl Fn(&Link) -> bool) -> Vec<Arc<Link>> {
+        self.edit(|v| {
+            let (go, stay): (Vec<_>, Vec<_>) = v.drain(..).partition(|l| pred(l));
+            *v = stay;
+            go
+        })
+    }
+}
+
 /// One published stream's receivers.
 pub struct StreamMedia {
     pub mindex: usize,
@@ -137,11 +185,10 @@ pub struct StreamMedia {
     /// Milliseconds since `epoch0` of the last packet per layer (0 = never).
     last_seen: [AtomicU64; LAYERS],
     epoch0: Instant,
-    switches: Mutex<Vec<Arc<Link>>>,
-    has_switches: AtomicBool,
+    /// Subscribers waiting for a keyframe of their next layer.
+    switches: Waiting,
     /// Subscribers waiting for a packet of their target temporal layer.
-    tswitches: Mutex<Vec<Arc<Link>>>,
-    has_tswitches: AtomicBool,
+    tswitches: Waiting,
     pub packets: AtomicU64,
     /// The publisher's playout delay for this stream (packed as in [`Link`]).
     playout: AtomicU32,
@@ -174,10 +221,8 @@ impl StreamMedia {
             fans: [fan(), fan(), fan()],
             last_seen: Default::default(),
             epoch0: Instant::now(),
-            switches: Mutex::new(Vec::new()),
-            has_switches: AtomicBool::new(false),
-            tswitches: Mutex::new(Vec::new()),
-            has_tswitches: AtomicBool::new(false),
+            switches: Waiting::default(),
+            tswitches: Waiting::default(),
             packets: AtomicU64::new(0),
             playout: AtomicU32::new(u32::MAX),
             muted: AtomicBool::new(false),
@@ -214,32 +259,22 @@ impl StreamMedia {
         }
         link.layer.store(NO_LAYER, Ordering::Relaxed);
         self.cancel_switch(link);
-        self.cancel_temporal(link);
-    }
-
-    fn cancel_temporal(&self, link: &Link) {
-        let mut s = self.tswitches.lock().unwrap_or_else(|e| e.into_inner());
-        s.retain(|l| !std::ptr::eq(&**l, link));
-        self.has_tswitches.store(!s.is_empty(), Ordering::Release);
+        self.tswitches.remove(link);
     }
 
     /// The VP8 temporal layer a subscriber wants (simulcast streams): taken on the next
     /// packet of that layer, as Janus does, and told with a `temporal` event then.
     pub fn set_temporal(&self, link: &Arc<Link>, target: u8) {
         link.temporal_target.store(target, Ordering::Relaxed);
-        let mut s = self.tswitches.lock().unwrap_or_else(|e| e.into_inner());
-        s.retain(|l| !Arc::ptr_eq(l, link));
+        self.tswitches.remove(link);
         if link.temporal() != Some(target) {
-            s.push(link.clone());
+            self.tswitches.push(link);
         }
-        self.has_tswitches.store(!s.is_empty(), Ordering::Release);
     }
 
     fn cancel_switch(&self, link: &Link) {
         if link.pending.swap(NO_LAYER, Ordering::Relaxed) != NO_LAYER {
-            let mut s = self.switches.lock().unwrap_or_else(|e| e.into_inner());
-            s.retain(|l| !std::ptr::eq(&**l, link));
-            self.has_switches.store(!s.is_empty(), Ordering::Release);
+            self.switches.remove(link);
         }
     }
 
@@ -256,9 +291,7 @@ impl StreamMedia {
         }
         self.cancel_switch(link);
         link.pending.store(layer as u8, Ordering::Relaxed);
-        let mut s = self.switches.lock().unwrap_or_else(|e| e.into_inner());
-        s.push(link.clone());
-        self.has_switches.store(true, Ordering::Release);
+        self.switches.push(link);
     }
 
     /// The publisher's playout delay for this stream.
@@ -319,12 +352,10 @@ impl StreamMedia {
         if self.muted.load(Ordering::Relaxed) {
             return;
         }
-        if self.has_switches.load(Ordering::Acquire)
-            && jano_plugin::rtp::is_keyframe(packet.codec, &packet.payload)
-        {
+        if self.switches.any() && jano_plugin::rtp::is_keyframe(packet.codec, &packet.payload) {
             self.run_switches(layer, services);
         }
-        if self.has_tswitches.load(Ordering::Acquire) && packet.codec == "vp8" {
+        if self.tswitches.any() && packet.codec == "vp8" {
             let (tid, sync) = jano_plugin::rtp::vp8_temporal(&packet.payload).unwrap_or((0, false));
             let sync = sync || jano_plugin::rtp::vp8_keyframe(&packet.payload);
             self.run_temporal(layer, tid, sync, services);
@@ -347,15 +378,7 @@ impl StreamMedia {
     }
 
     fn run_switches(&self, layer: usize, services: &dyn CoreServices) {
-        let moving: Vec<Arc<Link>> = {
-            let mut s = self.switches.lock().unwrap_or_else(|e| e.into_inner());
-            let (go, stay): (Vec<_>, Vec<_>) =
-                s.drain(..).partition(|l| l.pending() == Some(layer));
-            *s = stay;
-            self.has_switches.store(!s.is_empty(), Ordering::Release);
-            go
-        };
-        for link in moving {
+        for link in self.switches.take(|l| l.pending() == Some(layer)) {
             link.pending.store(NO_LAYER, Ordering::Relaxed);
             if let Some(old) = link.current() {
                 self.edit(old, |f| f.remove_dest(link.href.handle_id, link.mindex));
@@ -364,37 +387,21 @@ impl StreamMedia {
             let d = link.dest();
             self.edit(layer, |f| f.insert(d));
             // The subscriber learns the layer it now receives.
-            let mut ev = jano_plugin::Map::new();
-            ev.insert("videoroom".into(), json!("event"));
-            ev.insert("room".into(), link.room.clone());
-            ev.insert("mid".into(), json!(link.mid));
-            ev.insert("substream".into(), json!(layer));
-            let _ = services.push_event(&link.href, None, ev, None);
+            link.tell(services, "substream", json!(layer));
         }
     }
 
     fn run_temporal(&self, layer: usize, tid: u8, sync: bool, services: &dyn CoreServices) {
-        let moving: Vec<Arc<Link>> = {
-            let mut s = self.tswitches.lock().unwrap_or_else(|e| e.into_inner());
-            let (go, stay): (Vec<_>, Vec<_>) = s.drain(..).partition(|l| {
-                let target = l.temporal_target.load(Ordering::Relaxed);
-                l.current() == Some(layer) && temporal_switch_at(l.temporal(), target, tid, sync)
-            });
-            *s = stay;
-            self.has_tswitches.store(!s.is_empty(), Ordering::Release);
-            go
-        };
+        let moving = self.tswitches.take(|l| {
+            let target = l.temporal_target.load(Ordering::Relaxed);
+            l.current() == Some(layer) && temporal_switch_at(l.temporal(), target, tid, sync)
+        });
         for link in moving {
             let target = link.temporal_target.load(Ordering::Relaxed);
             link.temporal.store(target, Ordering::Relaxed);
             let d = link.dest();
             self.edit(layer, |f| f.insert(d));
-            let mut ev = jano_plugin::Map::new();
-            ev.insert("videoroom".into(), json!("event"));
-            ev.insert("room".into(), link.room.clone());
-            ev.insert("mid".into(), json!(link.mid));
-            ev.insert("temporal".into(), json!(target));
-            let _ = services.push_event(&link.href, None, ev, None);
+            link.tell(services, "temporal", json!(target));
         }
     }
 
@@ -408,16 +415,10 @@ impl StreamMedia {
                 }
             });
         }
-        let mut s = self.switches.lock().unwrap_or_else(|e| e.into_inner());
-        for l in s.drain(..) {
+        for l in self.switches.take(|_| true) {
             l.pending.store(NO_LAYER, Ordering::Relaxed);
         }
-        self.has_switches.store(false, Ordering::Release);
-        self.tswitches
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
-        self.has_tswitches.store(false, Ordering::Release);
+        self.tswitches.take(|_| true);
     }
 }
 

@@ -129,18 +129,7 @@ fn join_publisher(
         let mut rs = room.state();
         check_signed(shared, &room.id, &rs.cfg, b)?;
         check_access(&rs.cfg, b)?;
-        let id = match wanted {
-            Some(id) if rs.participants.contains_key(&id) => {
-                return Err(VrError::IdExists(id.to_string()))
-            }
-            Some(id) => id,
-            None => loop {
-                let id = Id::random(shared.ids.strings);
-                if !rs.participants.contains_key(&id) {
-                    break id;
-                }
-            },
-        };
+        let id = rs.new_participant_id(wanted, shared.ids.strings)?;
         let private_id = loop {
             let v: u32 = rand::random();
             if v != 0 && rs.by_private_id(u64::from(v)).is_none() {

@@ -14,7 +14,7 @@
 
 use crate::error::{VrError, VrResult};
 use crate::forward::{resolve, socket, NEXT_STREAM_ID};
-use crate::json::{objects, opt_bool, opt_str, opt_u64, req_str, req_u64, Body, Id};
+use crate::json::{objects, opt_bool, opt_str, opt_u64, req_str, req_u64, Body};
 use crate::media::StreamMedia;
 use crate::publisher::{Phase, PubStream, Publisher};
 use crate::sdp::SdpKind;
@@ -37,24 +37,9 @@ pub fn ssrc_of(mindex: usize, layer: u8) -> u32 {
 
 /// Codec names as `'static` (what [`RtpPacket::codec`] holds).
 fn static_codec(name: &str) -> &'static str {
-    const KNOWN: &[&str] = &[
-        "opus",
-        "multiopus",
-        "g722",
-        "pcmu",
-        "pcma",
-        "isac32",
-        "isac16",
-        "l16-48",
-        "l16",
-        "vp8",
-        "vp9",
-        "h264",
-        "av1",
-        "h265",
-    ];
-    KNOWN
+    crate::config::AUDIO_CODECS
         .iter()
+        .chain(crate::config::VIDEO_CODECS)
         .find(|k| **k == name)
         .copied()
         .unwrap_or("unknown")
@@ -234,9 +219,7 @@ fn no_srtp(b: &Body) -> VrResult<()> {
 
 /// `add_remote_publisher` (target side).
 pub fn add(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> {
-    let room = shared.room_of(b)?;
-    let secret = room.state().cfg.secret.clone();
-    Shared::check_secret(secret.as_deref(), b)?;
+    let room = shared.managed_room(b)?;
     no_srtp(b)?;
     let display = opt_str(b, "display")?.map(str::to_owned);
     let metadata = b.get("metadata").filter(|v| !v.is_null()).cloned();
@@ -263,18 +246,7 @@ pub fn add(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> {
     });
     let p = {
         let mut rs = room.state();
-        let id = match wanted {
-            Some(id) if rs.participants.contains_key(&id) => {
-                return Err(VrError::IdExists(id.to_string()))
-            }
-            Some(id) => id,
-            None => loop {
-                let id = Id::random(shared.ids.strings);
-                if !rs.participants.contains_key(&id) {
-                    break id;
-                }
-            },
-        };
+        let id = rs.new_participant_id(wanted, shared.ids.strings)?;
         let href = HandleRef {
             session_id: 0,
             handle_id: 0,
@@ -313,9 +285,7 @@ pub fn add(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> {
 }
 
 fn remote_of(shared: &Shared, b: &Body) -> VrResult<(Arc<crate::room::Room>, Arc<Publisher>)> {
-    let room = shared.room_of(b)?;
-    let secret = room.state().cfg.secret.clone();
-    Shared::check_secret(secret.as_deref(), b)?;
+    let room = shared.managed_room(b)?;
     let id = shared.ids.req(b, "id")?;
     let p = room
         .state()
@@ -495,9 +465,7 @@ pub fn publish(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> {
     if shared.lock_rtp_forward {
         shared.check_admin_key(b)?;
     }
-    let room = shared.room_of(b)?;
-    let secret = room.state().cfg.secret.clone();
-    Shared::check_secret(secret.as_deref(), b)?;
+    let room = shared.managed_room(b)?;
     no_srtp(b)?;
     let pid = shared.ids.req(b, "publisher_id")?;
     let remote_id = req_str(b, "remote_id")?.to_owned();
@@ -507,13 +475,7 @@ pub fn publish(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> {
     let rtcp_port = opt_u64(b, "rtcp_port")?
         .and_then(|v| u16::try_from(v).ok())
         .filter(|v| *v > 0);
-    let p = room
-        .state()
-        .participants
-        .get(&pid)
-        .filter(|p| p.is_publishing())
-        .cloned()
-        .ok_or_else(|| VrError::NoSuchFeed(format!("No such publisher ({pid})")))?;
+    let p = room.state().publisher(&pid, Publisher::is_publishing)?;
     if p.remotes().iter().any(|r| r.0 == remote_id) {
         return Err(VrError::IdExists(remote_id));
     }
@@ -620,17 +582,10 @@ fn is_keyframe_request(mut b: &[u8]) -> bool {
 
 /// `unpublish_remotely`.
 pub fn unpublish(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> {
-    let room = shared.room_of(b)?;
-    let secret = room.state().cfg.secret.clone();
-    Shared::check_secret(secret.as_deref(), b)?;
+    let room = shared.managed_room(b)?;
     let pid = shared.ids.req(b, "publisher_id")?;
     let remote_id = req_str(b, "remote_id")?.to_owned();
-    let p = room
-        .state()
-        .participants
-        .get(&pid)
-        .cloned()
-        .ok_or_else(|| VrError::NoSuchFeed(format!("No such publisher ({pid})")))?;
+    let p = room.state().publisher(&pid, |_| true)?;
     if !p.remove_remote(&remote_id) {
         return Err(VrError::NoSuchFeed(format!(
             "No such remotization ({remote_id})"
@@ -646,16 +601,9 @@ pub fn unpublish(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> {
 
 /// `listremotes`.
 pub fn list(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> {
-    let room = shared.room_of(b)?;
-    let secret = room.state().cfg.secret.clone();
-    Shared::check_secret(secret.as_deref(), b)?;
+    let room = shared.managed_room(b)?;
     let pid = shared.ids.req(b, "publisher_id")?;
-    let p = room
-        .state()
-        .participants
-        .get(&pid)
-        .cloned()
-        .ok_or_else(|| VrError::NoSuchFeed(format!("No such publisher ({pid})")))?;
+    let p = room.state().publisher(&pid, |_| true)?;
     let list: Vec<Value> = p
         .remotes()
         .iter()

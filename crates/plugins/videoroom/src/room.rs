@@ -5,6 +5,7 @@
 //! path takes none of them.
 
 use crate::config::RoomConfig;
+use crate::error::{VrError, VrResult};
 use crate::json::Id;
 use crate::publisher::Publisher;
 use crate::subscriber::Subscriber;
@@ -96,6 +97,35 @@ impl RoomState {
             .values()
             .filter(|p| p.is_publishing())
             .count()
+    }
+
+    /// A participant that `keep` accepts, or 428 `No such publisher (<id>)`.
+    pub fn publisher(
+        &self,
+        id: &Id,
+        keep: impl Fn(&Publisher) -> bool,
+    ) -> VrResult<Arc<Publisher>> {
+        self.participants
+            .get(id)
+            .filter(|p| keep(p))
+            .cloned()
+            .ok_or_else(|| VrError::NoSuchFeed(format!("No such publisher ({id})")))
+    }
+
+    /// The id for a new participant: the one asked for if free (else 436), or a random free one.
+    pub fn new_participant_id(&self, wanted: Option<Id>, strings: bool) -> VrResult<Id> {
+        match wanted {
+            Some(id) if self.participants.contains_key(&id) => {
+                Err(VrError::IdExists(id.to_string()))
+            }
+            Some(id) => Ok(id),
+            None => loop {
+                let id = Id::random(strings);
+                if !self.participants.contains_key(&id) {
+                    break Ok(id);
+                }
+            },
+        }
     }
 
     /// A participant by its private id.

@@ -505,18 +505,13 @@ impl Subscriber {
                         if sm.simulcast && sm.video {
                             sm.set_temporal(&link, s.temporal);
                         }
-                        s.link = Some(link);
                         if sm.simulcast {
                             // The subscriber learns the layer it starts on.
-                            let mut ev = Map::new();
-                            ev.insert("videoroom".into(), json!("event"));
-                            ev.insert("room".into(), self.room.id_json());
-                            ev.insert("mid".into(), json!(s.mid));
-                            ev.insert("substream".into(), json!(layer));
                             if let Some(f) = &s.feed {
-                                let _ = f.services().push_event(&self.href, None, ev, None);
+                                link.tell(f.services(), "substream", json!(layer));
                             }
                         }
+                        s.link = Some(link);
                         if sm.video {
                             if let Some(f) = &s.feed {
                                 f.keyframe_now(sm.mindex);
