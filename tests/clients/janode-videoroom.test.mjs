@@ -43,6 +43,8 @@ const PRIV = BASE + 2; // is_private room
 const EROOM = BASE + 3; // error-code room
 const RROOM = BASE + 4; // remote publisher room, publishers: 1
 const PROOM = BASE + 5; // remote publisher room, require_pvtid
+const XROOM = BASE + 6; // require_e2ee room
+const DROOM = BASE + 7; // dummy_publisher room
 const UNKNOWN_ROOM = BASE + 9; // never created
 const BOB_ID = BASE + 101;
 const ERIN_ID = BASE + 103;
@@ -248,7 +250,8 @@ async function probe() {
   try {
     conn = await withTimeout(Janode.connect({ address: { url: WS_URL }, retry_time_secs: 1, max_retries: 0 }), 5000, 'probe connect');
     const info = await withTimeout(conn.getInfo(), 5000, 'probe info');
-    return { listed: !!(info.plugins && info.plugins[VIDEOROOM]) };
+    const vr = info.plugins && info.plugins[VIDEOROOM];
+    return { listed: !!vr, version: vr ? vr.version : 0 };
   } catch (e) {
     return { listed: true, error: e && e.message }; // let the steps fail with a clear message
   } finally {
@@ -257,6 +260,8 @@ async function probe() {
 }
 const probed = await probe();
 const SKIP = probed.listed ? false : `the server does not list ${VIDEOROOM} in info`;
+// Dummy publishers and the 438 e2ee checks came with VideoRoom 10 (Janus 1.2); Janus 1.1.2 has 9.
+const NO_DUMMY = (probed.version || 0) < 10 ? `VideoRoom ${probed.version} has no dummy publisher (needs 10)` : false;
 if (SKIP) console.error(`[janode-videoroom] SKIPPING the whole file: ${SKIP}`);
 
 describe(`janode VideoRoom over WebSocket (${WS_URL})`, { skip: SKIP }, () => {
@@ -864,6 +869,58 @@ describe(`janode VideoRoom over WebSocket (${WS_URL})`, { skip: SKIP }, () => {
       assert.deepEqual(await state.rmgr.destroy({ room: RROOM, secret: SECRET }), { room: RROOM });
       assert.deepEqual(await state.rmgr.destroy({ room: PROOM, secret: SECRET }), { room: PROOM });
       assert.deepEqual(await state.rmgr.destroy({ room: EROOM, secret: SECRET }), { room: EROOM });
+    });
+  });
+
+  // ----------------------------------------------------------------------------------------
+  describe('end-to-end encryption and the dummy publisher', () => {
+    step('e2ee', `require_e2ee room ${XROOM}: a publisher without e2ee → 433`, async () => {
+      const m = await attachVR();
+      const res = await m.message({ request: 'create', room: XROOM, secret: SECRET, require_e2ee: true });
+      assert.equal(res.plugindata.data.videoroom, 'created');
+      const listed = (await m.message({ request: 'list' })).plugindata.data.list.find((r) => r.room === XROOM);
+      assert.equal(listed.require_e2ee, true);
+      const h = await attachVR();
+      await h.joinPublisher({ room: XROOM, display: 'plain' });
+      await expectError(h, h.publish({ jsep: audioOffer() }), 433, 'Room requires end-to-end encrypted media', 'async', 'publish without e2ee');
+      assert.deepEqual(await m.destroy({ room: XROOM, secret: SECRET }), { room: XROOM });
+    });
+
+    it(`dummy_publisher room ${DROOM}: listed, joinable, subscribable, not kickable`, { skip: SKIP || NO_DUMMY }, async () => {
+      await withTimeout((async () => {
+        const m = await attachVR();
+        const res = await m.message({
+          request: 'create', room: DROOM, secret: SECRET, audiocodec: 'opus,pcmu', videocodec: 'vp8',
+          dummy_publisher: true, dummy_streams: [{ codec: 'opus', fmtp: 'useinbandfec=1' }, { codec: 'vp8' }],
+        });
+        assert.equal(res.plugindata.data.videoroom, 'created');
+        await m.listParticipants({ room: DROOM });
+        const parts = (await lastReplyData(m)).participants;
+        assert.equal(parts.length, 1, brief(parts));
+        const dummyId = parts[0].id;
+        assert.deepEqual(parts[0], { id: dummyId, display: 'Dummy publisher', dummy: true, publisher: true });
+        const streams = [
+          { type: 'audio', mindex: 0, mid: '0', codec: 'opus', fec: true },
+          { type: 'video', mindex: 1, mid: '1', codec: 'vp8' },
+        ];
+        const p = await attachVR();
+        await p.joinPublisher({ room: DROOM, display: 'real' });
+        const ev = tx(lastTx('message', p)).in.find((x) => x.janus === 'event');
+        assert.deepEqual(ev.plugindata.data.publishers, [{
+          id: dummyId, display: 'Dummy publisher', dummy: true, audio_codec: 'opus', video_codec: 'vp8', streams,
+        }]);
+        // A subscription to the placeholder: an offer with its m-lines.
+        const s = await attachVR();
+        const att = await s.joinSubscriber({ room: DROOM, streams: [{ feed: dummyId }] });
+        assert.ok(att.jsep && att.jsep.type === 'offer', `offer: ${brief(att.jsep)}`);
+        assert.equal((att.jsep.sdp.match(/^m=/gm) || []).length, 2, 'one m-line per dummy stream');
+        const a = tx(lastTx('message', s)).in.find((x) => x.janus === 'event').plugindata.data;
+        assert.equal(a.videoroom, 'attached');
+        assert.deepEqual(a.streams.map((x) => [x.type, x.feed_id, x.feed_mid, x.codec]),
+          [['audio', dummyId, '0', 'opus'], ['video', dummyId, '1', 'vp8']]);
+        await expectError(m, m.kick({ room: DROOM, feed: dummyId, secret: SECRET }), 428, "Can't kick dummy users", 'sync', 'kick the dummy');
+        assert.deepEqual(await m.destroy({ room: DROOM, secret: SECRET }), { room: DROOM });
+      })(), STEP_TIMEOUT_MS, 'dummy publisher');
     });
   });
 

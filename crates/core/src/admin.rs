@@ -493,7 +493,7 @@ impl Gateway {
                         "e2ee",
                     ]
                     .iter()
-                    .map(|f| ((*f).to_owned(), Value::Bool(false)))
+                    .map(|f| ((*f).to_owned(), Value::Bool(*f == "e2ee" && handle.e2ee)))
                     .collect();
                     info.insert("flags".into(), Value::Object(flags));
                     info.insert("sdps".into(), json!({}));

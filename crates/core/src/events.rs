@@ -126,6 +126,9 @@ impl Gateway {
                         let mut j = Map::new();
                         j.insert("type".into(), Value::String(local.kind.into()));
                         j.insert("sdp".into(), Value::String(local.sdp));
+                        if h.e2ee {
+                            j.insert("e2ee".into(), Value::Bool(true));
+                        }
                         e.insert("jsep".into(), Value::Object(j));
                     }
                     Err(text) => {
@@ -200,6 +203,7 @@ impl Gateway {
                     h.pc = false;
                     h.offered = false;
                     h.remote_offer = None;
+                    h.e2ee = false;
                 }
                 notify.then(|| {
                     let mut e = self.media_envelope("hangup", sid, &href);

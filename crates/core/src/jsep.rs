@@ -52,6 +52,13 @@ impl Gateway {
         j.extra.remove("trickle");
         j.extra.remove("rid_order");
         j.extra.remove("force_relay");
+        // Plugins see `e2ee` only when it is set, and it sticks to the PeerConnection.
+        if j.extra.remove("e2ee") == Some(Value::Bool(true)) {
+            h.e2ee = true;
+        }
+        if h.e2ee {
+            j.extra.insert("e2ee".into(), Value::Bool(true));
+        }
         if offer {
             if h.pc {
                 j.extra.insert("update".into(), Value::Bool(true));
@@ -191,6 +198,10 @@ impl Gateway {
             }
         };
         h.pc = true;
+        let prefs = match &jsep {
+            LocalJsep::Answer(p) | LocalJsep::Offer { prefs: p, .. } => p,
+        };
+        h.e2ee |= prefs.e2ee;
         let candidates = h
             .pending_trickles
             .drain(..)

@@ -64,6 +64,7 @@ impl Gateway {
             pc: false,
             remote_offer: None,
             offered: false,
+            e2ee: false,
             serial,
             calls: 0,
             held: VecDeque::new(),

@@ -37,6 +37,9 @@ pub(crate) struct Handle {
     pub remote_offer: Option<RemoteSdp>,
     /// We sent an offer and wait for the client's answer.
     pub offered: bool,
+    /// The PeerConnection carries end-to-end encrypted media (the client's JSEP or the
+    /// plugin's said so); cleared when it goes away, as Janus's handle flag.
+    pub e2ee: bool,
     /// Unique for the gateway's lifetime (handle ids may be reused): ties a plugin call to the
     /// handle it started on.
     pub serial: u64,

@@ -330,3 +330,67 @@ fn destroying_a_session_hangs_up_every_peerconnection() {
     want.sort_unstable();
     assert_eq!(hung, want);
 }
+
+#[test]
+fn an_e2ee_offer_marks_the_handle_until_hangup() {
+    let mut h = harness();
+    let sid = h.create();
+    let hid = h.attach(sid, jano_echotest::PACKAGE);
+    let r = h.req(
+        json!({"janus":"message","session_id":sid,"handle_id":hid,"transaction":"e",
+        "body":{"audio":true},"jsep":{"type":"offer","sdp":OFFER,"e2ee":true}}),
+    );
+    assert_eq!(r["janus"], "ack", "{r}");
+    let n = match media_commands(&mut h).pop() {
+        Some(MediaCommand::Negotiate(n)) => n,
+        other => panic!("{other:?}"),
+    };
+    let flag = |h: &mut Harness| {
+        let r = h.admin(
+            json!({"janus":"handle_info","transaction":"t","session_id":sid,"handle_id":hid}),
+        );
+        r["info"]["flags"]["e2ee"].clone()
+    };
+    assert_eq!(flag(&mut h), true);
+    feed(
+        &mut h,
+        MediaEvent::Negotiated {
+            session_id: sid,
+            handle_id: hid,
+            result: Ok(LocalSdp {
+                kind: "answer",
+                sdp: "v=0\r\nanswer".into(),
+            }),
+            event: n.event,
+        },
+    );
+    let ev = h.events_for(A);
+    assert_eq!(ev[0]["jsep"]["e2ee"], true, "{ev:?}");
+    feed(
+        &mut h,
+        MediaEvent::Hangup {
+            session_id: sid,
+            handle_id: hid,
+            reason: "DTLS alert".into(),
+            notify: true,
+        },
+    );
+    assert_eq!(flag(&mut h), false);
+    // A plain offer now gets a plain answer.
+    let n = negotiate(&mut h, sid, hid);
+    feed(
+        &mut h,
+        MediaEvent::Negotiated {
+            session_id: sid,
+            handle_id: hid,
+            result: Ok(LocalSdp {
+                kind: "answer",
+                sdp: "v=0\r\nanswer".into(),
+            }),
+            event: n.event,
+        },
+    );
+    let ev = h.events_for(A);
+    let last = ev.last().expect("answer");
+    assert!(last["jsep"].get("e2ee").is_none(), "{last}");
+}

@@ -171,6 +171,10 @@ pub struct MediaPrefs {
     /// Answer that we only receive (a VideoRoom publisher): `sendrecv` m-lines are answered
     /// `recvonly`, `sendonly` ones `inactive`.
     pub recv_only: bool,
+    /// The media is end-to-end encrypted by the clients (insertable streams): the core marks
+    /// the handle and tells the client (`"e2ee": true` in the JSEP) so it decrypts what it
+    /// gets; payloads stay opaque to plugins.
+    pub e2ee: bool,
 }
 
 /// One m-line of a plugin's offer.

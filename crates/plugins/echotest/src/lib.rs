@@ -236,6 +236,8 @@ impl Plugin for EchoTest {
                 video_profile: s.videoprofile.clone(),
                 opus_red: s.opusred,
                 recv_only: false,
+                // The core keeps the client's `e2ee` flag and echoes it in the answer.
+                e2ee: false,
             }));
         }
         if ok && body.contains_key("substream") {

@@ -53,6 +53,10 @@ pub struct RoomConfig {
     pub notify_joining: bool,
     pub require_e2ee: bool,
     pub dummy_publisher: bool,
+    /// The dummy publisher's codecs and their fmtp (`none` = no fmtp): `None` = every codec
+    /// of the room. Like `dummy_e2ee`, only read at creation; never saved back.
+    pub dummy_streams: Option<Vec<(String, String)>>,
+    pub dummy_e2ee: bool,
     /// `None`: anyone may join; otherwise the tokens `join` must carry one of.
     pub allowed: Option<BTreeSet<String>>,
 }
@@ -89,6 +93,8 @@ impl RoomConfig {
             notify_joining: false,
             require_e2ee: false,
             dummy_publisher: false,
+            dummy_streams: None,
+            dummy_e2ee: false,
             allowed: None,
         }
     }
@@ -137,6 +143,8 @@ impl RoomConfig {
         set_bool(&mut c.notify_joining, b, "notify_joining")?;
         set_bool(&mut c.require_e2ee, b, "require_e2ee")?;
         set_bool(&mut c.dummy_publisher, b, "dummy_publisher")?;
+        c.dummy_streams = crate::dummy::streams_from_request(b)?;
+        set_bool(&mut c.dummy_e2ee, b, "dummy_e2ee")?;
         if let Some(list) = opt_array(b, "allowed")? {
             c.allowed = Some(token_list(list)?);
         }
@@ -196,6 +204,8 @@ impl RoomConfig {
         c.notify_joining = bl("notify_joining", false);
         c.require_e2ee = bl("require_e2ee", false);
         c.dummy_publisher = bl("dummy_publisher", false);
+        c.dummy_streams = crate::dummy::streams_from_group(g);
+        c.dummy_e2ee = bl("dummy_e2ee", false);
         c
     }
 

@@ -15,6 +15,7 @@
 //! task (layer fallback, `fir_freq`, REMB caps) on the plugins' runtime.
 
 pub mod config;
+pub mod dummy;
 pub mod error;
 pub mod forward;
 pub mod handle;
@@ -222,6 +223,7 @@ impl Shared {
     /// PeerConnection is closed unless it is what went away. Whether it was publishing.
     pub fn unpublish(&self, p: &Arc<Publisher>, pc_gone: bool) -> bool {
         let was_active = p.deactivate();
+        p.set_e2ee(false);
         let was_any = {
             let mut st = p.state();
             let was = st.phase != Phase::Idle;
@@ -243,7 +245,7 @@ impl Shared {
                 }
             }
         }
-        if was_any && !pc_gone && !p.is_remote() {
+        if was_any && !pc_gone && p.has_handle() {
             self.services.close_pc(&p.href);
         }
         was_any
@@ -308,7 +310,7 @@ impl Shared {
                 }
             }
         }
-        if !p.is_remote() {
+        if p.has_handle() {
             self.services.close_pc(&p.href);
         }
     }
@@ -354,7 +356,7 @@ impl Shared {
                         p.request_keyframe(None);
                     }
                 }
-                if remb && !p.is_remote() {
+                if remb && p.has_handle() {
                     let own = p.state().bitrate;
                     let cap = if own > 0 { own } else { bitrate };
                     if cap > 0 {
@@ -412,6 +414,12 @@ impl VideoRoom {
             rooms: RwLock::new(rooms),
             persist,
         });
+        let rooms: Vec<Arc<Room>> = shared.rooms().values().cloned().collect();
+        for room in rooms {
+            if let Err(e) = dummy::create(&shared, &room) {
+                tracing::warn!("videoroom: room {}: no dummy publisher: {e}", room.id);
+            }
+        }
         VideoRoom { shared }
     }
 
@@ -553,7 +561,7 @@ impl Plugin for VideoRoom {
             handle::Role::Left => json!({"left": true}),
             handle::Role::Publisher(p) => {
                 let st = p.state();
-                json!({
+                let mut v = json!({
                     "type": "publisher",
                     "room": p.room.id_json(),
                     "id": p.id.to_json(),
@@ -569,17 +577,25 @@ impl Plugin for VideoRoom {
                         }
                         v
                     }).collect::<Vec<_>>(),
-                })
+                });
+                if let (true, Value::Object(o)) = (p.is_e2ee(), &mut v) {
+                    o.insert("e2ee".into(), json!(true));
+                }
+                v
             }
             handle::Role::Subscriber(s) => {
                 let st = s.state();
-                json!({
+                let mut v = json!({
                     "type": "subscriber",
                     "room": s.room.id_json(),
                     "started": st.started,
                     "paused": st.paused,
                     "streams": Subscriber::streams_json(&st),
-                })
+                });
+                if let (true, Value::Object(o)) = (st.e2ee, &mut v) {
+                    o.insert("e2ee".into(), json!(true));
+                }
+                v
             }
         }
     }

@@ -85,7 +85,9 @@ fn create(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> {
     if permanent {
         shared.persist.save(&*shared.services, &id, Some(&cfg));
     }
-    rooms.insert(id.clone(), Arc::new(Room::new(id.clone(), cfg)));
+    let room = Arc::new(Room::new(id.clone(), cfg));
+    crate::dummy::create(shared, &room)?;
+    rooms.insert(id.clone(), room);
     drop(rooms);
     let mut m = ok("created");
     m.insert("room".into(), id.to_json());
@@ -143,7 +145,7 @@ fn destroy(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> {
         let pubs: Vec<Arc<Publisher>> = rs.participants.values().cloned().collect();
         (pubs, rs.subscribers.values().cloned().collect::<Vec<_>>())
     };
-    for p in &pubs {
+    for p in pubs.iter().filter(|p| p.has_handle()) {
         shared.push(&p.href, None, ev.clone(), None);
     }
     // Janus leaves subscriptions uninformed; they are told here too.
@@ -252,6 +254,9 @@ fn kick(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> {
         .get(&id)
         .cloned()
         .ok_or_else(|| VrError::NoSuchFeed(format!("No such user {id} in room {}", room.id)))?;
+    if target.is_dummy() {
+        return Err(VrError::NoSuchFeed("Can't kick dummy users".into()));
+    }
     participant::kick(shared, &target);
     Ok(ok("success"))
 }
@@ -306,6 +311,9 @@ fn list_participants(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> 
             if let Some(md) = &st.metadata {
                 m.insert("metadata".into(), md.clone());
             }
+            if p.is_dummy() {
+                m.insert("dummy".into(), json!(true));
+            }
             if p.is_remote() {
                 m.insert("remote".into(), json!(true));
             }
@@ -330,7 +338,7 @@ fn enable_recording(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> {
         rs.cfg.record = record;
         rs.participants.values().cloned().collect()
     };
-    for p in pubs.iter().filter(|p| p.is_publishing()) {
+    for p in pubs.iter().filter(|p| p.is_publishing() && !p.is_dummy()) {
         if record {
             participant::start_recording(shared, p);
         } else {

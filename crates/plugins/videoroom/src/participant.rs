@@ -329,6 +329,15 @@ fn configure(
                 return Err(VrError::PublishersFull(rs.cfg.publishers));
             }
         }
+        let e2ee = offer.extra.get("e2ee") == Some(&Value::Bool(true));
+        if cfg.require_e2ee && !e2ee && !p.is_e2ee() {
+            return Err(VrError::Unauthorized(
+                "Room requires end-to-end encrypted media",
+            ));
+        }
+        if e2ee {
+            p.set_e2ee(true);
+        }
         let media = sdp::parse(&offer.sdp);
         let prefs_audio: Vec<String> = match audiocodec {
             Some(c) => vec![c.to_ascii_lowercase()],
@@ -412,6 +421,7 @@ fn configure(
             video_profile,
             opus_red: false,
             recv_only: true,
+            e2ee: p.is_e2ee(),
         }));
     }
     // Per-stream requests.
@@ -582,6 +592,7 @@ pub fn start_recording(shared: &Shared, p: &Arc<Publisher>) {
         })
         .collect();
     let p2 = p.clone();
+    let encrypted = p.is_e2ee();
     shared.services.spawn_blocking(Box::new(move || {
         for (mindex, kind, codec) in streams {
             let name = format!("{}-{}-{mindex}", base.0, kind.as_str());
@@ -592,7 +603,12 @@ pub fn start_recording(shared: &Shared, p: &Arc<Publisher>) {
             };
             let dir = dir.as_deref().map(std::path::Path::new);
             let rec = match jano_mjr::Recorder::create(dir, &name, mk, &codec, None) {
-                Ok(r) => r,
+                Ok(mut r) => {
+                    if encrypted && kind != SdpKind::Data {
+                        let _ = r.set_encrypted();
+                    }
+                    r
+                }
                 Err(e) => {
                     tracing::warn!("videoroom: cannot record {name}: {e}");
                     continue;

@@ -165,6 +165,10 @@ pub struct Publisher {
     remote: OnceLock<Arc<RemoteFeed>>,
     /// This publisher's `publish_remotely`s.
     remotes: Mutex<Vec<Remotized>>,
+    /// The room's placeholder publisher (`dummy_publisher`): no handle, no media.
+    dummy: bool,
+    /// What it publishes is end-to-end encrypted (its offer said `e2ee`).
+    e2ee: AtomicBool,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -212,7 +216,33 @@ impl Publisher {
             last_fir: Mutex::new(None),
             remote: OnceLock::new(),
             remotes: Mutex::new(Vec::new()),
+            dummy: false,
+            e2ee: AtomicBool::new(false),
         }
+    }
+
+    /// Makes this the room's dummy publisher.
+    pub fn into_dummy(mut self) -> Publisher {
+        self.dummy = true;
+        self
+    }
+
+    pub fn is_dummy(&self) -> bool {
+        self.dummy
+    }
+
+    /// Whether a client's handle stands behind it (not a remote or dummy publisher): only
+    /// those get events and have a PeerConnection to close or cap.
+    pub fn has_handle(&self) -> bool {
+        !self.dummy && !self.is_remote()
+    }
+
+    pub fn is_e2ee(&self) -> bool {
+        self.e2ee.load(Ordering::Acquire)
+    }
+
+    pub fn set_e2ee(&self, on: bool) {
+        self.e2ee.store(on, Ordering::Release);
     }
 
     pub fn state(&self) -> MutexGuard<'_, PubState> {
@@ -380,6 +410,9 @@ impl Publisher {
         }
         if let Some(md) = &st.metadata {
             m.insert("metadata".into(), md.clone());
+        }
+        if self.dummy {
+            m.insert("dummy".into(), json!(true));
         }
         let first = |k: SdpKind| {
             st.streams

@@ -77,7 +77,7 @@ impl Room {
             .state()
             .participants
             .values()
-            .filter(|p| Some(&p.id) != except && !p.is_remote())
+            .filter(|p| Some(&p.id) != except && p.has_handle())
             .cloned()
             .collect();
         for p in targets {
@@ -95,7 +95,7 @@ impl RoomState {
     pub fn active_publishers(&self) -> usize {
         self.participants
             .values()
-            .filter(|p| p.is_publishing())
+            .filter(|p| p.is_publishing() && !p.is_dummy())
             .count()
     }
 

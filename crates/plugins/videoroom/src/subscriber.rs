@@ -175,6 +175,8 @@ pub struct SubState {
     pub autoupdate: bool,
     pub use_msid: bool,
     pub left: bool,
+    /// Its feeds are end-to-end encrypted: all of them, or none (Janus's rule).
+    pub e2ee: bool,
 }
 
 pub struct Subscriber {
@@ -230,6 +232,44 @@ impl Default for KindFilter {
             data: true,
         }
     }
+}
+
+/// Whether a new subscription to these feeds is end-to-end encrypted: when the room requires
+/// it, or when its first feed is; a feed that disagrees is refused (438).
+pub fn join_e2ee(rs: &RoomState, reqs: &[StreamReq]) -> VrResult<bool> {
+    let mut e2ee = rs.cfg.require_e2ee;
+    for (i, r) in reqs.iter().enumerate() {
+        let Some(p) = rs.participants.get(&r.feed) else {
+            continue;
+        };
+        match (e2ee, p.is_e2ee()) {
+            (true, false) => {
+                return Err(VrError::InvalidFeed(format!(
+                    "Can't have not end-to-end encrypted feed in this subscription ({})",
+                    r.feed
+                )))
+            }
+            (false, true) if i == 0 => e2ee = true,
+            (false, true) => {
+                return Err(VrError::InvalidFeed(format!(
+                    "Can't have end-to-end encrypted feed in this subscription ({})",
+                    r.feed
+                )))
+            }
+            _ => {}
+        }
+    }
+    Ok(e2ee)
+}
+
+/// An existing subscription takes only feeds as encrypted as it is (438).
+pub fn check_e2ee(p: &Publisher, e2ee: bool) -> VrResult<()> {
+    if p.is_e2ee() != e2ee {
+        return Err(VrError::InvalidFeed(
+            "Can't mix normal and end-to-end encrypted subscriptions".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Resolves requested streams against the room's publishers (428 for an unknown or
@@ -331,6 +371,7 @@ impl Subscriber {
                 autoupdate,
                 use_msid,
                 left: false,
+                e2ee: false,
             }),
         }
     }
@@ -425,7 +466,10 @@ impl Subscriber {
         let jsep = LocalJsep::Offer {
             media,
             data: want_data,
-            prefs: MediaPrefs::default(),
+            prefs: MediaPrefs {
+                e2ee: st.e2ee,
+                ..MediaPrefs::default()
+            },
             restart,
             fill: Some(fill),
         };

@@ -7,7 +7,9 @@ use crate::json::{objects, opt_array, opt_bool, opt_i64, opt_str, opt_u64, Body,
 use crate::participant::Reply;
 use crate::room::Room;
 use crate::sdp::SdpKind;
-use crate::subscriber::{resolve, KindFilter, StreamReq, SubState, Subscriber};
+use crate::subscriber::{
+    check_e2ee, join_e2ee, resolve, KindFilter, StreamReq, SubState, Subscriber,
+};
 use crate::Shared;
 use jano_plugin::{Jsep, JsepType, Map, Value};
 use serde_json::json;
@@ -107,6 +109,7 @@ pub fn join(
             return Err(VrError::Unauthorized("Unauthorized (you have been kicked)"));
         }
         let (streams, data) = resolve(&rs, &reqs, filter)?;
+        let e2ee = join_e2ee(&rs, &reqs)?;
         let sub = Arc::new(Subscriber::new(
             me.href.clone(),
             room.clone(),
@@ -116,6 +119,7 @@ pub fn join(
         ));
         {
             let mut st = sub.state();
+            st.e2ee = e2ee;
             Subscriber::add(&mut st, streams, data);
         }
         rs.subscribers.insert(me.href.handle_id, sub.clone());
@@ -386,7 +390,16 @@ fn update(
     let resolved = if add_reqs.is_empty() {
         (Vec::new(), Vec::new())
     } else {
-        resolve(&sub.room.state(), &add_reqs, KindFilter::default())?
+        let rs = sub.room.state();
+        let resolved = resolve(&rs, &add_reqs, KindFilter::default())?;
+        let e2ee = sub.state().e2ee;
+        for p in resolved.0.iter().filter_map(|s| s.feed.as_ref()) {
+            check_e2ee(p, e2ee)?;
+        }
+        for p in &resolved.1 {
+            check_e2ee(p, e2ee)?;
+        }
+        resolved
     };
     let mut st = sub.state();
     if let Some(list) = &remove {
@@ -469,6 +482,7 @@ fn switch(shared: &Shared, sub: &Arc<Subscriber>, b: &Body) -> VrResult<Reply> {
                 .filter(|p| p.is_publishing())
                 .cloned()
                 .ok_or_else(|| VrError::NoSuchFeed(format!("No such feed ({feed})")))?;
+            check_e2ee(&p, st.e2ee)?;
             let ps = p
                 .state()
                 .streams

@@ -786,3 +786,185 @@ fn signed_room_tokens() {
     );
     assert_eq!(ev.data["videoroom"], "joined", "{:?}", ev.data);
 }
+
+fn e2ee_offer() -> Option<Jsep> {
+    let mut extra = Map::new();
+    extra.insert("e2ee".into(), Value::Bool(true));
+    Some(Jsep {
+        kind: JsepType::Offer,
+        sdp: OFFER.into(),
+        extra,
+    })
+}
+
+/// The offer or answer a pushed event carries asks for end-to-end encryption.
+fn jsep_e2ee(p: &Pushed) -> bool {
+    match &p.jsep {
+        Some(LocalJsep::Answer(prefs)) | Some(LocalJsep::Offer { prefs, .. }) => prefs.e2ee,
+        None => panic!("no JSEP: {p:?}"),
+    }
+}
+
+fn publish(t: &mut T, i: usize, room: u64, id: u64, jsep: Option<Jsep>) -> Pushed {
+    let (ev, _) = t.req(
+        i,
+        json!({"request": "joinandconfigure", "ptype": "publisher", "room": room, "id": id}),
+        jsep,
+    );
+    t.setup_media(i);
+    t.take();
+    ev
+}
+
+#[test]
+fn dummy_publisher_and_e2ee() {
+    let mut t = T::new(None, None);
+    let adm = t.attach();
+    // A dummy publisher with one stream per room codec that `dummy_streams` names (entries
+    // without a codec are skipped), end-to-end encrypted as the room requires.
+    let d = t.sync(
+        adm,
+        json!({"request": "create", "room": 9, "secret": "s", "publishers": 1,
+               "require_e2ee": true, "dummy_publisher": true,
+               "audiocodec": "opus,pcmu", "videocodec": "vp8,h264",
+               "dummy_streams": [{"codec": "opus", "fmtp": "useinbandfec=1"}, {"codec": "h264"},
+                                 {"fmtp": "x"}, 5]}),
+    );
+    assert_eq!(d["videoroom"], "created");
+    let d = t.sync(adm, json!({"request": "listparticipants", "room": 9}));
+    let parts = d["participants"].as_array().unwrap();
+    assert_eq!(parts.len(), 1);
+    assert_eq!(parts[0]["display"], "Dummy publisher");
+    assert_eq!(parts[0]["dummy"], true);
+    assert_eq!(parts[0]["publisher"], true);
+    let dummy_id = parts[0]["id"].clone();
+    let (alice, sub, sub2) = (t.attach(), t.attach(), t.attach());
+    let (ev, _) = t.req(
+        alice,
+        json!({"request": "join", "ptype": "publisher", "room": 9, "id": 1}),
+        None,
+    );
+    let pubs = ev.data["publishers"].as_array().unwrap();
+    assert_eq!(pubs.len(), 1, "the dummy is listed as a publisher");
+    assert_eq!(pubs[0]["dummy"], true);
+    assert_eq!(
+        pubs[0]["streams"],
+        json!([{"type": "audio", "mindex": 0, "mid": "0", "codec": "opus", "fec": true},
+               {"type": "video", "mindex": 1, "mid": "1", "codec": "h264"}])
+    );
+    // A publisher must encrypt here; the dummy does not count against `publishers`.
+    let (ev, _) = t.req(alice, json!({"request": "publish"}), T::offer());
+    assert_eq!(
+        code(&ev.data),
+        Some((433, "Room requires end-to-end encrypted media".into()))
+    );
+    let (ev, _) = t.req(alice, json!({"request": "publish"}), e2ee_offer());
+    assert_eq!(ev.data["configured"], "ok");
+    assert!(jsep_e2ee(&ev), "the answer is marked e2ee");
+    t.setup_media(alice);
+    let evs = t.take();
+    assert!(
+        evs.iter().all(|p| p.handle != 0),
+        "nothing goes to the dummy: {evs:?}"
+    );
+    let (h, s) = t.handles[alice].clone();
+    assert_eq!(t.vr.query_session(&h, &s)["e2ee"], true);
+    // The dummy cannot be kicked.
+    let d = t.sync(
+        adm,
+        json!({"request": "kick", "room": 9, "secret": "s", "id": dummy_id}),
+    );
+    assert_eq!(code(&d), Some((428, "Can't kick dummy users".into())));
+    // A subscription to placeholders and a real feed: encrypted, as both are.
+    let (ev, _) = t.req(
+        sub,
+        json!({"request": "join", "ptype": "subscriber", "room": 9,
+               "streams": [{"feed": dummy_id, "mid": "1"}, {"feed": 1, "mid": "0"}]}),
+        None,
+    );
+    assert!(jsep_e2ee(&ev));
+    match &ev.jsep {
+        Some(LocalJsep::Offer { media, .. }) => {
+            assert_eq!(media.len(), 2);
+            assert_eq!(media[0].codec.as_deref(), Some("h264"));
+        }
+        other => panic!("expected an offer: {other:?}"),
+    }
+    let (h, s) = t.handles[sub].clone();
+    assert_eq!(t.vr.query_session(&h, &s)["e2ee"], true);
+    // Destroying the room tells the people, not the dummy.
+    let d = t.sync(adm, json!({"request": "destroy", "room": 9, "secret": "s"}));
+    assert_eq!(d["videoroom"], "destroyed");
+    let evs = t.take();
+    assert!(evs.iter().all(|p| p.handle != 0), "{evs:?}");
+    assert!(evs.iter().any(|p| p.handle == t.hid(alice)));
+    assert!(!t.rec.closed.lock().unwrap().contains(&0));
+
+    // Without require_e2ee a subscription takes the first feed's side, and mixing is refused.
+    t.sync(adm, json!({"request": "create", "room": 10}));
+    let (bob, carol) = (t.attach(), t.attach());
+    publish(&mut t, bob, 10, 2, e2ee_offer());
+    let ev = publish(&mut t, carol, 10, 3, T::offer());
+    assert!(!jsep_e2ee(&ev));
+    let join = |feeds: Value| json!({"request": "join", "ptype": "subscriber", "room": 10, "streams": feeds});
+    let (ev, _) = t.req(sub2, join(json!([{"feed": 3}, {"feed": 2}])), None);
+    assert_eq!(
+        code(&ev.data),
+        Some((
+            438,
+            "Can't have end-to-end encrypted feed in this subscription (2)".into()
+        ))
+    );
+    let (ev, _) = t.req(sub2, join(json!([{"feed": 2}, {"feed": 3}])), None);
+    assert_eq!(
+        code(&ev.data),
+        Some((
+            438,
+            "Can't have not end-to-end encrypted feed in this subscription (3)".into()
+        ))
+    );
+    let (ev, _) = t.req(sub2, join(json!([{"feed": 3}])), None);
+    assert_eq!(ev.data["videoroom"], "attached");
+    assert!(!jsep_e2ee(&ev));
+    let mixed = Some((
+        438,
+        "Can't mix normal and end-to-end encrypted subscriptions".into(),
+    ));
+    let (ev, _) = t.req(
+        sub2,
+        json!({"request": "subscribe", "streams": [{"feed": 2}]}),
+        None,
+    );
+    assert_eq!(code(&ev.data), mixed);
+    let (ev, _) = t.req(
+        sub2,
+        json!({"request": "switch", "streams": [{"feed": 2, "mid": "1", "sub_mid": "1"}]}),
+        None,
+    );
+    assert_eq!(code(&ev.data), mixed);
+}
+
+#[test]
+fn dummy_publisher_from_the_config_file() {
+    let cfg = "general: {}\nroom-5: {\n description = \"five\"\n dummy_publisher = true\n \
+               videocodec = \"vp8,vp9\"\n dummy_streams = ( { codec = \"vp9\", fmtp = \"profile-id=2\" } )\n}\n";
+    let mut t = T::new(Some(cfg), None);
+    let adm = t.attach();
+    let d = t.sync(adm, json!({"request": "listparticipants", "room": 5}));
+    let parts = d["participants"].as_array().unwrap();
+    assert_eq!(parts.len(), 1, "{d:?}");
+    assert_eq!(parts[0]["dummy"], true);
+    let p = t.attach();
+    let (ev, _) = t.req(
+        p,
+        json!({"request": "join", "ptype": "publisher", "room": 5}),
+        None,
+    );
+    assert_eq!(
+        ev.data["publishers"][0]["streams"],
+        json!([{"type": "video", "mindex": 0, "mid": "0", "codec": "vp9", "vp9_profile": "2"}])
+    );
+    let d = t.sync(adm, json!({"request": "list"}));
+    let rooms = d["list"].as_array().unwrap();
+    assert_eq!(rooms[0]["dummy_publisher"], true);
+}
