@@ -259,7 +259,7 @@ if want videoroom; then
   node_files+=("$HERE/videoroom-janusjs.test.mjs")
 fi
 if [ ${#node_files[@]} -gt 0 ]; then
-  run_suite node 210 node --test --test-concurrency=1 --test-reporter=spec --test-timeout=120000 "${node_files[@]}"
+  run_suite node 330 node --test --test-concurrency=1 --test-reporter=spec --test-timeout=120000 "${node_files[@]}"
 fi
 
 echo ""

@@ -16,6 +16,10 @@
 //
 // Over WebSocket (JANUS_WS_URL), and over HTTP long poll (JANUS_HTTP_URL) for the viewer page
 // while the publisher page stays on WebSocket (both transports carry the plugin's events).
+// Then the same flow with VP9 SVC instead of simulcast: a VP9 room, janus.js's `svc: 'L3T3_KEY'`
+// (one stream, three spatial layers at the same three sizes, three temporal layers; the offer's
+// JSEP lists it in `svc`), switched with `spatial_layer`/`temporal_layer` and the plugin's
+// {"mid","spatial_layer"}/{"mid","temporal_layer"} events.
 // Runs inside the test network namespace (tests/media/run.sh).
 
 import { describe, it, before, after } from 'node:test';
@@ -48,6 +52,12 @@ const MIN_LAYER_FPS = 12;
 // janus.js's rids, in the VideoRoom's substream order (0 = lowest resolution), and their sizes.
 const RIDS = ['l', 'm', 'h'];
 const LAYER_SIZES = { l: '320x180', m: '640x360', h: '1280x720' };
+// The two ways a publisher sends layers: simulcast (three VP8 streams, `substream`) or VP9 SVC
+// (one stream whose spatial layers have the simulcast layers' sizes, `spatial_layer`).
+const MODES = {
+  simulcast: { codec: 'vp8', rtpmap: 'VP8', layerKey: 'substream', temporalKey: 'temporal', publish: {} },
+  svc: { codec: 'vp9', rtpmap: 'VP9', layerKey: 'spatial_layer', temporalKey: 'temporal_layer', publish: { svc: 'L3T3_KEY' } },
+};
 
 let g = null;
 
@@ -60,8 +70,13 @@ after(async () => {
   if (g) await g.close();
 });
 
-function videoroomFlow(tag, pubServer, subServer) {
-  describe(`janus.js VideoRoom simulcast: publisher over ${pubServer}, viewer over ${subServer}`, () => {
+function videoroomFlow(tag, pubServer, subServer, mode = 'simulcast') {
+  const M = MODES[mode];
+  const svc = mode === 'svc';
+  // Janus 1.1.2 takes SVC only from a room setting of its own (`video_svc`), not from janus.js's
+  // `jsep.svc`: the SVC flow is jano's (and newer Janus's) behaviour.
+  const skip = svc && process.env.MEDIA_SERVER_IS_JANUS ? 'Janus 1.1.2 ignores jsep.svc' : false;
+  describe(`janus.js VideoRoom ${mode}: publisher over ${pubServer}, viewer over ${subServer}`, { skip }, () => {
     const s = {
       P: { name: 'publisher page', page: null, ctx: null, console: [], wire: [], sid: null },
       V: { name: 'viewer page', page: null, ctx: null, console: [], wire: [], sid: null },
@@ -157,7 +172,14 @@ function videoroomFlow(tag, pubServer, subServer) {
       if (e) throw new Error(`${name}: the plugin answered with an error: ${brief(e.msg)}`);
     }
 
-    /** What the publisher sends per rid (layers whose framesSent advanced over `ms`). */
+    /** The publisher's outbound video stats of a layer (SVC: its one stream). */
+    const outboundOf = (st0, rid) => (svc ? st0.outbound[0] : st0.outbound.find((o) => o.rid === rid));
+    // Chromium counts an SVC stream's framesSent per spatial layer frame: three per picture.
+    const framesPerPicture = svc ? 3 : 1;
+    /**
+     * What the publisher sends per rid (layers whose framesSent advanced over `ms`); with SVC
+     * the one stream, under `h`, at the size of its top spatial layer.
+     */
     async function sentLayers(ms = 1000) {
       const a = await stats('pub');
       await new Promise((r) => setTimeout(r, ms));
@@ -165,9 +187,10 @@ function videoroomFlow(tag, pubServer, subServer) {
       const out = {};
       for (const o of b.outbound) {
         const prev = a.outbound.find((x) => x.ssrc === o.ssrc);
-        if (!prev || !RIDS.includes(o.rid)) continue;
+        const rid = svc ? 'h' : o.rid;
+        if (!prev || !RIDS.includes(rid)) continue;
         const fps = ((o.framesSent - prev.framesSent) * 1000) / Math.max(1, b.t - a.t);
-        if (o.framesSent > prev.framesSent && o.frameWidth > 0) out[o.rid] = { width: o.frameWidth, height: o.frameHeight, fps: Math.round(fps * 10) / 10 };
+        if (o.framesSent > prev.framesSent && o.frameWidth > 0) out[rid] = { width: o.frameWidth, height: o.frameHeight, fps: Math.round(fps * 10) / 10, mode: o.scalabilityMode };
       }
       return { layers: out, stats: b };
     }
@@ -182,8 +205,8 @@ function videoroomFlow(tag, pubServer, subServer) {
       const before = await video(s.videoMid);
       const t0 = Date.now();
       if (s.switchFrom === null) s.switchFrom = t0;
-      note(`configure {streams:[{mid:${s.videoMid}, substream:${substream}}]}; decoded ${before.videoWidth}x${before.videoHeight}, ${before.frames} frames`);
-      const r = await send('sub', { request: 'configure', streams: [{ mid: s.videoMid, substream }] });
+      note(`configure {streams:[{mid:${s.videoMid}, ${M.layerKey}:${substream}}]}; decoded ${before.videoWidth}x${before.videoHeight}, ${before.frames} frames`);
+      const r = await send('sub', { request: 'configure', streams: [{ mid: s.videoMid, [M.layerKey]: substream }] });
       const ackMs = r.t - t0;
       let sizeAt = null; let eventAt = null; let okAt = null; let last = null; let layerEvent = null;
       await waitFor2(async () => {
@@ -195,12 +218,12 @@ function videoroomFlow(tag, pubServer, subServer) {
         const evs = (await st('sub')).events.filter((e) => e.t >= t0);
         if (!okAt) { const e = evs.find((x) => x.msg && x.msg.configured === 'ok'); if (e) { okAt = e.t; note(`event ${brief(e.msg)} (+${e.t - t0} ms)`); } }
         if (!eventAt) {
-          const e = evs.find((x) => x.msg && x.msg.substream === substream && x.msg.configured === undefined);
+          const e = evs.find((x) => x.msg && x.msg[M.layerKey] === substream && x.msg.configured === undefined);
           if (e) { eventAt = e.t; layerEvent = e.msg; note(`event ${brief(e.msg)} (+${e.t - t0} ms)`); }
         }
         return sizeAt && eventAt && okAt;
       }, SWITCH_TIMEOUT_MS, () => `decoded ${want} (last ${last}: ${sizeAt ? 'ok' : 'not reached'}), the {configured:"ok"} event ` +
-        `(${okAt ? 'ok' : 'not received'}) and the {mid:"${s.videoMid}",substream:${substream}} event (${eventAt ? 'ok' : 'not received'})`);
+        `(${okAt ? 'ok' : 'not received'}) and the {mid:"${s.videoMid}",${M.layerKey}:${substream}} event (${eventAt ? 'ok' : 'not received'})`);
       const okEvent = (await st('sub')).events.find((e) => e.t >= t0 && e.msg && e.msg.configured === 'ok').msg;
       assert.deepEqual(okEvent, { videoroom: 'event', room: s.room, configured: 'ok' });
       assert.equal(layerEvent.videoroom, 'event', `layer event ${brief(layerEvent)}`);
@@ -208,7 +231,7 @@ function videoroomFlow(tag, pubServer, subServer) {
       assert.equal(layerEvent.room, s.room, `layer event room: ${brief(layerEvent)}`);
       // Hold: frames keep being decoded in every window, at the new size, about as many as the
       // publisher sends on that layer.
-      const sentAt = async () => ((await stats('pub')).outbound.find((o) => o.rid === rid) || { framesSent: 0 }).framesSent;
+      const sentAt = async () => (outboundOf(await stats('pub'), rid) || { framesSent: 0 }).framesSent / framesPerPicture;
       const sent0 = await sentAt();
       const h0 = Date.now();
       await new Promise((res) => setTimeout(res, HOLD_MS));
@@ -217,7 +240,7 @@ function videoroomFlow(tag, pubServer, subServer) {
       const counts = [];
       for (let w = h0; w + WINDOW_MS <= h0 + HOLD_MS; w += WINDOW_MS) counts.push(v.frameTimes.filter((t) => t >= w && t < w + WINDOW_MS).length);
       const decoded = v.frameTimes.filter((t) => t < h0 + HOLD_MS).length;
-      note(`held ${HOLD_MS} ms at substream ${substream}: frames per ${WINDOW_MS} ms ${counts.join(',')} (${decoded} decoded, ${sent} sent on layer ${rid}); size ${v.videoWidth}x${v.videoHeight}`);
+      note(`held ${HOLD_MS} ms at ${M.layerKey} ${substream}: frames per ${WINDOW_MS} ms ${counts.join(',')} (${decoded} decoded, ${sent} sent on layer ${rid}); size ${v.videoWidth}x${v.videoHeight}`);
       assert.ok(counts.every((c) => c >= MIN_WINDOW_FRAMES),
         `video froze after switching to substream ${substream}: frames per ${WINDOW_MS} ms window ${counts.join(',')} (want ≥ ${MIN_WINDOW_FRAMES} each; the publisher sent ${sent} on layer ${rid} meanwhile)`);
       assert.ok(decoded >= MIN_DECODED_SHARE * sent, `only ${decoded} frames decoded while the publisher sent ${sent} on layer ${rid}`);
@@ -272,10 +295,10 @@ function videoroomFlow(tag, pubServer, subServer) {
       }
     });
 
-    step('create a room of its own (videocodec vp8, publishers 2) → created', async () => {
+    step(`create a room of its own (videocodec ${M.codec}, publishers 2) → created`, async () => {
       const r = await send('pub', {
         request: 'create', description: `jano videoroom media test ${tag} ${process.pid}`,
-        videocodec: 'vp8', audiocodec: 'opus', publishers: 2, is_private: true,
+        videocodec: M.codec, audiocodec: 'opus', publishers: 2, is_private: true,
       });
       note(`create → ${brief(r.data)}`);
       assert.ok(r.data, 'janus.js got no plugin data for the synchronous create');
@@ -315,12 +338,13 @@ function videoroomFlow(tag, pubServer, subServer) {
       s.pubId = e.msg.id; s.pubPvt = e.msg.private_id;
     });
 
-    step('createOffer (audio + video 1280x720, simulcast: true) → configure {audio,video} + offer → configured ok + answer', async () => {
+    step(`createOffer (audio + video 1280x720, ${svc ? "svc: 'L3T3_KEY'" : 'simulcast: true'}) → configure {audio,video} + offer → configured ok + answer`, async () => {
       const t0 = Date.now();
-      const r = await ev(s.P, () => window.vr.publish('pub'), undefined, 'publish');
+      const r = await ev(s.P, (o) => window.vr.publish('pub', o), M.publish, 'publish');
       assert.equal(r.offerType, 'offer');
       const offer = (await st('pub', true)).offer.sdp;
-      assert.match(offer, /\r\na=simulcast:send h;m;l\r\n/, 'janus.js offers rid-based simulcast h;m;l');
+      if (svc) assert.ok(!/\r\na=simulcast:/.test(offer), 'an SVC offer has one video stream');
+      else assert.match(offer, /\r\na=simulcast:send h;m;l\r\n/, 'janus.js offers rid-based simulcast h;m;l');
       const e = await waitEvent('pub', (m, jsep) => !!jsep || isError(m), STEP_TIMEOUT_MS, 'an event with the answer', t0);
       note(`configure answered after ${e.t - t0} ms: ${brief(e.msg)}`);
       assert.ok(!isError(e.msg), brief(e.msg));
@@ -329,14 +353,15 @@ function videoroomFlow(tag, pubServer, subServer) {
       assert.equal(m.room, s.room);
       assert.equal(m.configured, 'ok');
       assert.equal(m.audio_codec, 'opus');
-      assert.equal(m.video_codec, 'vp8');
+      assert.equal(m.video_codec, M.codec);
       assert.ok(Array.isArray(m.streams), `streams ${brief(m.streams)}`);
       const a = m.streams.find((x) => x.type === 'audio');
       const v = m.streams.find((x) => x.type === 'video');
       assert.ok(a && v, `audio and video streams: ${brief(m.streams)}`);
       assert.equal(a.codec, 'opus');
-      assert.equal(v.codec, 'vp8');
-      assert.equal(v.simulcast, true, `video stream simulcast: ${brief(v)}`);
+      assert.equal(v.codec, M.codec);
+      if (svc) assert.equal(v.svc, true, `video stream svc: ${brief(v)}`);
+      else assert.equal(v.simulcast, true, `video stream simulcast: ${brief(v)}`);
       assert.equal(typeof a.mid, 'string'); assert.equal(typeof v.mid, 'string');
       assert.ok(Number.isInteger(a.mindex) && Number.isInteger(v.mindex));
       s.pubMids = { audio: a.mid, video: v.mid };
@@ -347,8 +372,8 @@ function videoroomFlow(tag, pubServer, subServer) {
       assert.match(ans.sdp, /\r\na=fingerprint:sha-256 /);
       assert.match(ans.sdp, /\r\na=ice-ufrag:/);
       // The server must accept the three layers, or Chromium sends only one.
-      assert.match(ans.sdp, /\r\na=simulcast:recv h;m;l\r\n/, 'the answer accepts the simulcast layers');
-      assert.match(ans.sdp, /\r\na=rtpmap:\d+ VP8\/90000\r\n/);
+      if (!svc) assert.match(ans.sdp, /\r\na=simulcast:recv h;m;l\r\n/, 'the answer accepts the simulcast layers');
+      assert.ok(new RegExp(`\r\na=rtpmap:\\d+ ${M.rtpmap}/90000\r\n`).test(ans.sdp), `${M.rtpmap} in the answer`);
       if (MEDIA_ADDR) assert.ok(ans.sdp.includes(` ${MEDIA_ADDR} `), `the answer carries no candidate on ${MEDIA_ADDR}`);
     });
 
@@ -368,14 +393,15 @@ function videoroomFlow(tag, pubServer, subServer) {
       const p = e.msg.publishers[0];
       assert.equal(p.display, 'publisher');
       assert.equal(p.audio_codec, 'opus');
-      assert.equal(p.video_codec, 'vp8');
+      assert.equal(p.video_codec, M.codec);
       const a = p.streams.find((x) => x.type === 'audio');
       const v = p.streams.find((x) => x.type === 'video');
       assert.ok(a && v, `streams ${brief(p.streams)}`);
       assert.equal(a.mid, s.pubMids.audio);
       assert.equal(v.mid, s.pubMids.video);
-      assert.equal(v.codec, 'vp8');
-      assert.equal(v.simulcast, true, `simulcast flag on the video stream: ${brief(v)}`);
+      assert.equal(v.codec, M.codec);
+      if (svc) assert.equal(v.svc, true, `svc flag on the video stream: ${brief(v)}`);
+      else assert.equal(v.simulcast, true, `simulcast flag on the video stream: ${brief(v)}`);
     }, { timeoutMs: 40000 });
 
     step('subscriber: join (ptype subscriber, streams [{feed}], private_id) → attached + offer → createAnswer → start → started', async () => {
@@ -398,8 +424,13 @@ function videoroomFlow(tag, pubServer, subServer) {
         assert.ok(Number.isInteger(x.mindex));
       }
       assert.equal(a.codec, 'opus');
-      assert.equal(v.codec, 'vp8');
-      assert.ok(v.simulcast && typeof v.simulcast === 'object', `simulcast info on the video stream: ${brief(v)}`);
+      assert.equal(v.codec, M.codec);
+      if (svc) {
+        assert.ok(v.svc && typeof v.svc === 'object', `svc info on the video stream: ${brief(v)}`);
+        assert.equal(v.svc['target-spatial-layer'], 2);
+      } else {
+        assert.ok(v.simulcast && typeof v.simulcast === 'object', `simulcast info on the video stream: ${brief(v)}`);
+      }
       s.videoMid = v.mid; s.audioMid = a.mid;
       const offer = (await st('sub', true)).remoteOffer.sdp;
       assert.match(offer, /\r\nm=audio /);
@@ -434,16 +465,17 @@ function videoroomFlow(tag, pubServer, subServer) {
       assert.ok(inA && inA.packetsReceived > 0, `inbound audio stats: ${brief(sub.audioIn)}`);
       if (MEDIA_ADDR && sub.pair && sub.pair.remote) assert.equal(sub.pair.remote.address, MEDIA_ADDR, `selected remote candidate ${brief(sub.pair.remote)}`);
       note(`video plays: ${v1.videoWidth}x${v1.videoHeight}, ${v1.frames} frames ${brief(v1.frameSizes)}; audio packets ${inA.packetsReceived}`);
-      const evs = (await st('sub')).events.map((e) => e.msg).filter((m) => m && m.substream !== undefined);
+      const evs = (await st('sub')).events.map((e) => e.msg).filter((m) => m && m[M.layerKey] !== undefined);
       note(`layer events so far: ${brief(evs)}`);
     }, { timeoutMs: 40000 });
 
-    step(`the publisher sends three layers: l 320x180, m 640x360, h 1280x720 (each ≥ ${MIN_LAYER_FPS} fps)`, async () => {
+    step(svc ? `the publisher sends L3T3_KEY with its top layer at 1280x720 (≥ ${MIN_LAYER_FPS} fps)`
+      : `the publisher sends three layers: l 320x180, m 640x360, h 1280x720 (each ≥ ${MIN_LAYER_FPS} fps)`, async () => {
       const t0 = Date.now();
       let last = null;
       const layers = await waitFor2(async () => {
         last = await sentLayers(1000);
-        const ok = RIDS.every((rid) => last.layers[rid] && `${last.layers[rid].width}x${last.layers[rid].height}` === LAYER_SIZES[rid] &&
+        const ok = (svc ? ['h'] : RIDS).every((rid) => last.layers[rid] && `${last.layers[rid].width}x${last.layers[rid].height}` === LAYER_SIZES[rid] &&
           last.layers[rid].fps >= MIN_LAYER_FPS);
         return ok ? last.layers : null;
       }, LAYERS_TIMEOUT_MS, () => `all three layers at their nominal sizes and ≥ ${MIN_LAYER_FPS} fps (sent: ${brief(last && last.layers)}; ` +
@@ -454,12 +486,12 @@ function videoroomFlow(tag, pubServer, subServer) {
       note(`all three layers sent ${Date.now() - t0} ms into this step: ${brief(layers)}; bwe ${last.stats.pair && last.stats.pair.availableOutgoingBitrate}`);
     }, { timeoutMs: LAYERS_TIMEOUT_MS + 10000 });
 
-    step('configure {streams:[{mid, substream:0}]} → configured ok, {mid, substream:0} event, decoded 320x180, no freeze', async () => {
+    step(`configure {streams:[{mid, ${M.layerKey}:0}]} → configured ok, {mid, ${M.layerKey}:0} event, decoded 320x180, no freeze`, async () => {
       const r = await switchTo(0, LAYER_SIZES.l);
       note(`switch to 0: ack ${r.ackMs} ms, configured ${r.okMs} ms, layer event ${r.eventMs} ms, size ${r.sizeMs} ms`);
     }, { timeoutMs: SWITCH_TIMEOUT_MS + HOLD_MS + 10000 });
 
-    step('configure {streams:[{mid, substream:2}]} → configured ok, {mid, substream:2} event, decoded 1280x720, no freeze', async () => {
+    step(`configure {streams:[{mid, ${M.layerKey}:2}]} → configured ok, {mid, ${M.layerKey}:2} event, decoded 1280x720, no freeze`, async () => {
       const r = await switchTo(2, LAYER_SIZES.h);
       note(`switch to 2: ack ${r.ackMs} ms, configured ${r.okMs} ms, layer event ${r.eventMs} ms, size ${r.sizeMs} ms`);
     }, { timeoutMs: SWITCH_TIMEOUT_MS + HOLD_MS + 10000 });
@@ -471,14 +503,14 @@ function videoroomFlow(tag, pubServer, subServer) {
      */
     async function temporalTo(temporal) {
       const t0 = Date.now();
-      await send('sub', { request: 'configure', streams: [{ mid: s.videoMid, temporal }] });
-      const ev = await waitEvent('sub', (m) => m && m.temporal === temporal && m.configured === undefined && m.mid === s.videoMid,
-        SWITCH_TIMEOUT_MS, `the {mid:"${s.videoMid}", temporal:${temporal}} event`, t0);
+      await send('sub', { request: 'configure', streams: [{ mid: s.videoMid, [M.temporalKey]: temporal }] });
+      const ev = await waitEvent('sub', (m) => m && m[M.temporalKey] === temporal && m.configured === undefined && m.mid === s.videoMid,
+        SWITCH_TIMEOUT_MS, `the {mid:"${s.videoMid}", ${M.temporalKey}:${temporal}} event`, t0);
       note(`event ${brief(ev.msg)} (+${ev.t - t0} ms)`);
       assert.equal(ev.msg.room, s.room, `temporal event room: ${brief(ev.msg)}`);
       // Let what was in flight at the old rate go by before counting.
       await new Promise((res) => setTimeout(res, 300));
-      const sentAt = async () => ((await stats('pub')).outbound.find((o) => o.rid === 'h') || { framesSent: 0 }).framesSent;
+      const sentAt = async () => (outboundOf(await stats('pub'), 'h') || { framesSent: 0 }).framesSent / framesPerPicture;
       const sent0 = await sentAt();
       const h0 = Date.now();
       await new Promise((res) => setTimeout(res, HOLD_MS));
@@ -492,9 +524,10 @@ function videoroomFlow(tag, pubServer, subServer) {
       return { decoded, sent };
     }
 
-    step('configure {streams:[{mid, temporal:0}]} → {mid, temporal:0} event, fewer frames, none frozen; temporal:2 → {mid, temporal:2}, every frame again', async () => {
+    step(`configure {streams:[{mid, ${M.temporalKey}:0}]} → {mid, ${M.temporalKey}:0} event, fewer frames, none frozen; ${M.temporalKey}:2 → {mid, ${M.temporalKey}:2}, every frame again`, async () => {
       const low = await temporalTo(0);
-      // Chromium's VP8 simulcast has temporal layers: layer 0 alone is at most half the frames.
+      // Chromium's VP8 simulcast and its L3T3 both have temporal layers: layer 0 alone is at
+      // most half the frames.
       assert.ok(low.decoded <= 0.55 * low.sent, `temporal 0 still decoded ${low.decoded} of ${low.sent} frames sent`);
       // Janus 1.1.2 moves back up only on a packet of exactly the target layer: with
       // Chromium's two temporal layers (0 and 1) a target of 2 never comes, and the subscriber
@@ -570,3 +603,4 @@ function videoroomFlow(tag, pubServer, subServer) {
 
 videoroomFlow('ws', WS_URL, WS_URL);
 videoroomFlow('http', WS_URL, HTTP_URL);
+videoroomFlow('svc', WS_URL, WS_URL, 'svc');

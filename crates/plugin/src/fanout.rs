@@ -23,9 +23,12 @@ pub struct Dest {
     pub handle_id: u64,
     pub mindex: u32,
     pub epoch: u32,
-    /// The highest VP8 temporal layer (TID) this destination gets; the engine drops the
-    /// packets above it and keeps the sequence numbers gapless. `u8::MAX`: no cap.
+    /// The highest VP8 or VP9 temporal layer (TID) this destination gets; the engine drops
+    /// the packets above it and keeps the sequence numbers gapless. `u8::MAX`: no cap.
     pub temporal: u8,
+    /// The highest VP9 spatial layer (SID) it gets, likewise; the last packet of that layer's
+    /// frame then carries the marker bit (the end of the picture for this receiver).
+    pub spatial: u8,
     /// Playout delay (min, max in 10 ms units) this destination's packets carry instead of the
     /// packet's own (VideoRoom's per-subscriber `min_delay`/`max_delay`).
     pub playout: Option<(u16, u16)>,
@@ -38,6 +41,7 @@ impl Dest {
             mindex: u32::try_from(mindex).unwrap_or(u32::MAX),
             epoch: 0,
             temporal: u8::MAX,
+            spatial: u8::MAX,
             playout: None,
         }
     }

@@ -83,6 +83,42 @@ pub fn vp8_temporal(payload: &[u8]) -> Option<(u8, bool)> {
     payload.get(at).map(|b| (b >> 6, b & 0x20 != 0))
 }
 
+/// What a VP9 payload descriptor (RFC 9628) says about the layers of the packet's frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Vp9Layers {
+    /// Spatial (SID) and temporal (TID) layer indices.
+    pub sid: u8,
+    pub tid: u8,
+    /// U: a switching-up point (a receiver of the lower temporal layers can start this one).
+    pub switch_up: bool,
+    /// B and E: the packet begins / ends a layer frame.
+    pub begin: bool,
+    pub end: bool,
+    /// P = 0 on a frame that references no earlier picture (with SID 0: a keyframe).
+    pub intra: bool,
+}
+
+/// The layer indices of a VP9 packet, when its descriptor carries them (L bit).
+pub fn vp9_layers(payload: &[u8]) -> Option<Vp9Layers> {
+    let b0 = *payload.first()?;
+    if b0 & 0x20 == 0 {
+        return None;
+    }
+    let mut at = 1;
+    if b0 & 0x80 != 0 {
+        at += if payload.get(1)? & 0x80 != 0 { 2 } else { 1 };
+    }
+    let l = *payload.get(at)?;
+    Some(Vp9Layers {
+        sid: (l >> 1) & 0x07,
+        tid: l >> 5,
+        switch_up: l & 0x10 != 0,
+        begin: b0 & 0x08 != 0,
+        end: b0 & 0x04 != 0,
+        intra: b0 & 0x40 == 0,
+    })
+}
+
 pub fn vp8_ids(payload: &[u8]) -> (Option<u16>, Option<u8>) {
     let (pid, tl0) = vp8_id_offsets(payload);
     let pid = pid.and_then(|(at, long)| {
@@ -280,6 +316,24 @@ mod tests {
         assert_eq!(vp8_tid(&[0x90, 0x80, 0x05]), None);
         assert_eq!(vp8_tid(&[0x10, 0x00]), None);
         assert_eq!(vp8_tid(&[0x90, 0xE0, 0x05, 0x09]), None);
+    }
+
+    #[test]
+    fn vp9_layer_indices() {
+        // I (long picture id 0x1234), L, B, E; TID 2, U, SID 1; TL0PICIDX follows.
+        let l = vp9_layers(&[0xAC, 0x92, 0x34, 0x52, 0x07]).expect("layers");
+        assert_eq!((l.sid, l.tid, l.switch_up), (1, 2, true));
+        assert!(l.begin && l.end && l.intra);
+        // No picture id; P set, B only: TID 0, SID 2.
+        let l = vp9_layers(&[0x68, 0x04, 0x00]).expect("layers");
+        assert_eq!(
+            (l.sid, l.tid, l.switch_up, l.begin, l.end, l.intra),
+            (2, 0, false, true, false, false)
+        );
+        // No L bit, or truncated: nothing.
+        assert_eq!(vp9_layers(&[0x88, 0x01]), None);
+        assert_eq!(vp9_layers(&[0xA0, 0x81]), None);
+        assert_eq!(vp9_layers(&[]), None);
     }
 
     #[test]

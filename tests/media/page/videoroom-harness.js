@@ -171,7 +171,10 @@
         h.handle.createOffer({
           tracks: [
             { type: 'audio', capture: true, recv: false },
-            { type: 'video', capture: opts.capture || { width: { ideal: 1280 }, height: { ideal: 720 } }, recv: false, simulcast: true },
+            // `svc` (e.g. 'L3T3_KEY'): one VP9 stream with spatial and temporal layers instead.
+            opts.svc
+              ? { type: 'video', capture: opts.capture || { width: { ideal: 1280 }, height: { ideal: 720 } }, recv: false, svc: opts.svc }
+              : { type: 'video', capture: opts.capture || { width: { ideal: 1280 }, height: { ideal: 720 } }, recv: false, simulcast: true },
           ],
           success: function (jsep) {
             h.offer = jsep;
@@ -218,7 +221,7 @@
       report.forEach(function (s) { byId[s.id] = s; });
       report.forEach(function (s) {
         if (s.type === 'outbound-rtp' && s.kind === 'video') {
-          out.outbound.push({ rid: s.rid || null, mid: s.mid, ssrc: s.ssrc, frameWidth: s.frameWidth || 0, frameHeight: s.frameHeight || 0,
+          out.outbound.push({ rid: s.rid || null, mid: s.mid, ssrc: s.ssrc, scalabilityMode: s.scalabilityMode || null, frameWidth: s.frameWidth || 0, frameHeight: s.frameHeight || 0,
             framesSent: s.framesSent || 0, framesEncoded: s.framesEncoded || 0, bytesSent: s.bytesSent || 0, active: s.active,
             qualityLimitationReason: s.qualityLimitationReason || null, targetBitrate: s.targetBitrate || 0,
             keyFramesEncoded: s.keyFramesEncoded || 0, pliCount: s.pliCount || 0, firCount: s.firCount || 0, nackCount: s.nackCount || 0 });

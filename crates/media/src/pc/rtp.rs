@@ -120,20 +120,29 @@ impl Pc {
     /// sent, and the task woken only if str0m now wants an earlier timeout than it is armed for.
     pub(crate) fn relay(&mut self, p: &RtpPacket, dest: &Dest) {
         let mindex = usize::try_from(dest.mindex).ok();
+        let mut marker = p.marker;
         if p.codec == "vp8" && dest.temporal != u8::MAX {
             let tid = jano_plugin::rtp::vp8_tid(&p.payload).unwrap_or(0);
             if tid > dest.temporal {
                 self.skip_rtp(p, mindex, dest.epoch);
                 return;
             }
+        } else if p.codec == "vp9" && (dest.temporal != u8::MAX || dest.spatial != u8::MAX) {
+            if let Some(l) = jano_plugin::rtp::vp9_layers(&p.payload) {
+                if l.sid > dest.spatial || l.tid > dest.temporal {
+                    self.skip_rtp(p, mindex, dest.epoch);
+                    return;
+                }
+                // The publisher marks the end of the whole picture; with the layers above
+                // dropped, the end of this receiver's top layer is the end of its picture.
+                marker |= l.end && l.sid == dest.spatial;
+            }
         }
-        if !self.write_rtp(
-            p,
-            mindex.unwrap_or(p.mindex),
-            dest.epoch,
-            false,
-            dest.playout,
-        ) {
+        let opts = WriteOpts {
+            playout: dest.playout,
+            marker,
+        };
+        if !self.write_rtp(p, mindex.unwrap_or(p.mindex), dest.epoch, false, opts) {
             self.tx_dropped += 1;
             return;
         }
@@ -149,7 +158,13 @@ impl Pc {
     /// payload type for its codec, this stream's SSRC, and sequence numbers and timestamps
     /// continuous for this peer. Returns whether it was written; what cannot be sent is counted.
     pub(crate) fn send_rtp(&mut self, p: &RtpPacket, mindex: Option<usize>, epoch: u32) -> bool {
-        let sent = self.write_rtp(p, mindex.unwrap_or(p.mindex), epoch, false, None);
+        let sent = self.write_rtp(
+            p,
+            mindex.unwrap_or(p.mindex),
+            epoch,
+            false,
+            WriteOpts::of(p),
+        );
         if !sent {
             self.tx_dropped += 1;
         }
@@ -159,19 +174,19 @@ impl Pc {
     /// A relayed packet this destination does not get (above its temporal cap): its
     /// stream's sequence numbers close up over it.
     fn skip_rtp(&mut self, p: &RtpPacket, mindex: Option<usize>, epoch: u32) {
-        self.write_rtp(p, mindex.unwrap_or(p.mindex), epoch, true, None);
+        self.write_rtp(p, mindex.unwrap_or(p.mindex), epoch, true, WriteOpts::of(p));
     }
 
-    /// Writes `p` (or, with `skip`, only accounts for not writing it), with `playout` (min, max)
-    /// instead of the packet's own playout delay when given.
+    /// Writes `p` (or, with `skip`, only accounts for not writing it) as `opts` says.
     fn write_rtp(
         &mut self,
         p: &RtpPacket,
         mindex: usize,
         epoch: u32,
         skip: bool,
-        playout: Option<(u16, u16)>,
+        opts: WriteOpts,
     ) -> bool {
+        let playout = opts.playout;
         let Some(idx) = self.target_mid(mindex, p.kind) else {
             return false;
         };
@@ -228,7 +243,7 @@ impl Pc {
             ..ExtensionValues::default()
         };
         let w = RtpWrite::new(pt.into(), seq.into(), ts, now, p.payload.clone())
-            .marker(p.marker)
+            .marker(opts.marker)
             .ext_vals(ev)
             .nackable(p.kind == MediaKind::Video);
         let w = match vp8_patch {
@@ -356,4 +371,22 @@ fn vp8_patch(ids: &mut Vp8Ids, source: (u32, u32), payload: &[u8]) -> Option<Vp8
         b = b.tl0_pic_idx(v);
     }
     b.build().ok()
+}
+
+/// What a destination changes in a packet it is sent.
+#[derive(Debug, Clone, Copy)]
+struct WriteOpts {
+    /// Playout delay (min, max) instead of the packet's own.
+    playout: Option<(u16, u16)>,
+    marker: bool,
+}
+
+impl WriteOpts {
+    /// The packet as it is.
+    fn of(p: &RtpPacket) -> WriteOpts {
+        WriteOpts {
+            playout: None,
+            marker: p.marker,
+        }
+    }
 }

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod videoroom;
+
 use jano_core::{CoreConfig, MediaBackend};
 use jano_media::{candidate_ips, IpFilter, MediaConfig, MediaEngine};
 use jano_plugin::{
@@ -307,6 +309,8 @@ pub struct Client {
     pub rtp_meta: Vec<(Mid, u8, u64, u32)>,
     /// The same packets' header extension values.
     pub rtp_ext: Vec<ExtensionValues>,
+    /// The same packets' marker bits.
+    pub rtp_marker: Vec<bool>,
     pub channels: Vec<(ChannelId, String)>,
     /// Data-channel messages received: (binary, data).
     pub data: Vec<(bool, Vec<u8>)>,
@@ -343,6 +347,7 @@ impl Client {
             rtp: Vec::new(),
             rtp_meta: Vec::new(),
             rtp_ext: Vec::new(),
+            rtp_marker: Vec::new(),
             channels: Vec::new(),
             data: Vec::new(),
             closed: false,
@@ -423,6 +428,18 @@ impl Client {
 
     /// [`Client::send_rtp`] with header extension values (an audio level, say).
     pub fn send_rtp_ext(&mut self, mid: Mid, payload: Vec<u8>, ext: ExtensionValues) {
+        self.send_rtp_with(mid, payload, ext, true);
+    }
+
+    /// [`Client::send_rtp_ext`] with this marker bit (it is set otherwise: one packet per
+    /// frame).
+    pub fn send_rtp_with(
+        &mut self,
+        mid: Mid,
+        payload: Vec<u8>,
+        ext: ExtensionValues,
+        marker: bool,
+    ) {
         let pt = {
             let media = self.rtc.media(mid).expect("media for mid");
             *media
@@ -442,7 +459,7 @@ impl Client {
         let mut api = self.rtc.direct_api();
         let tx = api.stream_tx_by_mid(mid, None).expect("tx stream for mid");
         let w = RtpWrite::new(pt, n.into(), (n * rate) as u32, Instant::now(), payload)
-            .marker(true)
+            .marker(marker)
             .ext_vals(ext);
         tx.write_rtp(w);
     }
@@ -473,6 +490,7 @@ impl Client {
                         .push((mid, *p.header.payload_type, *p.seq_no, *p.header.ssrc));
                     self.rtp.push((mid, p.payload.to_vec()));
                     self.rtp_ext.push(p.header.ext_vals.clone());
+                    self.rtp_marker.push(p.header.marker);
                 }
             }
             Event::ChannelOpen(id, label) => self.channels.push((id, label)),

@@ -78,10 +78,14 @@ pub struct Link {
     pending: AtomicU8,
     /// Bumped on every (re)install: the engine starts a new sequence segment.
     pub epoch: AtomicU32,
-    /// VP8 temporal layers: the cap the engine applies now (`NO_LAYER`: none yet, every
-    /// packet goes), and the wanted one, taken on the next packet of that temporal layer.
+    /// Temporal layers (VP8 simulcast, VP9 SVC): the cap the engine applies now (`NO_LAYER`:
+    /// none yet, every packet goes), and the wanted one, taken at a point the receiver can
+    /// decode from.
     temporal: AtomicU8,
     temporal_target: AtomicU8,
+    /// VP9 spatial layers, likewise.
+    spatial: AtomicU8,
+    spatial_target: AtomicU8,
     /// The subscriber's playout delay for this stream (packed, `u32::MAX`: the publisher's).
     playout: AtomicU32,
 }
@@ -98,6 +102,8 @@ impl Link {
             epoch: AtomicU32::new(0),
             temporal: AtomicU8::new(NO_LAYER),
             temporal_target: AtomicU8::new(NO_LAYER),
+            spatial: AtomicU8::new(NO_LAYER),
+            spatial_target: AtomicU8::new(NO_LAYER),
             playout: AtomicU32::new(u32::MAX),
         }
     }
@@ -106,6 +112,7 @@ impl Link {
         let mut d = Dest::new(self.href.handle_id, self.mindex);
         d.epoch = self.epoch.load(Ordering::Relaxed);
         d.temporal = self.temporal.load(Ordering::Relaxed);
+        d.spatial = self.spatial.load(Ordering::Relaxed);
         d.playout = Playout::unpack(self.playout.load(Ordering::Relaxed));
         d
     }
@@ -123,6 +130,12 @@ impl Link {
     /// The temporal layer cap in force, if any.
     pub fn temporal(&self) -> Option<u8> {
         let t = self.temporal.load(Ordering::Relaxed);
+        (t != NO_LAYER).then_some(t)
+    }
+
+    /// The spatial layer cap in force, if any.
+    pub fn spatial(&self) -> Option<u8> {
+        let t = self.spatial.load(Ordering::Relaxed);
         (t != NO_LAYER).then_some(t)
     }
 
@@ -181,6 +194,8 @@ pub struct StreamMedia {
     pub mid: String,
     pub video: bool,
     pub simulcast: bool,
+    /// VP9 with spatial and temporal layers in one RTP stream (the publisher said `svc`).
+    pub svc: bool,
     fans: [RwLock<Option<Fanout>>; LAYERS],
     /// Milliseconds since `epoch0` of the last packet per layer (0 = never).
     last_seen: [AtomicU64; LAYERS],
@@ -189,6 +204,8 @@ pub struct StreamMedia {
     switches: Waiting,
     /// Subscribers waiting for a packet of their target temporal layer.
     tswitches: Waiting,
+    /// Subscribers waiting for a point where their target spatial layer can start or stop.
+    sswitches: Waiting,
     pub packets: AtomicU64,
     /// The publisher's playout delay for this stream (packed as in [`Link`]).
     playout: AtomicU32,
@@ -218,15 +235,23 @@ impl StreamMedia {
             mid,
             video,
             simulcast,
+            svc: false,
             fans: [fan(), fan(), fan()],
             last_seen: Default::default(),
             epoch0: Instant::now(),
             switches: Waiting::default(),
             tswitches: Waiting::default(),
+            sswitches: Waiting::default(),
             packets: AtomicU64::new(0),
             playout: AtomicU32::new(u32::MAX),
             muted: AtomicBool::new(false),
         }
+    }
+
+    /// Marks a VP9 stream as layered (SVC).
+    pub fn with_svc(mut self, svc: bool) -> StreamMedia {
+        self.svc = svc;
+        self
     }
 
     fn now_ms(&self) -> u64 {
@@ -260,10 +285,22 @@ impl StreamMedia {
         link.layer.store(NO_LAYER, Ordering::Relaxed);
         self.cancel_switch(link);
         self.tswitches.remove(link);
+        self.sswitches.remove(link);
     }
 
-    /// The VP8 temporal layer a subscriber wants (simulcast streams): taken on the next
-    /// packet of that layer, as Janus does, and told with a `temporal` event then.
+    /// The VP9 spatial layer a subscriber wants (SVC streams): down at the end of a frame of
+    /// that layer, up on a keyframe; told with a `spatial_layer` event then.
+    pub fn set_spatial(&self, link: &Arc<Link>, target: u8) {
+        link.spatial_target.store(target, Ordering::Relaxed);
+        self.sswitches.remove(link);
+        if link.spatial() != Some(target) {
+            self.sswitches.push(link);
+        }
+    }
+
+    /// The temporal layer a subscriber wants (VP8 simulcast or VP9 SVC streams): taken on the
+    /// next packet where the receiver can switch, and told with a `temporal` (simulcast) or
+    /// `temporal_layer` (SVC) event then.
     pub fn set_temporal(&self, link: &Arc<Link>, target: u8) {
         link.temporal_target.store(target, Ordering::Relaxed);
         self.tswitches.remove(link);
@@ -358,7 +395,19 @@ impl StreamMedia {
         if self.tswitches.any() && packet.codec == "vp8" {
             let (tid, sync) = jano_plugin::rtp::vp8_temporal(&packet.payload).unwrap_or((0, false));
             let sync = sync || jano_plugin::rtp::vp8_keyframe(&packet.payload);
-            self.run_temporal(layer, tid, sync, services);
+            self.run_temporal(layer, tid, sync, "temporal", services);
+        }
+        if self.svc && (self.sswitches.any() || self.tswitches.any()) && packet.codec == "vp9" {
+            if let Some(l) = jano_plugin::rtp::vp9_layers(&packet.payload) {
+                let key = l.intra && l.begin && l.sid == 0;
+                if self.sswitches.any() {
+                    self.run_spatial(&l, key, services);
+                }
+                if self.tswitches.any() {
+                    let sync = key || (l.switch_up && l.begin);
+                    self.run_temporal(layer, l.tid, sync, "temporal_layer", services);
+                }
+            }
         }
         let g = self
             .fans
@@ -391,7 +440,30 @@ impl StreamMedia {
         }
     }
 
-    fn run_temporal(&self, layer: usize, tid: u8, sync: bool, services: &dyn CoreServices) {
+    fn run_spatial(&self, l: &jano_plugin::rtp::Vp9Layers, key: bool, services: &dyn CoreServices) {
+        let moving = self.sswitches.take(|link| {
+            let target = link.spatial_target.load(Ordering::Relaxed);
+            spatial_switch_at(link.spatial(), target, l, key)
+        });
+        for link in moving {
+            let target = link.spatial_target.load(Ordering::Relaxed);
+            link.spatial.store(target, Ordering::Relaxed);
+            if let Some(cur) = link.current() {
+                let d = link.dest();
+                self.edit(cur, |f| f.insert(d));
+            }
+            link.tell(services, "spatial_layer", json!(target));
+        }
+    }
+
+    fn run_temporal(
+        &self,
+        layer: usize,
+        tid: u8,
+        sync: bool,
+        event: &str,
+        services: &dyn CoreServices,
+    ) {
         let moving = self.tswitches.take(|l| {
             let target = l.temporal_target.load(Ordering::Relaxed);
             l.current() == Some(layer) && temporal_switch_at(l.temporal(), target, tid, sync)
@@ -401,7 +473,7 @@ impl StreamMedia {
             link.temporal.store(target, Ordering::Relaxed);
             let d = link.dest();
             self.edit(layer, |f| f.insert(d));
-            link.tell(services, "temporal", json!(target));
+            link.tell(services, event, json!(target));
         }
     }
 
@@ -419,7 +491,22 @@ impl StreamMedia {
             l.pending.store(NO_LAYER, Ordering::Relaxed);
         }
         self.tswitches.take(|_| true);
+        self.sswitches.take(|_| true);
     }
+}
+
+/// Whether the VP9 packet `l` is where a subscriber capped at spatial layer `cap` (none yet:
+/// every layer goes) moves to `target`: on a keyframe either way (the whole picture starts
+/// there); down also at the end of a frame of the target layer, since lower layers never
+/// refer to higher ones (the engine marks that packet as the end of the picture).
+pub fn spatial_switch_at(
+    cap: Option<u8>,
+    target: u8,
+    l: &jano_plugin::rtp::Vp9Layers,
+    key: bool,
+) -> bool {
+    let down = cap.is_none_or(|c| target < c);
+    key || (down && l.end && l.sid == target)
 }
 
 /// Whether a packet of temporal layer `tid` is where a subscriber capped at `cap` (none yet:
@@ -478,6 +565,26 @@ mod tests {
         assert!(temporal_switch_at(Some(0), 2, 1, true));
         assert!(!temporal_switch_at(Some(0), 2, 0, true));
         assert!(!temporal_switch_at(Some(0), 1, 2, true));
+    }
+
+    #[test]
+    fn spatial_switch_points() {
+        let l = |sid: u8, end: bool| jano_plugin::rtp::Vp9Layers {
+            sid,
+            tid: 0,
+            switch_up: false,
+            begin: !end,
+            end,
+            intra: false,
+        };
+        // Down: at the end of a frame of the target layer only.
+        assert!(spatial_switch_at(Some(2), 0, &l(0, true), false));
+        assert!(!spatial_switch_at(Some(2), 0, &l(1, true), false));
+        assert!(!spatial_switch_at(Some(2), 0, &l(0, false), false));
+        assert!(spatial_switch_at(None, 1, &l(1, true), false));
+        // Up: only on a keyframe.
+        assert!(!spatial_switch_at(Some(0), 2, &l(0, true), false));
+        assert!(spatial_switch_at(Some(0), 2, &l(0, false), true));
     }
 
     #[test]

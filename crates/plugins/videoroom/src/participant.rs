@@ -353,9 +353,25 @@ fn configure(
             .iter()
             .filter_map(|s| s.media.clone())
             .collect();
+        // janus.js lists the m-lines it encodes with SVC: `jsep.svc: [{mindex, mid, svc}]`.
+        let svc_mindexes: Vec<u64> = offer
+            .extra
+            .get("svc")
+            .and_then(Value::as_array)
+            .map(|l| {
+                l.iter()
+                    .filter_map(|o| o.get("mindex").and_then(Value::as_u64))
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut streams = Vec::new();
         for (mindex, m) in media.iter().enumerate() {
             let mut s = pub_stream(shared, &cfg, mindex, m, &prefs_audio, &prefs_video);
+            // Only VP9's layers are selected per subscriber (AV1's need the dependency
+            // descriptor): an AV1 stream is relayed whole and not announced as SVC.
+            s.svc = !s.simulcast
+                && s.codec.as_deref() == Some("vp9")
+                && svc_mindexes.contains(&(mindex as u64));
             if let Some(list) = descriptions {
                 for o in objects(list, "descriptions")? {
                     if o.get("mid").and_then(Value::as_str) == Some(s.mid.as_str()) {
@@ -370,16 +386,24 @@ fn configure(
                 // A stream that keeps its mid keeps its subscribers.
                 let kept = old_media
                     .iter()
-                    .find(|o| o.mid == s.mid && o.mindex == mindex && o.simulcast == s.simulcast)
+                    .find(|o| {
+                        o.mid == s.mid
+                            && o.mindex == mindex
+                            && o.simulcast == s.simulcast
+                            && o.svc == s.svc
+                    })
                     .cloned();
                 s.media = Some(kept.unwrap_or_else(|| {
-                    Arc::new(StreamMedia::new(
-                        shared.router().as_ref(),
-                        mindex,
-                        s.mid.clone(),
-                        s.kind == SdpKind::Video,
-                        s.simulcast,
-                    ))
+                    Arc::new(
+                        StreamMedia::new(
+                            shared.router().as_ref(),
+                            mindex,
+                            s.mid.clone(),
+                            s.kind == SdpKind::Video,
+                            s.simulcast,
+                        )
+                        .with_svc(s.svc),
+                    )
                 }));
             }
             streams.push(s);

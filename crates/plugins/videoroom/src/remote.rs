@@ -194,13 +194,17 @@ fn streams_of(shared: &Shared, b: &Body) -> VrResult<Vec<PubStream>> {
     for o in objects(list, "streams")? {
         let mut s = stream_from(o)?;
         if !s.disabled && s.kind != SdpKind::Data {
-            s.media = Some(Arc::new(StreamMedia::new(
-                shared.router().as_ref(),
-                s.mindex,
-                s.mid.clone(),
-                s.kind == SdpKind::Video,
-                s.simulcast,
-            )));
+            s.svc &= s.codec.as_deref() == Some("vp9");
+            s.media = Some(Arc::new(
+                StreamMedia::new(
+                    shared.router().as_ref(),
+                    s.mindex,
+                    s.mid.clone(),
+                    s.kind == SdpKind::Video,
+                    s.simulcast,
+                )
+                .with_svc(s.svc),
+            ));
         }
         out.push(s);
     }

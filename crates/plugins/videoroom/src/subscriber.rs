@@ -30,11 +30,16 @@ pub struct SubStream {
     pub h264_profile: Option<String>,
     pub vp9_profile: Option<String>,
     pub simulcast: bool,
+    /// The publisher stream is VP9 SVC (`spatial_layer`/`temporal_layer` apply).
+    pub svc: bool,
     pub send: bool,
     pub crossrefid: Option<String>,
     pub substream: u8,
     pub temporal: u8,
     pub fallback_us: u64,
+    /// SVC targets.
+    pub spatial_layer: u8,
+    pub temporal_layer: u8,
     /// `min_delay`/`max_delay` asked for this stream (the publisher's when unset).
     pub playout: crate::media::Playout,
     /// Installed in the publisher stream's fan-out.
@@ -57,11 +62,14 @@ impl SubStream {
             h264_profile: None,
             vp9_profile: None,
             simulcast: false,
+            svc: false,
             send: true,
             crossrefid: None,
             substream: 2,
             temporal: 2,
             fallback_us: DEFAULT_FALLBACK_US,
+            spatial_layer: 2,
+            temporal_layer: 2,
             playout: Default::default(),
             link: None,
             offered: false,
@@ -71,6 +79,25 @@ impl SubStream {
 
     pub fn active(&self) -> bool {
         self.feed.is_some()
+    }
+
+    /// Takes the targets a request names (the live link is the caller's business).
+    pub fn set_layers(&mut self, l: &LayerReq) {
+        if let Some(v) = l.substream {
+            self.substream = v;
+        }
+        if let Some(v) = l.temporal {
+            self.temporal = v;
+        }
+        if let Some(v) = l.fallback {
+            self.fallback_us = v;
+        }
+        if let Some(v) = l.spatial_layer {
+            self.spatial_layer = v;
+        }
+        if let Some(v) = l.temporal_layer {
+            self.temporal_layer = v;
+        }
     }
 
     fn to_json(&self, data_sources: &[Arc<Publisher>]) -> Value {
@@ -158,6 +185,21 @@ impl SubStream {
             }
             m.insert("simulcast".into(), Value::Object(s));
         }
+        if self.svc {
+            // -1 until the first switch point, as Janus shows it.
+            let link = self.link.as_ref();
+            let spatial = link.and_then(|l| l.spatial()).map_or(-1, i64::from);
+            let temporal = link.and_then(|l| l.temporal()).map_or(-1, i64::from);
+            m.insert(
+                "svc".into(),
+                json!({
+                    "spatial-layer": spatial,
+                    "target-spatial-layer": self.spatial_layer,
+                    "temporal-layer": temporal,
+                    "target-temporal-layer": self.temporal_layer,
+                }),
+            );
+        }
         Value::Object(m)
     }
 }
@@ -193,9 +235,7 @@ pub struct StreamReq {
     pub mid: Option<String>,
     pub crossrefid: Option<String>,
     pub send: Option<bool>,
-    pub substream: Option<u8>,
-    pub temporal: Option<u8>,
-    pub fallback: Option<u64>,
+    pub layers: LayerReq,
     pub min_delay: Option<i64>,
     pub max_delay: Option<i64>,
 }
@@ -207,12 +247,50 @@ impl StreamReq {
             mid: opt_str(b, "mid")?.map(str::to_owned),
             crossrefid: opt_str(b, "crossrefid")?.map(str::to_owned),
             send: opt_bool(b, "send")?,
-            substream: opt_u64(b, "substream")?.map(|v| v.min(2) as u8),
-            temporal: opt_u64(b, "temporal")?.map(|v| v.min(2) as u8),
-            fallback: opt_u64(b, "fallback")?,
+            layers: LayerReq::parse(b)?,
             min_delay: opt_i64(b, "min_delay")?,
             max_delay: opt_i64(b, "max_delay")?,
         })
+    }
+}
+
+/// The layer choices a request makes for a video stream (each `None`: unchanged): simulcast
+/// `substream`/`temporal`/`fallback`, SVC `spatial_layer`/`temporal_layer`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LayerReq {
+    pub substream: Option<u8>,
+    pub temporal: Option<u8>,
+    pub fallback: Option<u64>,
+    pub spatial_layer: Option<u8>,
+    pub temporal_layer: Option<u8>,
+}
+
+impl LayerReq {
+    pub fn parse(b: &Body) -> VrResult<LayerReq> {
+        let spatial = |k| layer_value(b, k, "substream/spatial_layer");
+        let temporal = |k| layer_value(b, k, "temporal/temporal_layer");
+        Ok(LayerReq {
+            substream: spatial("substream")?,
+            spatial_layer: spatial("spatial_layer")?,
+            temporal: temporal("temporal")?,
+            temporal_layer: temporal("temporal_layer")?,
+            fallback: opt_u64(b, "fallback")?,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == LayerReq::default()
+    }
+}
+
+/// A layer index, 0–2 (430 with Janus's wording, which names both keys it shares).
+fn layer_value(b: &Body, key: &'static str, names: &str) -> VrResult<Option<u8>> {
+    match opt_u64(b, key)? {
+        None => Ok(None),
+        Some(v @ 0..=2) => Ok(Some(v as u8)),
+        Some(_) => Err(VrError::Invalid(format!(
+            "Invalid value ({names} should be 0, 1 or 2)"
+        ))),
     }
 }
 
@@ -324,15 +402,8 @@ pub fn resolve(
             if let Some(v) = r.send {
                 ss.send = v;
             }
-            if let Some(v) = r.substream {
-                ss.substream = v;
-            }
-            if let Some(v) = r.temporal {
-                ss.temporal = v;
-            }
-            if let Some(v) = r.fallback {
-                ss.fallback_us = v;
-            }
+            ss.svc = s.svc;
+            ss.set_layers(&r.layers);
             ss.playout.apply(r.min_delay, r.max_delay);
             out.push(ss);
         }
@@ -548,6 +619,10 @@ impl Subscriber {
                         }
                         if sm.simulcast && sm.video {
                             sm.set_temporal(&link, s.temporal);
+                        }
+                        if sm.svc {
+                            sm.set_spatial(&link, s.spatial_layer);
+                            sm.set_temporal(&link, s.temporal_layer);
                         }
                         if sm.simulcast {
                             // The subscriber learns the layer it starts on.

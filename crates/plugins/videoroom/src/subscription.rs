@@ -8,7 +8,7 @@ use crate::participant::Reply;
 use crate::room::Room;
 use crate::sdp::SdpKind;
 use crate::subscriber::{
-    check_e2ee, join_e2ee, resolve, KindFilter, StreamReq, SubState, Subscriber,
+    check_e2ee, join_e2ee, resolve, KindFilter, LayerReq, StreamReq, SubState, Subscriber,
 };
 use crate::Shared;
 use jano_plugin::{Jsep, JsepType, Map, Value};
@@ -22,22 +22,9 @@ fn event(room: &Value) -> Map<String, Value> {
     m
 }
 
-/// A layer index field (0–2).
-fn layer(b: &Body, name: &'static str) -> VrResult<Option<u8>> {
-    match opt_u64(b, name)? {
-        None => Ok(None),
-        Some(v @ 0..=2) => Ok(Some(v as u8)),
-        Some(_) => Err(VrError::Invalid(
-            "Invalid value (substream/spatial_layer should be 0, 1 or 2)".into(),
-        )),
-    }
-}
-
 fn stream_reqs(ids: Ids, list: &[Value]) -> VrResult<Vec<StreamReq>> {
     let mut out = Vec::new();
     for o in objects(list, "streams")? {
-        layer(o, "substream")?;
-        layer(o, "temporal")?;
         out.push(StreamReq::parse(ids, o)?);
     }
     Ok(out)
@@ -74,9 +61,7 @@ pub fn join(
                 mid: None,
                 crossrefid: None,
                 send: None,
-                substream: layer(b, "substream")?,
-                temporal: layer(b, "temporal")?,
-                fallback: opt_u64(b, "fallback")?,
+                layers: LayerReq::parse(b)?,
                 min_delay: None,
                 max_delay: None,
             };
@@ -232,14 +217,12 @@ fn configure(
     let restart = opt_bool(b, "restart")?.unwrap_or(false);
     let update = opt_bool(b, "update")?.unwrap_or(false);
     let list = opt_array(b, "streams")?;
-    // Legacy single-stream form: top-level `audio`/`video`/`data`, `substream`, `temporal`.
+    // Legacy single-stream form: top-level `audio`/`video`/`data` and layer choices.
     let legacy = (
         opt_bool(b, "audio")?,
         opt_bool(b, "video")?,
         opt_bool(b, "data")?,
-        layer(b, "substream")?,
-        layer(b, "temporal")?,
-        opt_u64(b, "fallback")?,
+        LayerReq::parse(b)?,
     );
     let mut changes = Vec::new();
     let mut delays = Vec::new();
@@ -250,18 +233,11 @@ fn configure(
             if min.is_some() || max.is_some() {
                 delays.push((mid.clone(), min, max));
             }
-            changes.push((
-                Some(mid),
-                None,
-                opt_bool(o, "send")?,
-                layer(o, "substream")?,
-                layer(o, "temporal")?,
-                opt_u64(o, "fallback")?,
-            ));
+            changes.push((Some(mid), None, opt_bool(o, "send")?, LayerReq::parse(o)?));
         }
     }
     let mut st = sub.state();
-    for (mid, kind, send, substream, temporal, fallback) in changes {
+    for (mid, kind, send, layers) in changes {
         let Some(s) = st
             .streams
             .iter_mut()
@@ -269,15 +245,7 @@ fn configure(
         else {
             continue;
         };
-        apply(
-            s,
-            send,
-            substream,
-            temporal,
-            fallback,
-            sub,
-            &*shared.services,
-        );
+        apply(s, send, &layers, sub, &*shared.services);
     }
     for (mid, min, max) in delays {
         let Some(s) = st.streams.iter_mut().find(|s| s.mid.as_ref() == Some(&mid)) else {
@@ -289,23 +257,20 @@ fn configure(
             sm.set_link_playout(link, s.playout.ext());
         }
     }
-    let (a, v, d, substream, temporal, fallback) = legacy;
+    let (a, v, d, layers) = legacy;
     for s in st.streams.iter_mut() {
         let send = match s.kind {
             SdpKind::Audio => a,
             SdpKind::Video => v,
             SdpKind::Data => d,
         };
-        let layers = s.kind == SdpKind::Video;
-        if send.is_some()
-            || (layers && (substream.is_some() || temporal.is_some() || fallback.is_some()))
-        {
-            let (sub_l, tmp_l, fb) = if layers {
-                (substream, temporal, fallback)
-            } else {
-                (None, None, None)
-            };
-            apply(s, send, sub_l, tmp_l, fb, sub, &*shared.services);
+        let layers = if s.kind == SdpKind::Video {
+            layers
+        } else {
+            LayerReq::default()
+        };
+        if send.is_some() || !layers.is_empty() {
+            apply(s, send, &layers, sub, &*shared.services);
         }
     }
     sub.sync(&mut st);
@@ -328,37 +293,50 @@ fn configure(
 fn apply(
     s: &mut crate::subscriber::SubStream,
     send: Option<bool>,
-    substream: Option<u8>,
-    temporal: Option<u8>,
-    fallback: Option<u64>,
+    layers: &LayerReq,
     sub: &Subscriber,
     services: &dyn jano_plugin::CoreServices,
 ) {
     if let Some(v) = send {
         s.send = v;
     }
-    if let Some(v) = temporal {
-        s.temporal = v;
-        let sm = s.feed.as_ref().zip(s.feed_mid.as_ref());
-        if let (Some(link), Some(sm)) = (&s.link, sm.and_then(|(f, m)| f.stream_media(m))) {
-            if sm.simulcast && sm.video {
+    s.set_layers(layers);
+    let tell_now = |key: &str, v: u8| {
+        let mut ev = event(&sub.room.id_json());
+        ev.insert("mid".into(), json!(s.mid));
+        ev.insert(key.into(), json!(v));
+        let _ = services.push_event(&sub.href, None, ev, None);
+    };
+    let feed = s.feed.as_ref().zip(s.feed_mid.as_ref());
+    let sm = feed.and_then(|(f, m)| f.stream_media(m));
+    if let (Some(link), Some(sm)) = (&s.link, &sm) {
+        if let (Some(v), true) = (layers.temporal, sm.simulcast && sm.video) {
+            sm.set_temporal(link, v);
+        }
+        if sm.svc {
+            if let Some(v) = layers.temporal_layer {
                 sm.set_temporal(link, v);
+            }
+            if let Some(v) = layers.spatial_layer {
+                match link.spatial() {
+                    // Janus tells the current layer right away when the target is already it.
+                    Some(cur) if cur == v => tell_now("spatial_layer", v),
+                    cur => {
+                        sm.set_spatial(link, v);
+                        // Going up waits for a keyframe: ask for one.
+                        if cur.is_some_and(|c| v > c) {
+                            if let Some((f, _)) = feed {
+                                f.keyframe_now(sm.mindex);
+                            }
+                        }
+                    }
+                }
             }
         }
     }
-    if let Some(v) = fallback {
-        s.fallback_us = v;
-    }
-    if let Some(v) = substream {
-        if s.substream != v {
-            s.substream = v;
-        }
-        // Janus tells the current layer right away when the target is already it.
+    if let Some(v) = layers.substream {
         if s.link.as_ref().and_then(|l| l.current()) == Some(usize::from(v)) {
-            let mut ev = event(&sub.room.id_json());
-            ev.insert("mid".into(), json!(s.mid));
-            ev.insert("substream".into(), json!(v));
-            let _ = services.push_event(&sub.href, None, ev, None);
+            tell_now("substream", v);
         }
     }
 }
@@ -469,13 +447,13 @@ fn switch(shared: &Shared, sub: &Arc<Subscriber>, b: &Body) -> VrResult<Reply> {
         let feed = shared.ids.req(o, "feed")?;
         let mid = crate::json::req_str(o, "mid")?.to_owned();
         let sub_mid = crate::json::req_str(o, "sub_mid")?.to_owned();
-        wanted.push((feed, mid, sub_mid, layer(o, "substream")?));
+        wanted.push((feed, mid, sub_mid, LayerReq::parse(o)?));
     }
     let mut changes = 0;
     {
         let rs = sub.room.state();
         let mut st = sub.state();
-        for (feed, mid, sub_mid, substream) in wanted {
+        for (feed, mid, sub_mid, layers) in wanted {
             let p = rs
                 .participants
                 .get(&feed)
@@ -522,9 +500,8 @@ fn switch(shared: &Shared, sub: &Arc<Subscriber>, b: &Body) -> VrResult<Reply> {
             s.feed_mid = Some(mid);
             s.codec = ps.codec.clone();
             s.simulcast = ps.simulcast;
-            if let Some(l) = substream {
-                s.substream = l;
-            }
+            s.svc = ps.svc;
+            s.set_layers(&layers);
             changes += 1;
         }
         drop(rs);

@@ -968,3 +968,82 @@ fn dummy_publisher_from_the_config_file() {
     let rooms = d["list"].as_array().unwrap();
     assert_eq!(rooms[0]["dummy_publisher"], true);
 }
+
+#[test]
+fn svc_layers_are_requested_and_shown() {
+    let mut t = T::new(None, None);
+    let adm = t.attach();
+    t.sync(
+        adm,
+        json!({"request": "create", "room": 12, "videocodec": "vp9"}),
+    );
+    let (alice, sub) = (t.attach(), t.attach());
+    // One VP9 stream (no simulcast rids), listed as SVC.
+    let sdp: String = OFFER
+        .split_inclusive("\r\n")
+        .filter(|l| !l.starts_with("a=rid") && !l.starts_with("a=simulcast"))
+        .collect();
+    let mut extra = Map::new();
+    extra.insert(
+        "svc".into(),
+        json!([{"mindex": 1, "mid": "1", "svc": "L3T3_KEY"}]),
+    );
+    let jsep = Some(Jsep {
+        kind: JsepType::Offer,
+        sdp,
+        extra,
+    });
+    let ev = publish(&mut t, alice, 12, 1, jsep);
+    assert_eq!(ev.data["streams"][1]["codec"], "vp9");
+    assert_eq!(ev.data["streams"][1]["svc"], true, "{:?}", ev.data);
+    // Out-of-range layers: each pair of keys has Janus's wording.
+    let join = |extra: Value| {
+        let mut s = json!({"feed": 1});
+        if let (Some(o), Value::Object(x)) = (s.as_object_mut(), extra) {
+            o.extend(x);
+        }
+        json!({"request": "join", "ptype": "subscriber", "room": 12, "streams": [s]})
+    };
+    let (ev, _) = t.req(sub, join(json!({"spatial_layer": 3})), None);
+    assert_eq!(
+        code(&ev.data),
+        Some((
+            430,
+            "Invalid value (substream/spatial_layer should be 0, 1 or 2)".into()
+        ))
+    );
+    let (ev, _) = t.req(sub, join(json!({"temporal": 7})), None);
+    assert_eq!(
+        code(&ev.data),
+        Some((
+            430,
+            "Invalid value (temporal/temporal_layer should be 0, 1 or 2)".into()
+        ))
+    );
+    let (mut ev, _) = t.req(
+        sub,
+        join(json!({"spatial_layer": 1, "temporal_layer": 0})),
+        None,
+    );
+    T::fill(&mut ev, &["a", "v"]);
+    assert_eq!(
+        ev.data["streams"][1]["svc"],
+        json!({"spatial-layer": -1, "target-spatial-layer": 1,
+               "temporal-layer": -1, "target-temporal-layer": 0})
+    );
+    let (ev, _) = t.req(
+        sub,
+        json!({"request": "configure", "streams": [{"mid": "v", "temporal_layer": 3}]}),
+        None,
+    );
+    assert_eq!(ev.data["error_code"], 430);
+    let (ev, _) = t.req(
+        sub,
+        json!({"request": "configure", "streams": [{"mid": "v", "spatial_layer": 2}]}),
+        None,
+    );
+    assert_eq!(ev.data["configured"], "ok");
+    let (h, s) = t.handles[sub].clone();
+    let q = t.vr.query_session(&h, &s);
+    assert_eq!(q["streams"][1]["svc"]["target-spatial-layer"], 2, "{q}");
+}

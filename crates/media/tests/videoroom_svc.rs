@@ -1,0 +1,220 @@
+//! VP9 SVC in `janus.plugin.videoroom` through the real media engine, with str0m clients over
+//! UDP on 127.0.0.1: a publisher sends one VP9 stream of three spatial and three temporal layers
+//! (payload descriptors laid out as Chromium's L3T3_KEY in non-flexible mode); a subscriber that
+//! asked for fewer layers gets exactly its layers, with gapless sequence numbers and the marker
+//! bit on the last packet of its top spatial layer, and hears `spatial_layer`/`temporal_layer`;
+//! moving up waits for a keyframe, which the plugin asks the publisher for.
+
+mod common;
+
+use common::videoroom::*;
+use common::*;
+use serde_json::{json, Value};
+use std::time::Duration;
+use str0m::rtp::ExtensionValues;
+
+/// Temporal layer of each picture in L3T3's four-picture cycle.
+const TIDS: [u8; 4] = [0, 2, 1, 2];
+
+/// One layer frame of a picture, sent as two packets (B, then E).
+#[derive(Clone, Copy)]
+struct LayerFrame {
+    pic: u16,
+    sid: u8,
+    tid: u8,
+    key: bool,
+}
+
+impl LayerFrame {
+    /// The VP9 payload of one of its packets: descriptor (I with a 15-bit picture id, P unless
+    /// a keyframe, L, B/E; layer byte TID|U|SID|D; TL0PICIDX), then the tag and counter.
+    fn packet(&self, tag: u8, n: u32, begin: bool) -> Vec<u8> {
+        let mut b0 = 0x80 | 0x20;
+        if !self.key {
+            b0 |= 0x40;
+        }
+        b0 |= if begin { 0x08 } else { 0x04 };
+        let [hi, lo] = self.pic.to_be_bytes();
+        let layer = self.tid << 5
+            | if self.tid > 0 { 0x10 } else { 0 }
+            | self.sid << 1
+            | u8::from(self.key && self.sid > 0);
+        let mut p = vec![b0, 0x80 | (hi & 0x7f), lo, layer, (self.pic / 4) as u8];
+        p.extend_from_slice(&payload(tag, n));
+        p
+    }
+}
+
+/// Sends pictures `pics` (the first a keyframe when `key`): per picture, every spatial layer,
+/// two packets each, the marker on the picture's last packet. Returns what was sent, in order:
+/// (counter, sid, tid, end of layer frame).
+async fn send_pictures(
+    p: &mut Pub,
+    tag: u8,
+    pics: std::ops::Range<u16>,
+    key: bool,
+    n: &mut u32,
+) -> Vec<(u32, u8, u8, bool)> {
+    let first = pics.start;
+    let mut sent = Vec::new();
+    for pic in pics {
+        let tid = TIDS[usize::from(pic) % 4];
+        let key = key && pic == first;
+        for sid in 0..3u8 {
+            let f = LayerFrame {
+                pic,
+                sid,
+                tid: if key { 0 } else { tid },
+                key,
+            };
+            for begin in [true, false] {
+                *n += 1;
+                let last = sid == 2 && !begin;
+                let pkt = f.packet(tag, *n, begin);
+                p.c.send_rtp_with(p.video, pkt, ExtensionValues::default(), last);
+                sent.push((*n, sid, f.tid, !begin));
+            }
+        }
+        p.c.run_for(Duration::from_millis(5)).await;
+    }
+    sent
+}
+
+/// What a subscriber got of `tag` on its video m-line: (counter, sequence number, marker).
+fn got_vp9(s: &Sub, tag: u8) -> Vec<(u32, u64, bool)> {
+    s.c.rtp
+        .iter()
+        .zip(&s.c.rtp_meta)
+        .zip(&s.c.rtp_marker)
+        .filter(|(((m, _), _), _)| *m == s.video)
+        .filter_map(|(((_, p), (_, _, seq, _)), marker)| {
+            let (t, n) = parse_payload(p.get(5..)?)?;
+            (t == tag).then_some((n, *seq, *marker))
+        })
+        .collect()
+}
+
+/// Drives both clients until `s` got `want` packets of `tag` (or the wait ends).
+async fn receive(p: &mut Pub, s: &mut Sub, tag: u8, want: usize) -> Vec<(u32, u64, bool)> {
+    for _ in 0..200 {
+        if got_vp9(s, tag).len() >= want {
+            break;
+        }
+        p.c.run_for(Duration::from_millis(5)).await;
+        s.c.run_for(Duration::from_millis(5)).await;
+    }
+    // A little longer: anything beyond `want` would be a packet it must not get.
+    p.c.run_for(Duration::from_millis(50)).await;
+    s.c.run_for(Duration::from_millis(50)).await;
+    got_vp9(s, tag)
+}
+
+/// What a subscriber capped at (`spatial`, `temporal`) must get of `sent`: counter, and whether
+/// it carries the marker (the end of its top layer's frame).
+fn expected(sent: &[(u32, u8, u8, bool)], spatial: u8, temporal: u8) -> Vec<(u32, bool)> {
+    sent.iter()
+        .filter(|(_, sid, tid, _)| *sid <= spatial && *tid <= temporal)
+        .map(|(n, sid, _, end)| (*n, *end && *sid == spatial))
+        .collect()
+}
+
+fn check(got: &[(u32, u64, bool)], want: &[(u32, bool)], what: &str) {
+    let counters: Vec<(u32, bool)> = got.iter().map(|(n, _, m)| (*n, *m)).collect();
+    assert_eq!(counters, want, "{what}: (counter, marker) received");
+    assert!(
+        got.windows(2).all(|w| w[1].1 == w[0].1 + 1),
+        "{what}: sequence numbers with gaps: {:?}",
+        got.iter().map(|g| g.1).collect::<Vec<_>>()
+    );
+}
+
+async fn layer_event(gw: &mut Gw, hid: u64, key: &str, value: u64) -> Value {
+    let k = key.to_owned();
+    gw.event(&format!("{key} {value} event"), move |e| {
+        e["janus"] == "event"
+            && e["sender"] == hid
+            && e["plugindata"]["data"][k.as_str()] == value
+            && e["plugindata"]["data"]["configured"].is_null()
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vp9_svc_subscribers_get_their_layers() {
+    const ROOM: u64 = 4242;
+    let mut gw = Gw::start(vr_opts());
+    let sid = gw.create_session();
+    create_room(&gw, sid, ROOM, json!({"videocodec": "vp9"}));
+    let mut p = publisher_of(&mut gw, sid, ROOM, false, "vp9", true).await;
+    // One subscription gets everything; the other asks for spatial 0 and temporal 0.
+    let all_streams = json!([{"feed": p.id}]);
+    let mut all = subscriber_of(
+        &mut gw,
+        sid,
+        ROOM,
+        all_streams,
+        2,
+        "VP9",
+        Client::new().await,
+    )
+    .await;
+    let low_streams = json!([{"feed": p.id, "spatial_layer": 0, "temporal_layer": 0}]);
+    let mut low = subscriber_of(
+        &mut gw,
+        sid,
+        ROOM,
+        low_streams,
+        2,
+        "VP9",
+        Client::new().await,
+    )
+    .await;
+    for s in [&mut all, &mut low] {
+        assert!(s.c.run_until(WAIT, |c| c.connected).await, "subscriber up");
+    }
+    // Twelve pictures from a keyframe: three cycles of L3T3.
+    let mut n = 0;
+    let sent = send_pictures(&mut p, 1, 0..12, true, &mut n).await;
+    let want_all = expected(&sent, 2, 2);
+    let got_all = receive(&mut p, &mut all, 1, want_all.len()).await;
+    check(&got_all, &want_all, "every layer");
+    let want_low = expected(&sent, 0, 0);
+    let got_low = receive(&mut p, &mut low, 1, want_low.len()).await;
+    check(&got_low, &want_low, "spatial 0, temporal 0");
+    layer_event(&mut gw, low.hid, "spatial_layer", 0).await;
+    layer_event(&mut gw, low.hid, "temporal_layer", 0).await;
+
+    // Up to spatial 1 (temporal 2): the publisher is asked for a keyframe, and the layer comes
+    // in on it; until then the subscriber stays on layer 0. (Past the half-second keyframe
+    // request throttle first.)
+    p.c.run_for(Duration::from_millis(600)).await;
+    let before = p.c.keyframe_requests.len();
+    let mid = {
+        let r = gw.message(
+            sid,
+            low.hid,
+            json!({"request": "configure", "streams": [{"mid": low.video.to_string(),
+                "spatial_layer": 1, "temporal_layer": 2}]}),
+            None,
+        );
+        assert_eq!(r["janus"], "ack", "{r}");
+        low.video
+    };
+    assert!(
+        p.c.run_until(WAIT, |c| c.keyframe_requests.len() > before)
+            .await,
+        "a keyframe request reached the publisher"
+    );
+    let waiting = send_pictures(&mut p, 2, 12..14, false, &mut n).await;
+    let keyed = send_pictures(&mut p, 2, 14..22, true, &mut n).await;
+    let mut want = expected(&waiting, 0, 2);
+    want.extend(expected(&keyed, 1, 2));
+    let got = receive(&mut p, &mut low, 2, want.len()).await;
+    check(
+        &got,
+        &want,
+        &format!("spatial 1 on mid {mid} from the keyframe on"),
+    );
+    layer_event(&mut gw, low.hid, "spatial_layer", 1).await;
+    layer_event(&mut gw, low.hid, "temporal_layer", 2).await;
+}
