@@ -612,6 +612,12 @@ describe(`janode VideoRoom over WebSocket (${WS_URL})`, { skip: SKIP }, () => {
       await expectError(state.ereq, state.ereq.kick({ room: EROOM, feed: 5, secret: SECRET }), 428, `No such user 5 in room ${EROOM}`, 'sync', 'kick unknown id');
       await expectError(state.ereq, state.ereq.message({ request: 'kick', room: EROOM, secret: SECRET }), 429, 'Missing mandatory element (id)', 'sync', 'kick without id');
     });
+    E('430 rtp_forward with an SRTP suite other than 32/80', async () => {
+      await expectError(state.ereq, state.ereq.message({
+        request: 'rtp_forward', room: EROOM, secret: SECRET, publisher_id: ERIN_ID, host: '127.0.0.1',
+        srtp_suite: 64, srtp_crypto: 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+      }), 430, 'Invalid SRTP suite (64)', 'sync', 'rtp_forward srtp_suite:64');
+    });
     E('429/430 allowed: missing action, unsupported action, non-string token', async () => {
       await expectError(state.ereq, state.ereq.message({ request: 'allowed', room: EROOM, secret: SECRET }),
         429, 'Missing mandatory element (action)', 'sync', 'allowed without action');

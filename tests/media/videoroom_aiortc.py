@@ -28,8 +28,10 @@ exits 1 if anything failed. Usage:
 
 import argparse
 import asyncio
+import base64
 import os
 import secrets
+import socket
 import sys
 import time
 import traceback
@@ -426,6 +428,66 @@ class RoomRun:
     async def collect(self):
         await self.sink.collect()
 
+    async def srtp_forward(self):
+        """rtp_forward with srtp_suite 32 (audio) and 80 (video) and one SDES key: what arrives
+        at a plain UDP socket is SRTP that libsrtp (pylibsrtp, aiortc's own) authenticates and
+        decrypts into RTP of alice's streams; listforwarders marks them srtp."""
+        from pylibsrtp import Error as SrtpError, Policy, Session
+        key = os.urandom(30)
+        crypto = base64.b64encode(key).decode()
+        got = {}
+        for kind, suite, profile in (("audio", 32, Policy.SRTP_PROFILE_AES128_CM_SHA1_32),
+                                     ("video", 80, Policy.SRTP_PROFILE_AES128_CM_SHA1_80)):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind((self.addr, 0))
+            sock.setblocking(False)
+            mid = next(m for t, _, m in self.offer_streams if t == kind)
+            what = f"rtp_forward {kind} srtp_suite {suite}"
+            d = await self.B.sync(self.adm, {
+                "request": "rtp_forward", "room": self.room, "secret": self.secret,
+                "publisher_id": self.pub_id, "host": self.addr, "srtp_suite": suite,
+                "srtp_crypto": crypto, "streams": [{"mid": mid, "port": sock.getsockname()[1]}],
+            }, what)
+            fws = d.get("forwarders") or []
+            check(len(fws) == 1 and fws[0].get("srtp") is True and fws[0].get("type") == kind,
+                  f"{what}: forwarders {brief(fws)}")
+            got[kind] = (sock, Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND,
+                                              srtp_profile=profile)), fws[0]["stream_id"], [], [0])
+        lst = await self.B.sync(self.adm, {"request": "listforwarders", "room": self.room,
+                                           "secret": self.secret}, "listforwarders")
+        listed = [f for p in lst.get("publishers", []) for f in p.get("forwarders", [])]
+        check(sum(1 for f in listed if f.get("srtp") is True) >= 2, f"listforwarders: {brief(listed)}")
+        end = time.monotonic() + 1.5
+        while time.monotonic() < end:
+            for kind, (sock, sess, _, plain, bad) in got.items():
+                while True:
+                    try:
+                        data = sock.recv(4096)
+                    except BlockingIOError:
+                        break
+                    try:
+                        plain.append(sess.unprotect(data))
+                    except SrtpError:
+                        bad[0] += 1
+            await asyncio.sleep(0.02)
+        out = []
+        for kind, (sock, _, stream_id, plain, bad) in got.items():
+            sock.close()
+            await self.B.sync(self.adm, {"request": "stop_rtp_forward", "room": self.room,
+                                         "secret": self.secret, "publisher_id": self.pub_id,
+                                         "stream_id": stream_id}, f"stop_rtp_forward {kind}")
+            check(bad[0] == 0, f"{kind}: {bad[0]} packets failed SRTP authentication")
+            check(len(plain) >= 20, f"{kind}: only {len(plain)} SRTP packets in 1.5 s")
+            check(all(p[0] >> 6 == 2 for p in plain), f"{kind}: decrypted packets are not RTP")
+            seqs = [int.from_bytes(p[2:4], "big") for p in plain]
+            check(all((b - a) % 65536 == 1 for a, b in zip(seqs, seqs[1:])) or len(set(seqs)) == len(seqs),
+                  f"{kind}: sequence numbers {seqs[:10]}…")
+            if kind == "video":
+                # VP8 payload descriptors (S bit on some packets) after a 12-byte header.
+                check(any(p[12] & 0x10 for p in plain if len(p) > 12), "video: no VP8 partition start seen")
+            out.append(f"{kind} {len(plain)}")
+        return ", ".join(out) + " packets decrypted"
+
     async def listparticipants(self):
         d = await self.B.sync(self.adm, {"request": "listparticipants", "room": self.room}, "listparticipants")
         check(d.get("videoroom") == "participants" and d.get("room") == self.room, f"listparticipants: {brief(d)}")
@@ -621,6 +683,8 @@ async def run_transport(runner, kind, url, addr):
         await step("subscriber decodes alice's video: size, bar colours, increasing counter",
                    lambda: _sync(run.sink.check_video), 5, essential=False)
         await step("subscriber decodes alice's audio: 440 Hz tone", lambda: _sync(run.sink.check_audio), 5,
+                   essential=False)
+        await step("rtp_forward with SRTP (suites 32 and 80) → libsrtp decrypts alice's RTP", run.srtp_forward, 15,
                    essential=False)
         await step("listparticipants → alice publisher:true, watcher publisher:false", run.listparticipants, 15,
                    essential=False)

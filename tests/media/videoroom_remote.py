@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """VideoRoom remote publishers across two servers, with aiortc: a publisher on server A is
 `publish_remotely`ed to a room on server B (where `add_remote_publisher` made it a
-participant); an aiortc subscriber on B decodes its video and audio.
+participant); an aiortc subscriber on B decodes its video and audio. The link between the
+servers is SRTP (`srtp_suite` 80 and one `srtp_crypto` on both sides), as Janus allows.
 
 Usage: videoroom_remote.py --a-http URL --b-http URL --addr ADDR
 Prints node-test-style lines and `ℹ pass N` / `ℹ fail M`; exit 1 on failure.
@@ -9,6 +10,8 @@ Prints node-test-style lines and `ℹ pass N` / `ℹ fail M`; exit 1 on failure.
 
 import argparse
 import asyncio
+import base64
+import os
 import secrets
 import sys
 import time
@@ -30,6 +33,7 @@ class RemoteRun:
         self.B = Client(HttpJanus(b_url), "B")  # server B: admin + subscriber
         self.addr = addr
         self.secret = "jano-" + secrets.token_hex(4)
+        self.srtp_crypto = base64.b64encode(os.urandom(30)).decode()
         self.room_a = self.room_b = None
         self.adm_a = self.adm_b = self.pub = self.sub = None
         self.pub_id = None
@@ -55,6 +59,7 @@ class RemoteRun:
         d = await self.B.sync(self.adm_b, {
             "request": "add_remote_publisher", "room": self.room_b, "secret": self.secret,
             "id": self.remote_id, "display": "remote-alice", "iface": self.addr,
+            "srtp_suite": 80, "srtp_crypto": self.srtp_crypto,
             "streams": [
                 {"type": "audio", "mindex": 0, "mid": "0", "codec": "opus"},
                 {"type": "video", "mindex": 1, "mid": "1", "codec": "vp8"},
@@ -95,6 +100,7 @@ class RemoteRun:
             "request": "publish_remotely", "room": self.room_a, "secret": self.secret,
             "publisher_id": self.pub_id, "remote_id": "b1", "host": self.addr,
             "port": self.remote["port"], "rtcp_port": self.remote["rtcp_port"],
+            "srtp_suite": 80, "srtp_crypto": self.srtp_crypto,
         }, "publish_remotely")
         check(d == {"videoroom": "success", "room": self.room_a, "id": self.pub_id, "remote_id": "b1"},
               f"publish_remotely: {brief(d)}")

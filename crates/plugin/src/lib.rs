@@ -25,6 +25,7 @@ use std::sync::Arc;
 pub mod fanout;
 pub mod rtp;
 pub mod session;
+pub mod srtp;
 
 pub use fanout::{Dest, Fanout, KeyframeThrottle, MediaRouter};
 pub use jano_api::{Map, Value};

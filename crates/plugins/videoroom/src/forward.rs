@@ -7,6 +7,7 @@ use crate::publisher::Publisher;
 use crate::sdp::SdpKind;
 use crate::taps::Forwarder;
 use crate::Shared;
+use jano_plugin::srtp::{SrtpSender, SrtpSuite};
 use jano_plugin::{Map, Value};
 use serde_json::json;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
@@ -76,7 +77,36 @@ fn fwd_json(f: &Forwarder) -> Value {
     if let Some(l) = f.substream {
         m.insert("substream".into(), json!(l));
     }
+    if f.srtp.is_some() {
+        m.insert("srtp".into(), json!(true));
+    }
     Value::Object(m)
+}
+
+/// `srtp_suite` and `srtp_crypto` of a request: SRTP when both are there (as in Janus), 430
+/// for a suite other than 32 or 80 or a key that is not 30 bytes of base64.
+pub(crate) fn srtp_of(b: &Body) -> VrResult<Option<(SrtpSuite, String)>> {
+    let suite = opt_u64(b, "srtp_suite")?.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
+    let crypto = opt_str(b, "srtp_crypto")?;
+    let (Some(suite), Some(crypto)) = (suite, crypto) else {
+        return Ok(None);
+    };
+    let suite = SrtpSuite::from_janus(suite).map_err(|e| VrError::Invalid(e.to_string()))?;
+    SrtpSender::new(suite, crypto).map_err(|e| VrError::Invalid(e.to_string()))?;
+    Ok(Some((suite, crypto.to_owned())))
+}
+
+/// The SRTP context of one forwarder of kind `kind` (data goes plain).
+pub(crate) fn srtp_sender(
+    srtp: Option<&(SrtpSuite, String)>,
+    kind: &str,
+) -> VrResult<Option<std::sync::Mutex<SrtpSender>>> {
+    match srtp {
+        Some((suite, key)) if kind != "data" => SrtpSender::new(*suite, key)
+            .map(|s| Some(std::sync::Mutex::new(s)))
+            .map_err(|e| VrError::Invalid(e.to_string())),
+        _ => Ok(None),
+    }
 }
 
 struct Spec {
@@ -91,14 +121,11 @@ struct Spec {
 
 pub fn start(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> {
     locked(shared, b)?;
+    // Janus checks the SRTP suite before it looks for the room.
+    let srtp = srtp_of(b)?;
     let (room, p) = publisher(shared, b)?;
     let host = req_str(b, "host")?.to_owned();
     let v6 = opt_str(b, "host_family")? == Some("ipv6");
-    if opt_str(b, "srtp_crypto")?.is_some() {
-        return Err(VrError::Unknown(
-            "SRTP forwarding is not supported by this server yet".into(),
-        ));
-    }
     let streams = p.state().streams.clone();
     let find = |kind: SdpKind| streams.iter().find(|s| s.kind == kind && !s.disabled);
     let u32_of = |o: &Body, k: &'static str| -> VrResult<Option<u32>> {
@@ -226,6 +253,7 @@ pub fn start(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> {
             dropped: AtomicU64::new(0),
             remote_id: None,
             envelope_seq: Default::default(),
+            srtp: srtp_sender(srtp.as_ref(), sp.kind)?,
         });
         made.push(f);
     }

@@ -20,6 +20,7 @@ use crate::publisher::{Phase, PubStream, Publisher};
 use crate::sdp::SdpKind;
 use crate::taps::Forwarder;
 use crate::Shared;
+use jano_plugin::srtp::SrtpReceiver;
 use jano_plugin::{DataMessage, HandleRef, Map, MediaKind, RtpExtensions, RtpPacket, Value};
 use serde_json::json;
 use std::net::{SocketAddr, UdpSocket};
@@ -52,6 +53,8 @@ pub struct RemoteFeed {
     rtcp_peer: Mutex<Option<SocketAddr>>,
     stop: AtomicBool,
     pub received: AtomicU64,
+    /// Checks and decrypts what arrives (`srtp_suite`/`srtp_crypto`; data comes plain).
+    srtp: Option<Mutex<SrtpReceiver>>,
 }
 
 impl RemoteFeed {
@@ -212,19 +215,15 @@ fn streams_of(shared: &Shared, b: &Body) -> VrResult<Vec<PubStream>> {
     Ok(out)
 }
 
-fn no_srtp(b: &Body) -> VrResult<()> {
-    if opt_str(b, "srtp_crypto")?.is_some() {
-        return Err(VrError::Unknown(
-            "SRTP between servers is not supported by this server yet".into(),
-        ));
-    }
-    Ok(())
-}
-
 /// `add_remote_publisher` (target side).
 pub fn add(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> {
     let room = shared.managed_room(b)?;
-    no_srtp(b)?;
+    let srtp = match crate::forward::srtp_of(b)? {
+        Some((suite, key)) => Some(Mutex::new(
+            SrtpReceiver::new(suite, &key).map_err(|e| VrError::Invalid(e.to_string()))?,
+        )),
+        None => None,
+    };
     let display = opt_str(b, "display")?.map(str::to_owned);
     let metadata = b.get("metadata").filter(|v| !v.is_null()).cloned();
     let wanted = shared.ids.opt(b, "id")?.filter(|i| !i.is_zero());
@@ -247,6 +246,7 @@ pub fn add(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> {
         rtcp_peer: Mutex::new(None),
         stop: AtomicBool::new(false),
         received: AtomicU64::new(0),
+        srtp,
     });
     let p = {
         let mut rs = room.state();
@@ -304,7 +304,6 @@ fn remote_of(shared: &Shared, b: &Body) -> VrResult<(Arc<crate::room::Room>, Arc
 /// `update_remote_publisher`: new or changed streams, display, metadata.
 pub fn update(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> {
     let (_room, p) = remote_of(shared, b)?;
-    no_srtp(b)?;
     let streams = streams_of(shared, b)?;
     {
         let mut st = p.state();
@@ -366,7 +365,7 @@ fn spawn_reader(shared: &Shared, p: &Arc<Publisher>, feed: &Arc<RemoteFeed>) {
                 };
             let Some(data) = buf.get(..n) else { continue };
             f2.received.fetch_add(1, Ordering::Relaxed);
-            handle_rtp(&p2, data, &mut seqs);
+            handle_rtp(&p2, data, &mut seqs, f2.srtp.as_ref());
         }
     }));
     let f3 = feed.clone();
@@ -410,13 +409,37 @@ fn spawn_reader(shared: &Shared, p: &Arc<Publisher>, feed: &Arc<RemoteFeed>) {
     }));
 }
 
-fn handle_rtp(p: &Publisher, data: &[u8], seqs: &mut std::collections::HashMap<u32, SeqExt>) {
-    let Some(h) = parse_rtp(data) else { return };
+fn handle_rtp(
+    p: &Publisher,
+    data: &[u8],
+    seqs: &mut std::collections::HashMap<u32, SeqExt>,
+    srtp: Option<&Mutex<SrtpReceiver>>,
+) {
+    let Some(mut h) = parse_rtp(data) else { return };
     let Some(diff) = h.ssrc.checked_sub(BASE_SSRC) else {
         return;
     };
     let mindex = (diff / SSRC_STEP) as usize;
     let layer = (diff % SSRC_STEP) as u8;
+    let is_data = p
+        .state()
+        .streams
+        .iter()
+        .any(|s| s.mindex == mindex && s.kind == SdpKind::Data);
+    let plain;
+    let data = match srtp {
+        Some(rx) if !is_data => {
+            match rx.lock().unwrap_or_else(|e| e.into_inner()).unprotect(data) {
+                Ok(v) => plain = v,
+                // Not from the server we share the key with, or damaged: dropped.
+                Err(_) => return,
+            }
+            let Some(h2) = parse_rtp(&plain) else { return };
+            h = h2;
+            &plain[..]
+        }
+        _ => data,
+    };
     let (kind, codec, simulcast) = {
         let st = p.state();
         let Some(s) = st
@@ -470,7 +493,7 @@ pub fn publish(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> {
         shared.check_admin_key(b)?;
     }
     let room = shared.managed_room(b)?;
-    no_srtp(b)?;
+    let srtp = crate::forward::srtp_of(b)?;
     let pid = shared.ids.req(b, "publisher_id")?;
     let remote_id = req_str(b, "remote_id")?.to_owned();
     let host = req_str(b, "host")?.to_owned();
@@ -503,6 +526,7 @@ pub fn publish(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> {
                 dropped: AtomicU64::new(0),
                 remote_id: Some(remote_id.clone()),
                 envelope_seq: Default::default(),
+                srtp: crate::forward::srtp_sender(srtp.as_ref(), s.kind.as_str())?,
             }));
         }
     }

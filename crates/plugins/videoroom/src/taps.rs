@@ -4,6 +4,7 @@
 //! packet), recorders queue to their own writer thread (a full queue drops and counts).
 
 use jano_mjr::{RecorderHandle, RecorderWriter};
+use jano_plugin::srtp::SrtpSender;
 use jano_plugin::{DataMessage, RtpPacket};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -29,6 +30,8 @@ pub struct Forwarder {
     /// travel in an RTP envelope (payload type 1 = binary), as a remote publisher reads them.
     pub remote_id: Option<String>,
     pub envelope_seq: std::sync::atomic::AtomicU16,
+    /// SRTP-protects what it sends (`srtp_suite`/`srtp_crypto`; never data).
+    pub srtp: Option<std::sync::Mutex<SrtpSender>>,
 }
 
 impl Forwarder {
@@ -39,6 +42,19 @@ impl Forwarder {
                 (Some(want), None) => want == 0,
                 (None, _) => true,
             }
+    }
+
+    /// Sends an RTP packet, SRTP-protected when the forwarder is.
+    fn send_rtp(&self, bytes: &[u8]) {
+        match &self.srtp {
+            None => self.send(bytes),
+            Some(tx) => match tx.lock().unwrap_or_else(|e| e.into_inner()).protect(bytes) {
+                Ok(out) => self.send(&out),
+                Err(_) => {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            },
+        }
     }
 
     fn send(&self, bytes: &[u8]) {
@@ -165,7 +181,7 @@ impl Taps {
         let mut buf = Vec::with_capacity(12 + p.payload.len());
         for f in s.forwarders.iter().filter(|f| f.wants(p)) {
             serialize(p, f.ssrc, f.pt, &mut buf);
-            f.send(&buf);
+            f.send_rtp(&buf);
         }
         // Recordings keep one layer of a simulcast stream: the highest.
         let top = p.substream.is_none_or(|l| l == 2);
