@@ -64,6 +64,8 @@ pub struct MLine {
     pub media: String,
     pub port: u16,
     pub mid: Option<String>,
+    /// `a=ssrc-group:SIM`: the SSRCs of ssrc-based simulcast, lowest layer first.
+    pub sim: Vec<u32>,
 }
 
 impl MLine {
@@ -93,10 +95,18 @@ pub fn m_lines(text: &str) -> Vec<MLine> {
                 media,
                 port,
                 mid: None,
+                sim: Vec::new(),
             });
         } else if let Some(mid) = line.strip_prefix("a=mid:") {
             if let Some(m) = out.last_mut() {
                 m.mid = Some(mid.trim().to_owned());
+            }
+        } else if let Some(group) = line.strip_prefix("a=ssrc-group:SIM ") {
+            if let Some(m) = out.last_mut() {
+                m.sim = group
+                    .split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect();
             }
         }
     }

@@ -81,6 +81,9 @@ struct MidState {
     /// The codec of the last payload type seen, so the lookup is done once per change.
     codec: Option<(u8, &'static str)>,
     out: TxState,
+    /// The peer's ssrc-based simulcast SSRCs on this m-line (`a=ssrc-group:SIM`), lowest
+    /// layer first: what substream a packet without a rid is.
+    sim: Vec<u32>,
 }
 
 /// A socket the PeerConnection sends from: its own (also read by its task), or one it shares

@@ -204,6 +204,9 @@ impl Pc {
             }
         }
         self.set_mids(&text);
+        if let Some(remote) = self.remote_sdp.clone().filter(|_| kind == "answer") {
+            self.set_sim(&remote);
+        }
         let nack_ms = self.nack_queue_ms();
         if let Some(rtc) = self.rtc.as_mut() {
             ensure_send_streams(rtc, &self.mids, nack_ms, &mut self.rtx_sized);
@@ -251,6 +254,18 @@ impl Pc {
         Ok(())
     }
 
+    /// Takes the ssrc-based simulcast groups of the peer's SDP.
+    pub(super) fn set_sim(&mut self, remote: &str) {
+        for l in sdp::m_lines(remote) {
+            let Some(mid) = l.mid.as_deref() else {
+                continue;
+            };
+            if let Some(m) = self.mids.iter_mut().find(|m| m.mid.to_string() == mid) {
+                m.sim = l.sim;
+            }
+        }
+    }
+
     pub(super) fn set_mids(&mut self, local: &str) {
         let lines = sdp::m_lines(local);
         let mut next = Vec::with_capacity(lines.len());
@@ -277,6 +292,7 @@ impl Pc {
                         },
                         vp8: Default::default(),
                     },
+                    sim: Vec::new(),
                 }),
             }
         }

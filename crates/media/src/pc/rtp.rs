@@ -28,7 +28,14 @@ impl Pc {
         let now = Instant::now();
         let (sid, hid) = self.ids();
         let seq = *p.seq_no;
-        let substream = rid.and_then(|r| rid_index(&r));
+        // A rid names the layer; without one, the SSRC's place in the peer's SIM group does.
+        let substream = rid.and_then(|r| rid_index(&r)).or_else(|| {
+            let sim = &self.mids.get(idx)?.sim;
+            sim.iter()
+                .take(3)
+                .position(|s| *s == *ssrc)
+                .and_then(|i| u8::try_from(i).ok())
+        });
         let pt = *p.header.payload_type;
         let codec = match self.mids.get(idx).and_then(|m| m.codec) {
             Some((cpt, name)) if cpt == pt => name,

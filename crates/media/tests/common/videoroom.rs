@@ -104,22 +104,46 @@ pub async fn publisher(gw: &mut Gw, sid: u64, room: u64) -> Pub {
 
 /// [`publisher`], with a data channel when `data`.
 pub async fn publisher_with(gw: &mut Gw, sid: u64, room: u64, data: bool) -> Pub {
-    publisher_of(gw, sid, room, data, "vp8", false).await
+    let opts = PubOpts {
+        data,
+        ..PubOpts::default()
+    };
+    publisher_of(gw, sid, room, &opts).await
 }
 
-/// [`publisher_with`] in a room whose video codec is `codec`; with `svc` the offer's JSEP lists
-/// the video m-line as SVC, as janus.js does.
-pub async fn publisher_of(
-    gw: &mut Gw,
-    sid: u64,
-    room: u64,
-    data: bool,
-    codec: &str,
-    svc: bool,
-) -> Pub {
+/// How a test publisher offers.
+pub struct PubOpts {
+    /// With a data channel.
+    pub data: bool,
+    /// The room's video codec, which the publisher ends up sending.
+    pub codec: &'static str,
+    /// The offer's JSEP lists the video m-line as SVC, as janus.js does.
+    pub svc: bool,
+    /// Rewrites the offer's SDP before it is sent (the str0m client's own SDP stays).
+    pub munge: Option<fn(&str) -> String>,
+}
+
+impl Default for PubOpts {
+    fn default() -> PubOpts {
+        PubOpts {
+            data: false,
+            codec: "vp8",
+            svc: false,
+            munge: None,
+        }
+    }
+}
+
+/// [`publisher_with`] as `opts` say.
+pub async fn publisher_of(gw: &mut Gw, sid: u64, room: u64, opts: &PubOpts) -> Pub {
+    let (data, codec, svc) = (opts.data, opts.codec, opts.svc);
     let hid = gw.attach(sid, VR);
     let mut c = Client::new().await;
     let (offer, pending, mids) = c.offer(true, true, data);
+    let offer = match opts.munge {
+        Some(f) => f(&offer),
+        None => offer,
+    };
     let body = json!({"request": "joinandconfigure", "ptype": "publisher", "room": room,
         "display": "p"});
     let mut jsep = json!({"type": "offer", "sdp": offer});

@@ -1,17 +1,22 @@
-//! VP9 SVC in `janus.plugin.videoroom` through the real media engine, with str0m clients over
-//! UDP on 127.0.0.1: a publisher sends one VP9 stream of three spatial and three temporal layers
-//! (payload descriptors laid out as Chromium's L3T3_KEY in non-flexible mode); a subscriber that
-//! asked for fewer layers gets exactly its layers, with gapless sequence numbers and the marker
-//! bit on the last packet of its top spatial layer, and hears `spatial_layer`/`temporal_layer`;
-//! moving up waits for a keyframe, which the plugin asks the publisher for.
+//! Layered video in `janus.plugin.videoroom` through the real media engine, with str0m clients
+//! over UDP on 127.0.0.1:
+//! - VP9 SVC: a publisher sends one VP9 stream of three spatial and three temporal layers
+//!   (payload descriptors laid out as Chromium's L3T3_KEY in non-flexible mode); a subscriber
+//!   that asked for fewer layers gets exactly its layers, with gapless sequence numbers and the
+//!   marker bit on the last packet of its top spatial layer, and hears
+//!   `spatial_layer`/`temporal_layer`; moving up waits for a keyframe, which the plugin asks the
+//!   publisher for.
+//! - ssrc-based simulcast: a publisher offers its layers as an `a=ssrc-group:SIM` (no rids) and
+//!   sends each on its SSRC; a subscriber gets the layer it asked for, and another on request.
 
 mod common;
 
 use common::videoroom::*;
 use common::*;
 use serde_json::{json, Value};
-use std::time::Duration;
-use str0m::rtp::ExtensionValues;
+use std::time::{Duration, Instant};
+use str0m::media::Mid;
+use str0m::rtp::{ExtensionValues, RtpWrite};
 
 /// Temporal layer of each picture in L3T3's four-picture cycle.
 const TIDS: [u8; 4] = [0, 2, 1, 2];
@@ -145,7 +150,12 @@ async fn vp9_svc_subscribers_get_their_layers() {
     let mut gw = Gw::start(vr_opts());
     let sid = gw.create_session();
     create_room(&gw, sid, ROOM, json!({"videocodec": "vp9"}));
-    let mut p = publisher_of(&mut gw, sid, ROOM, false, "vp9", true).await;
+    let opts = PubOpts {
+        codec: "vp9",
+        svc: true,
+        ..PubOpts::default()
+    };
+    let mut p = publisher_of(&mut gw, sid, ROOM, &opts).await;
     // One subscription gets everything; the other asks for spatial 0 and temporal 0.
     let all_streams = json!([{"feed": p.id}]);
     let mut all = subscriber_of(
@@ -217,4 +227,136 @@ async fn vp9_svc_subscribers_get_their_layers() {
     );
     layer_event(&mut gw, low.hid, "spatial_layer", 1).await;
     layer_event(&mut gw, low.hid, "temporal_layer", 2).await;
+}
+
+/// The SSRCs of the simulcast layers, lowest first.
+const SIM: [u32; 3] = [0x1111, 0x2222, 0x3333];
+
+/// Adds ssrc-based simulcast to the video m-line of an offer: the three SSRCs in a SIM group,
+/// as clients that predate rids offer it.
+fn sim_offer(sdp: &str) -> String {
+    let group = format!(
+        "a=ssrc-group:SIM {} {} {}\r\n{}",
+        SIM[0],
+        SIM[1],
+        SIM[2],
+        SIM.iter()
+            .map(|s| format!("a=ssrc:{s} cname:sim\r\n"))
+            .collect::<String>()
+    );
+    let mut out = String::new();
+    let mut in_video = false;
+    for line in sdp.split_inclusive("\r\n") {
+        // No rid extensions: the layers are told apart by SSRC alone.
+        if line.contains("rtp-stream-id") {
+            continue;
+        }
+        if line.starts_with("m=") {
+            if in_video {
+                out.push_str(&group);
+            }
+            in_video = line.starts_with("m=video");
+        }
+        out.push_str(line);
+    }
+    if in_video {
+        out.push_str(&group);
+    }
+    out
+}
+
+/// One VP8 packet (tag and counter in the payload) on the publisher's stream of `ssrc`. (The
+/// client keeps each layer under a rid of its own only so that its pacer serves all three; the
+/// rid extension was not negotiated, so no rid goes on the wire.)
+fn send_on(c: &mut Client, mid: Mid, ssrc: u32, n: u32, payload: Vec<u8>) {
+    let Some(&pt) = c.rtc.media(mid).and_then(|m| m.remote_pts().first()) else {
+        panic!("no payload type on {mid}");
+    };
+    let mut api = c.rtc.direct_api();
+    if api.stream_tx(&ssrc.into()).is_none() {
+        let rid = format!("s{ssrc}");
+        api.declare_stream_tx(ssrc.into(), None, mid, Some(rid.as_str().into()));
+    }
+    let seq = 5000 + u64::from(n);
+    if let Some(tx) = api.stream_tx(&ssrc.into()) {
+        let w = RtpWrite::new(pt, seq.into(), n * 3000, Instant::now(), payload).marker(true);
+        tx.write_rtp(w);
+    }
+}
+
+/// Rounds `range` of every layer (layer L tagged 10+L); the first round of the layers in `keys`
+/// is a keyframe.
+async fn send_layers(p: &mut Pub, range: std::ops::Range<u32>, keys: &[usize]) {
+    let first = range.start;
+    for i in range {
+        for (l, ssrc) in SIM.iter().enumerate() {
+            let key = i == first && keys.contains(&l);
+            send_on(&mut p.c, p.video, *ssrc, i, vp8(10 + l as u8, i, key));
+        }
+        p.c.run_for(Duration::from_millis(5)).await;
+    }
+}
+
+/// Counters of tag `tag` the subscriber got on its video m-line.
+fn counters(s: &Sub, tag: u8) -> Vec<u32> {
+    got(&s.c, s.video, true, tag).iter().map(|g| g.0).collect()
+}
+
+async fn settle(p: &mut Pub, s: &mut Sub) {
+    for _ in 0..20 {
+        p.c.run_for(Duration::from_millis(5)).await;
+        s.c.run_for(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssrc_simulcast_layers_are_told_apart_by_ssrc() {
+    const ROOM: u64 = 4343;
+    let mut gw = Gw::start(vr_opts());
+    let sid = gw.create_session();
+    create_room(&gw, sid, ROOM, json!({}));
+    let opts = PubOpts {
+        munge: Some(sim_offer),
+        ..PubOpts::default()
+    };
+    let mut p = publisher_of(&mut gw, sid, ROOM, &opts).await;
+    let mut s = subscriber(&mut gw, sid, ROOM, p.id).await;
+    assert!(s.c.run_until(WAIT, |c| c.connected).await, "subscriber up");
+    // The subscriber wants the top layer (the default): it gets layer 2 and nothing else.
+    send_layers(&mut p, 0..20, &[0, 1, 2]).await;
+    settle(&mut p, &mut s).await;
+    let top = counters(&s, 12);
+    assert!(top.len() >= 18, "layer 2 packets received: {top:?}");
+    assert!(top.windows(2).all(|w| w[1] > w[0]), "in order: {top:?}");
+    assert!(
+        counters(&s, 10).is_empty() && counters(&s, 11).is_empty(),
+        "other layers leaked: {:?} {:?}",
+        counters(&s, 10),
+        counters(&s, 11)
+    );
+    // Down to layer 0 while the layers flow: from layer 0's next keyframe on.
+    send_layers(&mut p, 20..25, &[]).await;
+    let r = gw.message(
+        sid,
+        s.hid,
+        json!({"request": "configure", "streams": [{"mid": s.video.to_string(), "substream": 0}]}),
+        None,
+    );
+    assert_eq!(r["janus"], "ack", "{r}");
+    p.c.run_for(Duration::from_millis(20)).await;
+    send_layers(&mut p, 25..45, &[0]).await;
+    settle(&mut p, &mut s).await;
+    let low = counters(&s, 10);
+    assert_eq!(low.first(), Some(&25), "layer 0 from its keyframe: {low:?}");
+    assert!(low.len() >= 18, "layer 0 packets received: {low:?}");
+    assert!(
+        counters(&s, 12).iter().all(|n| *n < 25),
+        "layer 2 kept coming: {:?}",
+        counters(&s, 12)
+    );
+    let hid = s.hid;
+    gw.event("substream 0 event", move |e| {
+        e["janus"] == "event" && e["sender"] == hid && e["plugindata"]["data"]["substream"] == 0
+    })
+    .await;
 }
