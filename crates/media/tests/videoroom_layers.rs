@@ -349,8 +349,10 @@ async fn ssrc_simulcast_layers_are_told_apart_by_ssrc() {
     let low = counters(&s, 10);
     assert_eq!(low.first(), Some(&25), "layer 0 from its keyframe: {low:?}");
     assert!(low.len() >= 18, "layer 0 packets received: {low:?}");
+    // (The client's pacer may put a round's layers on the wire in any order: layer 2 of the
+    // keyframe's own round may still go by.)
     assert!(
-        counters(&s, 12).iter().all(|n| *n < 25),
+        counters(&s, 12).iter().all(|n| *n <= 25),
         "layer 2 kept coming: {:?}",
         counters(&s, 12)
     );
