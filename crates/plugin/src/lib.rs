@@ -23,6 +23,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 pub mod fanout;
+pub mod fields;
 pub mod rtp;
 pub mod session;
 pub mod srtp;

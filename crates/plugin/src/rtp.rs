@@ -83,6 +83,74 @@ pub fn vp8_temporal(payload: &[u8]) -> Option<(u8, bool)> {
     payload.get(at).map(|b| (b >> 6, b & 0x20 != 0))
 }
 
+/// The fields of an RTP header a plugin reading plain RTP needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub pt: u8,
+    pub marker: bool,
+    pub seq: u16,
+    pub ts: u32,
+    pub ssrc: u32,
+    /// The payload is `packet[payload_at..payload_end]` (after CSRCs, extension, before padding).
+    pub payload_at: usize,
+    pub payload_end: usize,
+}
+
+/// Parses an RTP header (version 2, CSRCs, extension, padding); `None` when it is not one.
+pub fn parse_rtp(b: &[u8]) -> Option<Header> {
+    let (&b0, &b1) = (b.first()?, b.get(1)?);
+    if b0 >> 6 != 2 || b.len() < 12 {
+        return None;
+    }
+    let cc = usize::from(b0 & 0x0f);
+    let mut at = 12 + 4 * cc;
+    if b0 & 0x10 != 0 {
+        let len = u16::from_be_bytes([*b.get(at + 2)?, *b.get(at + 3)?]);
+        at += 4 + 4 * usize::from(len);
+    }
+    let mut end = b.len();
+    if b0 & 0x20 != 0 {
+        end = end.checked_sub(usize::from(*b.last()?))?;
+    }
+    (at <= end).then_some(Header {
+        pt: b1 & 0x7f,
+        marker: b1 & 0x80 != 0,
+        seq: u16::from_be_bytes([b[2], b[3]]),
+        ts: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+        ssrc: u32::from_be_bytes([b[8], b[9], b[10], b[11]]),
+        payload_at: at,
+        payload_end: end,
+    })
+}
+
+/// Extends one stream's 16-bit sequence numbers (the first one lands in the second cycle, so
+/// a packet reordered before it still has room).
+#[derive(Debug, Default)]
+pub struct SeqExt {
+    last: Option<u64>,
+}
+
+impl SeqExt {
+    pub fn extend(&mut self, seq: u16) -> u64 {
+        let ext = match self.last {
+            None => u64::from(seq) + (1 << 16),
+            Some(last) => {
+                let base = last & !0xffff;
+                let cand = base | u64::from(seq);
+                // Pick the candidate closest to the last one.
+                [cand.wrapping_sub(1 << 16), cand, cand + (1 << 16)]
+                    .into_iter()
+                    .min_by_key(|c| c.abs_diff(last))
+                    .unwrap_or(cand)
+            }
+        };
+        if self.last.is_none_or(|l| ext > l) {
+            self.last = Some(ext);
+        }
+        ext
+    }
+}
+
 /// What a VP9 payload descriptor (RFC 9628) says about the layers of the packet's frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Vp9Layers {

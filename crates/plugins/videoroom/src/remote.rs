@@ -20,6 +20,7 @@ use crate::publisher::{Phase, PubStream, Publisher};
 use crate::sdp::SdpKind;
 use crate::taps::Forwarder;
 use crate::Shared;
+use jano_plugin::rtp::{parse_rtp, SeqExt};
 use jano_plugin::srtp::SrtpReceiver;
 use jano_plugin::{DataMessage, HandleRef, Map, MediaKind, RtpExtensions, RtpPacket, Value};
 use serde_json::json;
@@ -85,70 +86,6 @@ pub struct Remotized {
 impl Drop for Remotized {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
-    }
-}
-
-/// An RTP packet's header, as far as a remote publisher needs it.
-struct Header {
-    pt: u8,
-    marker: bool,
-    seq: u16,
-    ts: u32,
-    ssrc: u32,
-    payload_at: usize,
-    payload_end: usize,
-}
-
-fn parse_rtp(b: &[u8]) -> Option<Header> {
-    let (&b0, &b1) = (b.first()?, b.get(1)?);
-    if b0 >> 6 != 2 || b.len() < 12 {
-        return None;
-    }
-    let cc = usize::from(b0 & 0x0f);
-    let mut at = 12 + 4 * cc;
-    if b0 & 0x10 != 0 {
-        let len = u16::from_be_bytes([*b.get(at + 2)?, *b.get(at + 3)?]);
-        at += 4 + 4 * usize::from(len);
-    }
-    let mut end = b.len();
-    if b0 & 0x20 != 0 {
-        end = end.checked_sub(usize::from(*b.last()?))?;
-    }
-    (at <= end).then_some(Header {
-        pt: b1 & 0x7f,
-        marker: b1 & 0x80 != 0,
-        seq: u16::from_be_bytes([b[2], b[3]]),
-        ts: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
-        ssrc: u32::from_be_bytes([b[8], b[9], b[10], b[11]]),
-        payload_at: at,
-        payload_end: end,
-    })
-}
-
-/// Extends 16-bit sequence numbers per (stream, layer).
-#[derive(Default)]
-struct SeqExt {
-    last: Option<u64>,
-}
-
-impl SeqExt {
-    fn extend(&mut self, seq: u16) -> u64 {
-        let ext = match self.last {
-            None => u64::from(seq) + (1 << 16),
-            Some(last) => {
-                let base = last & !0xffff;
-                let cand = base | u64::from(seq);
-                // Pick the candidate closest to the last one.
-                [cand.wrapping_sub(1 << 16), cand, cand + (1 << 16)]
-                    .into_iter()
-                    .min_by_key(|c| c.abs_diff(last))
-                    .unwrap_or(cand)
-            }
-        };
-        if self.last.is_none_or(|l| ext > l) {
-            self.last = Some(ext);
-        }
-        ext
     }
 }
 

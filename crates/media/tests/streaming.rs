@@ -1,0 +1,199 @@
+//! `janus.plugin.streaming` through the real media engine: an `rtp` mountpoint fed plain RTP
+//! on its UDP ports (by this test, as GStreamer or FFmpeg would) reaches str0m viewers whole
+//! and in order; `pause` stops it for one viewer, `start` resumes it, `stop` and `destroy`
+//! hang the viewers' PeerConnections up.
+
+mod common;
+
+use common::*;
+use jano_plugin::Plugin;
+use jano_streaming::{Streaming, PACKAGE as ST};
+use serde_json::{json, Value};
+use std::net::UdpSocket;
+use std::sync::Arc;
+use std::time::Duration;
+use str0m::media::Mid;
+
+fn st_opts() -> Opts {
+    Opts {
+        workers: 2,
+        plugins: Box::new(|q| {
+            vec![Arc::new(Streaming::new(None, q.services_for(ST))) as Arc<dyn Plugin>]
+        }),
+        ..Opts::default()
+    }
+}
+
+/// An asynchronous request: its `event` (same transaction).
+async fn request(gw: &mut Gw, sid: u64, hid: u64, body: Value, jsep: Option<Value>) -> Value {
+    let r = gw.message(sid, hid, body, jsep);
+    assert_eq!(r["janus"], "ack", "{r}");
+    let t = r["transaction"].clone();
+    gw.event("streaming reply", |e| {
+        e["janus"] == "event" && e["transaction"] == t
+    })
+    .await
+}
+
+/// A plain RTP packet as an encoder would send it.
+fn rtp(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, 0x80 | pt];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&ts.to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// A viewer that watched and started, connected.
+struct Viewer {
+    hid: u64,
+    c: Client,
+    audio: Mid,
+    video: Mid,
+}
+
+async fn viewer(gw: &mut Gw, sid: u64, id: u64) -> Viewer {
+    let hid = gw.attach(sid, ST);
+    let ev = request(gw, sid, hid, json!({"request": "watch", "id": id}), None).await;
+    assert_eq!(
+        ev["plugindata"]["data"]["result"]["status"], "preparing",
+        "{ev}"
+    );
+    assert_eq!(ev["jsep"]["type"], "offer", "{ev}");
+    let offer = ev["jsep"]["sdp"].as_str().expect("offer").to_owned();
+    let (audio, video) = (mids_in(&offer, "audio"), mids_in(&offer, "video"));
+    assert_eq!((audio.len(), video.len()), (1, 1), "{offer}");
+    let mut c = Client::new().await;
+    let answer = c.accept_offer(&offer);
+    let ev = request(
+        gw,
+        sid,
+        hid,
+        json!({"request": "start"}),
+        Some(json!({"type": "answer", "sdp": answer})),
+    )
+    .await;
+    assert_eq!(
+        ev["plugindata"]["data"]["result"]["status"], "starting",
+        "{ev}"
+    );
+    assert!(c.run_until(WAIT, |c| c.connected).await, "viewer up");
+    gw.event("started", |e| {
+        e["sender"] == hid && e["plugindata"]["data"]["result"]["status"] == "started"
+    })
+    .await;
+    Viewer {
+        hid,
+        c,
+        audio: audio[0],
+        video: video[0],
+    }
+}
+
+/// Counters (tag `tag`) a viewer got on `mid`, in arrival order.
+fn got(c: &Client, mid: Mid, tag: u8) -> Vec<u32> {
+    c.rtp
+        .iter()
+        .filter(|(m, _)| *m == mid)
+        .filter_map(|(_, p)| {
+            let body = if p.first() == Some(&0x10) {
+                p.get(2..)?
+            } else {
+                p
+            };
+            parse_payload(body)
+                .filter(|(t, _)| *t == tag)
+                .map(|(_, n)| n)
+        })
+        .collect()
+}
+
+/// Sends rounds `range` of one audio and one VP8 packet to the mountpoint's ports.
+async fn feed(
+    src: &UdpSocket,
+    ports: (u16, u16),
+    tag: u8,
+    range: std::ops::Range<u32>,
+    viewers: &mut [&mut Viewer],
+) {
+    for n in range {
+        let a = rtp(111, n as u16, n * 960, 0xA0A0, &payload(tag, n));
+        let mut v = vec![0x10, if n % 50 == 0 { 0x00 } else { 0x01 }];
+        v.extend_from_slice(&payload(tag, n));
+        let v = rtp(96, n as u16, n * 3000, 0xB0B0, &v);
+        let _ = src.send_to(&a, ("127.0.0.1", ports.0));
+        let _ = src.send_to(&v, ("127.0.0.1", ports.1));
+        for w in viewers.iter_mut() {
+            w.c.run_for(Duration::from_millis(2)).await;
+        }
+    }
+    for _ in 0..20 {
+        for w in viewers.iter_mut() {
+            w.c.run_for(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rtp_mountpoint_reaches_its_viewers() {
+    let mut gw = Gw::start(st_opts());
+    let sid = gw.create_session();
+    let adm = gw.attach(sid, ST);
+    let r = gw.message(
+        sid,
+        adm,
+        json!({"request": "create", "type": "rtp", "id": 3, "name": "cam", "media": [
+            {"type": "audio", "mid": "a", "port": 0, "pt": 111, "rtpmap": "opus/48000/2"},
+            {"type": "video", "mid": "v", "port": 0, "pt": 96, "rtpmap": "VP8/90000"}]}),
+        None,
+    );
+    let d = &r["plugindata"]["data"];
+    assert_eq!(d["streaming"], "created", "{r}");
+    let port = |i: usize| d["stream"]["ports"][i]["port"].as_u64().unwrap_or(0) as u16;
+    let ports = (port(0), port(1));
+    assert!(ports.0 > 0 && ports.1 > 0, "{r}");
+    let mut v1 = viewer(&mut gw, sid, 3).await;
+    let mut v2 = viewer(&mut gw, sid, 3).await;
+    let src = UdpSocket::bind("127.0.0.1:0").expect("source socket");
+
+    feed(&src, ports, 1, 0..60, &mut [&mut v1, &mut v2]).await;
+    for (name, v) in [("v1", &v1), ("v2", &v2)] {
+        for (mid, kind) in [(v.audio, "audio"), (v.video, "video")] {
+            let n = got(&v.c, mid, 1);
+            assert!(n.len() >= 57, "{name} {kind}: {} of 60: {n:?}", n.len());
+            assert!(
+                n.windows(2).all(|w| w[1] > w[0]),
+                "{name} {kind} in order: {n:?}"
+            );
+        }
+    }
+    // v1 pauses: it gets nothing more, v2 keeps getting everything; start resumes v1.
+    let ev = request(&mut gw, sid, v1.hid, json!({"request": "pause"}), None).await;
+    assert_eq!(ev["plugindata"]["data"]["result"]["status"], "pausing");
+    feed(&src, ports, 2, 60..100, &mut [&mut v1, &mut v2]).await;
+    assert!(
+        got(&v1.c, v1.video, 2).is_empty(),
+        "paused viewer got media"
+    );
+    assert!(got(&v2.c, v2.video, 2).len() >= 38);
+    request(&mut gw, sid, v1.hid, json!({"request": "start"}), None).await;
+    feed(&src, ports, 3, 100..140, &mut [&mut v1, &mut v2]).await;
+    assert!(got(&v1.c, v1.video, 3).len() >= 38, "resumed viewer");
+    let info = gw.message(sid, adm, json!({"request": "info", "id": 3}), None);
+    let media = &info["plugindata"]["data"]["info"]["media"];
+    assert!(media[1]["age_ms"].as_u64().is_some(), "{info}");
+    assert_eq!(info["plugindata"]["data"]["info"]["viewers"], 2, "{info}");
+    // stop: v1's PeerConnection closes; destroy: v2 hears `stopped` and is hung up.
+    let ev = request(&mut gw, sid, v1.hid, json!({"request": "stop"}), None).await;
+    assert_eq!(ev["plugindata"]["data"]["result"]["status"], "stopping");
+    gw.event("v1 hangup", is("hangup", v1.hid)).await;
+    let r = gw.message(sid, adm, json!({"request": "destroy", "id": 3}), None);
+    assert_eq!(r["plugindata"]["data"]["streaming"], "destroyed", "{r}");
+    let h2 = v2.hid;
+    gw.event("stopped", move |e| {
+        e["sender"] == h2 && e["plugindata"]["data"]["result"]["status"] == "stopped"
+    })
+    .await;
+    gw.event("v2 hangup", is("hangup", v2.hid)).await;
+}

@@ -1,0 +1,86 @@
+//! Reading a request's fields with Janus's validation texts (`Missing mandatory element (x)`,
+//! `Invalid element type (x should be …)`), for every plugin: each maps [`FieldError`] to its
+//! own codes (`From<FieldError>`).
+
+use crate::{Map, Value};
+
+pub type Body = Map<String, Value>;
+
+/// A missing or mistyped field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldError {
+    #[error("Missing mandatory element ({0})")]
+    Missing(&'static str),
+    #[error("Invalid element type ({0} should be {1})")]
+    Type(&'static str, &'static str),
+}
+
+pub fn opt_str<'a>(b: &'a Body, name: &'static str) -> Result<Option<&'a str>, FieldError> {
+    match b.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(FieldError::Type(name, "a string")),
+    }
+}
+
+pub fn req_str<'a>(b: &'a Body, name: &'static str) -> Result<&'a str, FieldError> {
+    opt_str(b, name)?.ok_or(FieldError::Missing(name))
+}
+
+pub fn opt_bool(b: &Body, name: &'static str) -> Result<Option<bool>, FieldError> {
+    match b.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(v)) => Ok(Some(*v)),
+        Some(_) => Err(FieldError::Type(name, "a boolean")),
+    }
+}
+
+/// A non-negative integer ("a positive integer" in Janus's words).
+pub fn opt_u64(b: &Body, name: &'static str) -> Result<Option<u64>, FieldError> {
+    match b.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or(FieldError::Type(name, "a positive integer")),
+    }
+}
+
+pub fn req_u64(b: &Body, name: &'static str) -> Result<u64, FieldError> {
+    opt_u64(b, name)?.ok_or(FieldError::Missing(name))
+}
+
+pub fn opt_array<'a>(b: &'a Body, name: &'static str) -> Result<Option<&'a [Value]>, FieldError> {
+    match b.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(a)) => Ok(Some(a)),
+        Some(_) => Err(FieldError::Type(name, "an array")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn texts_are_janus_ones() {
+        let b = match json!({"a": 5, "s": "x", "n": -1}) {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        assert_eq!(opt_str(&b, "s"), Ok(Some("x")));
+        assert_eq!(
+            opt_str(&b, "a").map_err(|e| e.to_string()),
+            Err("Invalid element type (a should be a string)".into())
+        );
+        assert_eq!(
+            req_u64(&b, "z").map_err(|e| e.to_string()),
+            Err("Missing mandatory element (z)".into())
+        );
+        assert_eq!(
+            opt_u64(&b, "n").map_err(|e| e.to_string()),
+            Err("Invalid element type (n should be a positive integer)".into())
+        );
+    }
+}

@@ -1,0 +1,189 @@
+//! A viewer: the handle that `watch`es a mountpoint. The plugin offers one m-line per stream
+//! of the mountpoint (or of the `media` the viewer asked for); once the PeerConnection is up
+//! its m-lines join the streams' fan-outs, `pause` takes them out, `stop` ends it.
+
+use crate::error::{StError, StResult};
+use crate::mountpoint::{Mountpoint, Source, StreamKind};
+use jano_plugin::{
+    CoreServices, HandleRef, LocalJsep, MediaCtx, MediaKind, MediaPrefs, OfferMedia, PluginSession,
+};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+#[derive(Default)]
+pub struct ViewerState {
+    pub mp: Option<Arc<Mountpoint>>,
+    /// The sources the offer carries, with the m-line index each has at the viewer.
+    pub lines: Vec<(Arc<Source>, usize)>,
+    pub pc_up: bool,
+    pub paused: bool,
+    /// `start` came (with the answer): media flows once the PeerConnection is up.
+    pub started: bool,
+}
+
+pub struct Viewer {
+    pub href: HandleRef,
+    st: Mutex<ViewerState>,
+    services: Arc<dyn CoreServices>,
+}
+
+impl Viewer {
+    pub fn new(href: HandleRef, services: Arc<dyn CoreServices>) -> Viewer {
+        Viewer {
+            href,
+            st: Mutex::new(ViewerState::default()),
+            services,
+        }
+    }
+
+    pub fn state(&self) -> MutexGuard<'_, ViewerState> {
+        self.st.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Joins or leaves the fan-outs as the state says (flowing: started, up, not paused).
+    pub fn sync(&self, st: &ViewerState) {
+        let flowing = st.started && st.pc_up && !st.paused;
+        for (src, mindex) in &st.lines {
+            if flowing {
+                src.add_viewer(&self.href, *mindex);
+            } else {
+                src.remove_viewer(self.href.handle_id, *mindex);
+            }
+        }
+    }
+
+    /// `watch`: the offer for the chosen streams of `mp`.
+    pub fn watch(&self, mp: &Arc<Mountpoint>, mids: Option<Vec<String>>) -> StResult<LocalJsep> {
+        let mut st = self.state();
+        self.forget_destroyed(&mut st);
+        if let Some(cur) = &st.mp {
+            return Err(StError::InvalidState(format!(
+                "Already watching mountpoint {}",
+                cur.id
+            )));
+        }
+        let chosen: Vec<Arc<Source>> = mp
+            .sources
+            .iter()
+            .filter(|s| mids.as_ref().is_none_or(|m| m.contains(&s.cfg.mid)))
+            .cloned()
+            .collect();
+        if chosen.is_empty() {
+            return Err(StError::UnknownRequest(
+                "Can't offer an SDP with no audio, video or data for this mountpoint".into(),
+            ));
+        }
+        let mut media = Vec::new();
+        let mut lines = Vec::new();
+        let mut data = false;
+        for s in chosen {
+            let kind = match s.cfg.kind {
+                StreamKind::Audio => MediaKind::Audio,
+                StreamKind::Video => MediaKind::Video,
+                StreamKind::Data => {
+                    data = true;
+                    lines.push((s, usize::MAX));
+                    continue;
+                }
+            };
+            lines.push((s.clone(), media.len()));
+            media.push(OfferMedia {
+                kind,
+                send: true,
+                recv: false,
+                mid: None,
+                stream_id: Some(format!("janus{}", mp.id)),
+                track_id: Some(format!("janus{}{}", mp.id, s.cfg.mid)),
+                codec: s.cfg.codec.map(str::to_owned),
+                profile: None,
+                extensions: None,
+                simulcast: None,
+            });
+        }
+        st.mp = Some(mp.clone());
+        st.lines = lines;
+        mp.add_viewer(&self.href);
+        Ok(LocalJsep::Offer {
+            media,
+            data,
+            prefs: MediaPrefs::default(),
+            restart: false,
+            fill: None,
+        })
+    }
+
+    /// A mountpoint destroyed under the viewer is no longer watched.
+    fn forget_destroyed(&self, st: &mut ViewerState) {
+        if st.mp.as_ref().is_some_and(|m| m.is_destroyed()) {
+            st.mp = None;
+            st.lines.clear();
+            st.started = false;
+            st.paused = false;
+        }
+    }
+
+    /// Whether it watches a mountpoint.
+    pub fn watching(&self) -> bool {
+        let mut st = self.state();
+        self.forget_destroyed(&mut st);
+        st.mp.is_some()
+    }
+
+    /// `start` (with the viewer's answer, or to resume).
+    pub fn start(&self) -> StResult<()> {
+        let mut st = self.state();
+        self.forget_destroyed(&mut st);
+        if st.mp.is_none() {
+            return Err(StError::NoMountpoint(
+                "Can't start: no mountpoint set".into(),
+            ));
+        }
+        st.started = true;
+        st.paused = false;
+        self.sync(&st);
+        Ok(())
+    }
+
+    pub fn pause(&self) {
+        let mut st = self.state();
+        st.paused = true;
+        self.sync(&st);
+    }
+
+    /// Leaves the mountpoint (stop, hang-up, detach, mountpoint destroyed).
+    pub fn leave(&self) -> bool {
+        let mut st = self.state();
+        let Some(mp) = st.mp.take() else {
+            return false;
+        };
+        mp.remove_viewer(self.href.handle_id);
+        for (src, mindex) in st.lines.drain(..) {
+            src.remove_viewer(self.href.handle_id, mindex);
+        }
+        st.started = false;
+        st.paused = false;
+        true
+    }
+
+    pub fn services(&self) -> &dyn CoreServices {
+        &*self.services
+    }
+}
+
+impl PluginSession for Viewer {
+    fn setup_media(&self, _ctx: &mut MediaCtx<'_>) {
+        let mut st = self.state();
+        st.pc_up = true;
+        self.sync(&st);
+        if st.mp.is_some() {
+            let mut ev = jano_plugin::Map::new();
+            ev.insert("streaming".into(), serde_json::json!("event"));
+            ev.insert("result".into(), serde_json::json!({"status": "started"}));
+            let _ = self.services.push_event(&self.href, None, ev, None);
+        }
+    }
+
+    fn hangup_media(&self, _handle: &jano_plugin::HandleRef) {
+        self.state().pc_up = false;
+        self.leave();
+    }
+}

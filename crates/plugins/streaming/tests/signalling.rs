@@ -1,0 +1,327 @@
+//! Streaming's signalling through the plugin contract with a recording `CoreServices` (no
+//! engine): mountpoints from the configuration file and from `create`, `list`/`info`/
+//! `destroy`, the viewer requests and their errors. Media is covered by the engine test.
+
+use jano_plugin::{
+    CoreServices, HandleRef, Jcfg, Jsep, JsepType, LocalJsep, Map, Plugin, PluginResult, PushError,
+    SessionRef, Value,
+};
+use jano_streaming::Streaming;
+use serde_json::json;
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Clone)]
+struct Pushed {
+    handle: u64,
+    data: Map<String, Value>,
+    jsep: Option<LocalJsep>,
+}
+
+#[derive(Default)]
+struct Rec {
+    pushed: Mutex<Vec<Pushed>>,
+    closed: Mutex<Vec<u64>>,
+}
+
+impl CoreServices for Rec {
+    fn push_event(
+        &self,
+        handle: &HandleRef,
+        _transaction: Option<String>,
+        message: Map<String, Value>,
+        jsep: Option<LocalJsep>,
+    ) -> Result<(), PushError> {
+        self.pushed.lock().unwrap().push(Pushed {
+            handle: handle.handle_id,
+            data: message,
+            jsep,
+        });
+        Ok(())
+    }
+    fn end_session(&self, _handle: &HandleRef) {}
+    fn close_pc(&self, handle: &HandleRef) {
+        self.closed.lock().unwrap().push(handle.handle_id);
+    }
+}
+
+fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => panic!("not an object"),
+    }
+}
+
+struct T {
+    rec: Arc<Rec>,
+    st: Streaming,
+    handles: Vec<(HandleRef, SessionRef)>,
+}
+
+impl T {
+    fn new(config: Option<&str>) -> T {
+        let rec = Arc::new(Rec::default());
+        let cfg = config.map(|c| Jcfg::parse(c, "test.jcfg").expect("config"));
+        let st = Streaming::new(cfg.as_ref(), rec.clone());
+        T {
+            rec,
+            st,
+            handles: Vec::new(),
+        }
+    }
+
+    fn attach(&mut self) -> usize {
+        let h = HandleRef {
+            session_id: 1,
+            handle_id: self.handles.len() as u64 + 10,
+            opaque_id: None,
+            token: None,
+        };
+        let s = self.st.create_session(&h).expect("attach");
+        self.handles.push((h, s));
+        self.handles.len() - 1
+    }
+
+    fn sync(&self, i: usize, body: Value) -> Map<String, Value> {
+        let (h, s) = &self.handles[i];
+        match self.st.handle_message(h, s, "tx", obj(body), None) {
+            PluginResult::Ok(m) => m,
+            other => panic!("not synchronous: {other:?}"),
+        }
+    }
+
+    /// An asynchronous request: the event answering it.
+    fn req(&self, i: usize, body: Value, jsep: Option<Jsep>) -> Pushed {
+        let (h, s) = &self.handles[i];
+        match self.st.handle_message(h, s, "tx", obj(body), jsep) {
+            PluginResult::OkWait(_) => {}
+            other => panic!("not asynchronous: {other:?}"),
+        }
+        let mut all = self.rec.pushed.lock().unwrap();
+        let i = all
+            .iter()
+            .rposition(|p| p.handle == h.handle_id)
+            .expect("an event");
+        all.remove(i)
+    }
+}
+
+fn code(m: &Map<String, Value>) -> Option<(u64, String)> {
+    Some((
+        m.get("error_code")?.as_u64()?,
+        m.get("error")?.as_str()?.to_owned(),
+    ))
+}
+
+const CONFIG: &str = "general: { string_ids = false }\n\
+rtp-sample: {\n type = \"rtp\"\n id = 1\n description = \"Opus/VP8 live stream\"\n \
+metadata = \"md\"\n audio = true\n video = true\n audioport = 0\n audiopt = 111\n \
+audiocodec = \"opus\"\n videoport = 0\n videopt = 100\n videocodec = \"vp8\"\n secret = \"adminpwd\"\n}\n\
+file-sample: {\n type = \"live\"\n id = 2\n filename = \"/nonexistent.alaw\"\n audio = true\n}\n";
+
+#[test]
+fn mountpoints_from_config_and_create() {
+    let mut t = T::new(Some(CONFIG));
+    let a = t.attach();
+    // The rtp mountpoint of the file is there; the file-based one is not (not supported yet).
+    let d = t.sync(a, json!({"request": "list"}));
+    let list = d["list"].as_array().expect("list");
+    assert_eq!(list.len(), 1, "{d:?}");
+    assert_eq!(list[0]["id"], 1);
+    assert_eq!(list[0]["description"], "Opus/VP8 live stream");
+    assert_eq!(list[0]["metadata"], "md");
+    assert_eq!(list[0]["type"], "live");
+    let media = list[0]["media"].as_array().expect("media");
+    assert_eq!(media.len(), 2);
+    assert_eq!(media[0]["type"], "audio");
+    // info without the secret hides ports; with it, shows them.
+    let d = t.sync(a, json!({"request": "info", "id": 1}));
+    assert_eq!(d["streaming"], "info");
+    assert!(d["info"]["media"][0].get("port").is_none(), "{d:?}");
+    assert_eq!(d["info"]["media"][1]["codec"], "vp8");
+    let d = t.sync(a, json!({"request": "info", "id": 1, "secret": "adminpwd"}));
+    assert!(
+        d["info"]["media"][0]["port"].as_u64().unwrap_or(0) > 0,
+        "{d:?}"
+    );
+    assert_eq!(d["info"]["secret"], "adminpwd");
+    // Errors.
+    let d = t.sync(a, json!({"request": "info", "id": 99}));
+    assert_eq!(code(&d), Some((455, "No such mountpoint/stream 99".into())));
+    let d = t.sync(a, json!({"request": "info", "id": "x"}));
+    assert_eq!(
+        code(&d),
+        Some((
+            454,
+            "Invalid element type (id should be a positive integer)".into()
+        ))
+    );
+    let d = t.sync(a, json!({"request": "destroy", "id": 1}));
+    assert_eq!(
+        code(&d),
+        Some((453, "Missing mandatory element (secret)".into()))
+    );
+    let d = t.sync(a, json!({"request": "destroy", "id": 1, "secret": "no"}));
+    assert_eq!(code(&d), Some((457, "Unauthorized (wrong secret)".into())));
+    let d = t.sync(a, json!({"request": "nope"}));
+    assert_eq!(code(&d), Some((452, "Unknown request 'nope'".into())));
+    let d = t.sync(a, json!({}));
+    assert_eq!(
+        code(&d),
+        Some((453, "Missing mandatory element (request)".into()))
+    );
+    // create: multistream (ports listed), legacy (flat ports and the deprecation warning).
+    let d = t.sync(
+        a,
+        json!({"request": "create", "type": "rtp", "id": 5, "name": "multi", "media": [
+            {"type": "audio", "mid": "a", "port": 0, "pt": 111, "codec": "opus"},
+            {"type": "video", "mid": "v", "port": 0, "pt": 96, "codec": "vp8"}]}),
+    );
+    assert_eq!(d["streaming"], "created", "{d:?}");
+    assert_eq!(d["created"], "multi");
+    assert_eq!(d["stream"]["id"], 5);
+    let ports = d["stream"]["ports"].as_array().expect("ports");
+    assert_eq!(ports.len(), 2);
+    assert_eq!(ports[1]["mid"], "v");
+    assert!(ports[1]["port"].as_u64().unwrap_or(0) > 0);
+    let d = t.sync(
+        a,
+        json!({"request": "create", "type": "rtp", "id": 5, "audio": true, "audiopt": 0, "audiocodec": "pcmu"}),
+    );
+    assert_eq!(
+        code(&d),
+        Some((456, "A stream with the provided ID already exists".into()))
+    );
+    let d = t.sync(
+        a,
+        json!({"request": "create", "type": "rtp", "audio": true, "audioport": 0, "audiopt": 0, "audiocodec": "pcmu"}),
+    );
+    assert_eq!(d["warning"], "deprecated_api", "{d:?}");
+    assert!(d["stream"]["audio_port"].as_u64().unwrap_or(0) > 0, "{d:?}");
+    let d = t.sync(a, json!({"request": "create", "type": "rtsp"}));
+    assert_eq!(d["error_code"], 454);
+    let d = t.sync(
+        a,
+        json!({"request": "create", "type": "rtp", "video": true, "videopt": 96}),
+    );
+    assert_eq!(d["error_code"], 456, "no codec: {d:?}");
+    // destroy with the secret.
+    let d = t.sync(
+        a,
+        json!({"request": "destroy", "id": 1, "secret": "adminpwd"}),
+    );
+    assert_eq!(obj(json!({"streaming": "destroyed", "id": 1})), d);
+    let d = t.sync(a, json!({"request": "list"}));
+    assert_eq!(d["list"].as_array().map(Vec::len), Some(2));
+}
+
+#[test]
+fn viewer_requests() {
+    let mut t = T::new(None);
+    let adm = t.attach();
+    let d = t.sync(
+        adm,
+        json!({"request": "create", "type": "rtp", "id": 7, "pin": "1234", "media": [
+            {"type": "audio", "mid": "a", "port": 0, "pt": 111, "codec": "opus"},
+            {"type": "video", "mid": "v", "port": 0, "pt": 96, "codec": "vp8"},
+            {"type": "data", "mid": "d", "port": 0}]}),
+    );
+    assert_eq!(d["streaming"], "created", "{d:?}");
+    let v = t.attach();
+    let ev = t.req(v, json!({"request": "watch", "id": 8}), None);
+    assert_eq!(
+        code(&ev.data),
+        Some((455, "No such mountpoint/stream 8".into()))
+    );
+    let ev = t.req(v, json!({"request": "watch", "id": 7}), None);
+    assert_eq!(
+        code(&ev.data),
+        Some((453, "Missing mandatory element (pin)".into()))
+    );
+    let ev = t.req(v, json!({"request": "watch", "id": 7, "pin": "0"}), None);
+    assert_eq!(
+        code(&ev.data),
+        Some((457, "Unauthorized (wrong pin)".into()))
+    );
+    let ev = t.req(v, json!({"request": "start"}), None);
+    assert_eq!(
+        code(&ev.data),
+        Some((455, "Can't start: no mountpoint set".into()))
+    );
+    let ev = t.req(
+        v,
+        json!({"request": "watch", "id": 7, "pin": "1234", "media": [5]}),
+        None,
+    );
+    assert_eq!(
+        code(&ev.data),
+        Some((
+            454,
+            "The media array must only contain strings (mid values)".into()
+        ))
+    );
+    // watch: an offer with one m-line per stream (only the video one when asked), sendonly.
+    let ev = t.req(
+        v,
+        json!({"request": "watch", "id": 7, "pin": "1234", "media": ["v", "d"]}),
+        None,
+    );
+    assert_eq!(
+        Value::Object(ev.data.clone()),
+        json!({"streaming": "event", "result": {"status": "preparing"}})
+    );
+    match &ev.jsep {
+        Some(LocalJsep::Offer { media, data, .. }) => {
+            assert_eq!(media.len(), 1);
+            assert!(media[0].send && !media[0].recv);
+            assert_eq!(media[0].codec.as_deref(), Some("vp8"));
+            assert!(data, "the data stream asks for a data channel");
+        }
+        other => panic!("expected an offer: {other:?}"),
+    }
+    let ev = t.req(v, json!({"request": "watch", "id": 7, "pin": "1234"}), None);
+    assert_eq!(
+        code(&ev.data),
+        Some((460, "Already watching mountpoint 7".into()))
+    );
+    let answer = Jsep {
+        kind: JsepType::Answer,
+        sdp: "v=0\r\n".into(),
+        extra: Map::new(),
+    };
+    let ev = t.req(v, json!({"request": "start"}), Some(answer));
+    assert_eq!(ev.data["result"]["status"], "starting");
+    let ev = t.req(v, json!({"request": "pause"}), None);
+    assert_eq!(ev.data["result"]["status"], "pausing");
+    let d = t.sync(adm, json!({"request": "info", "id": 7}));
+    assert_eq!(d["info"]["viewers"], 1);
+    let ev = t.req(v, json!({"request": "stop"}), None);
+    assert_eq!(ev.data["result"]["status"], "stopping");
+    assert!(t
+        .rec
+        .closed
+        .lock()
+        .unwrap()
+        .contains(&t.handles[v].0.handle_id));
+    let d = t.sync(adm, json!({"request": "info", "id": 7}));
+    assert_eq!(d["info"]["viewers"], 0);
+    // A viewer of a destroyed mountpoint hears `stopped` and is hung up.
+    let v2 = t.attach();
+    t.req(
+        v2,
+        json!({"request": "watch", "id": 7, "pin": "1234"}),
+        None,
+    );
+    let d = t.sync(adm, json!({"request": "destroy", "id": 7}));
+    assert_eq!(d["streaming"], "destroyed");
+    let h2 = t.handles[v2].0.handle_id;
+    assert!(t
+        .rec
+        .pushed
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|p| p.handle == h2 && p.data["result"]["status"] == "stopped"));
+    assert!(t.rec.closed.lock().unwrap().contains(&h2));
+    let d = t.sync(v2, json!({"request": "nope"}));
+    assert_eq!(code(&d), Some((452, "Unknown request 'nope'".into())));
+}
