@@ -58,9 +58,10 @@ CFG="$TMP/etc"
 cp -r /etc/janus "$CFG"
 
 # --- janus.jcfg: core -------------------------------------------------------------------------
-# Load only the HTTP and WebSockets transports and only the EchoTest and VideoRoom plugins; no loggers.
+# Load only the HTTP and WebSockets transports and only the EchoTest, VideoRoom and Streaming
+# plugins; no loggers.
 plugin_disable="$(cd /usr/lib/x86_64-linux-gnu/janus/plugins 2>/dev/null && ls libjanus_*.so 2>/dev/null \
-  | grep -Ev '^libjanus_(echotest|videoroom)\.so$' | paste -sd, -)"
+  | grep -Ev '^libjanus_(echotest|videoroom|streaming)\.so$' | paste -sd, -)"
 transport_disable="libjanus_rabbitmq.so,libjanus_mqtt.so,libjanus_nanomsg.so,libjanus_pfunix.so"
 sed -i \
   -e "s|^\(\s*\)configs_folder = .*|\1configs_folder = \"$CFG\"|" \

@@ -13,6 +13,7 @@ use tracing_subscriber::{filter::LevelFilter, prelude::*, reload, EnvFilter};
 const PLUGINS: &[(&str, PluginFactory)] = &[
     (jano_echotest::PACKAGE, jano_echotest::EchoTest::factory),
     (jano_videoroom::PACKAGE, jano_videoroom::VideoRoom::factory),
+    (jano_streaming::PACKAGE, jano_streaming::Streaming::factory),
 ];
 
 /// Whether a plugin's configuration file turns it on.

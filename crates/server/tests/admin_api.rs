@@ -420,7 +420,7 @@ async fn token_management_with_token_auth() {
         .await;
     assert_eq!(
         v["data"]["plugins"],
-        json!([ECHOTEST, "janus.plugin.videoroom"]),
+        json!([ECHOTEST, "janus.plugin.streaming", "janus.plugin.videoroom"]),
         "{v}"
     );
 

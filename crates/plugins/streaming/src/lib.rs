@@ -228,7 +228,8 @@ impl Streaming {
                 "No configuration file, can't create permanent mountpoint".into(),
             ));
         }
-        let wanted = MpId::opt(b, self.shared.string_ids)?;
+        // Id 0 (Janode's default) asks for a random one, as no id does.
+        let wanted = MpId::opt(b, self.shared.string_ids)?.filter(|i| *i != MpId::Num(0));
         let id = match wanted {
             Some(id) => {
                 if self.shared.mountpoints().contains_key(&id) {
@@ -270,9 +271,10 @@ impl Streaming {
                 .push(&h, None, json!({"status": "stopped"}), None);
             self.shared.services.close_pc(&h);
         }
+        // Janus documents `id` but sends `destroyed`, which Janode reads.
         let mut out = Map::new();
         out.insert("streaming".into(), json!("destroyed"));
-        out.insert("id".into(), mp.id.to_json());
+        out.insert("destroyed".into(), mp.id.to_json());
         Ok(out)
     }
 

@@ -174,9 +174,8 @@ impl StreamCfg {
                     self.kind.as_str()
                 )));
             }
-            if self.pt.is_none() {
-                return Err(StError::Missing("pt"));
-            }
+            // Janus reads a missing payload type as 0.
+            self.pt.get_or_insert(0);
         }
         Ok(self)
     }
@@ -228,7 +227,9 @@ impl StreamCfg {
         s.port = port(opt_u64(b, key("port"))?)?;
         s.iface = iface(opt_str(b, key("iface"))?)?;
         if kind != StreamKind::Data {
-            s.pt = opt_u64(b, key("pt"))?.map(|v| (v & 0x7f) as u8);
+            // Required in this syntax (not in the multistream one), as Janus validates it.
+            let pt = opt_u64(b, key("pt"))?.ok_or(StError::Missing(key("pt")))?;
+            s.pt = Some((pt & 0x7f) as u8);
             s.codec = opt_str(b, key("codec"))?.and_then(codec_of);
             s.rtpmap = opt_str(b, key("rtpmap"))?.map(str::to_owned);
             s.fmtp = opt_str(b, key("fmtp"))?.map(str::to_owned);
@@ -708,6 +709,14 @@ mod tests {
         );
         let e = MpConfig::rtp_from(&body(json!({"video": true, "videopt": 96})), &MpId::Num(1));
         assert_eq!(e.map(|_| ()).map_err(|e| e.code()), Err(456));
+        let e = MpConfig::rtp_from(
+            &body(json!({"video": true, "videocodec": "vp8"})),
+            &MpId::Num(1),
+        );
+        assert_eq!(
+            e.map(|_| ()).map_err(|e| e.to_string()),
+            Err("Missing mandatory element (videopt)".into())
+        );
         let e = MpConfig::rtp_from(&body(json!({"audio": false})), &MpId::Num(1));
         assert_eq!(
             e.map(|_| ()).map_err(|e| e.to_string()),

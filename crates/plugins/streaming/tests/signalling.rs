@@ -209,7 +209,7 @@ fn mountpoints_from_config_and_create() {
         a,
         json!({"request": "destroy", "id": 1, "secret": "adminpwd"}),
     );
-    assert_eq!(obj(json!({"streaming": "destroyed", "id": 1})), d);
+    assert_eq!(obj(json!({"streaming": "destroyed", "destroyed": 1})), d);
     let d = t.sync(a, json!({"request": "list"}));
     assert_eq!(d["list"].as_array().map(Vec::len), Some(2));
 }
