@@ -5,11 +5,12 @@
 # Usage:
 #   tests/media/run.sh --janus                      # the real Janus 1.1.2 (/usr/bin/janus)
 #   tests/media/run.sh --server '<cmd with {cfg}>'  # e.g. --server 'target/release/jano -F {cfg}'
-#   options: --only aiortc|janusjs|janode|videoroom (repeatable)   --keep (keep the temp folder)
+#   options: --only aiortc|janusjs|janode|videoroom|streaming (repeatable)   --keep (keep the temp folder)
 #
 # What it does: creates network namespace jmedia-<pid> with a veth pair (both ends inside it,
 # address 10.<a>.<b>.1/24 derived from the pid), writes a config folder from /etc/janus's samples
-# (HTTP 8088 /janus, WS 8188, admins off, only the EchoTest plugin and the HTTP + WebSockets
+# (HTTP 8088 /janus, WS 8188, admins off, only the EchoTest, VideoRoom and Streaming plugins (the
+# last without mountpoints of its own) and the HTTP + WebSockets
 # transports, nat.ice_enforce_list = the veth address, media.rtp_port_range = 20000-40000),
 # starts the server inside the namespace, waits for http://<addr>:8088/janus/info, runs every
 # client inside the namespace, and always kills the server and deletes the namespace on exit.
@@ -56,7 +57,7 @@ want() { [ ${#ONLY[@]} -eq 0 ] && return 0; local x; for x in "${ONLY[@]}"; do [
 command -v ip >/dev/null || { echo "media/run.sh: iproute2 (ip) is missing" >&2; exit 2; }
 command -v curl >/dev/null || { echo "media/run.sh: curl is missing" >&2; exit 2; }
 PYTHON="${PYTHON:-python3}"
-if want aiortc || want janode || want videoroom; then
+if want aiortc || want janode || want videoroom || want streaming; then
   if ! "$PYTHON" -c 'import aiortc, av, numpy, aiohttp' 2>/dev/null; then
     echo "media/run.sh: python modules missing (aiortc, av, numpy, aiohttp):" >&2
     echo "  run: $PYTHON -m pip install -q -r tests/python/requirements.txt" >&2
@@ -136,10 +137,10 @@ for f in janus.jcfg janus.transport.http.jcfg janus.transport.websockets.jcfg ja
   cp "/etc/janus/$f" "$CFG/$f"
 done
 libs() { (cd "/usr/lib/x86_64-linux-gnu/janus/$1" 2>/dev/null && ls libjanus_*.so 2>/dev/null | grep -v -x -E "$2" | paste -sd, -); }
-plugin_disable="$(libs plugins 'libjanus_(echotest|videoroom)\.so')"
+plugin_disable="$(libs plugins 'libjanus_(echotest|videoroom|streaming)\.so')"
 transport_disable="$(libs transports 'libjanus_(http|websockets)\.so')"
 event_disable="$(libs events '')"
-: "${plugin_disable:=libjanus_streaming.so}"
+: "${plugin_disable:=libjanus_voicemail.so}"
 : "${transport_disable:=libjanus_pfunix.so}"
 : "${event_disable:=libjanus_sampleevh.so}"
 sed -i \
@@ -257,6 +258,10 @@ if want videoroom; then
     "$PYTHON" "$HERE/videoroom_remote.py" --a-http "$HTTP_URL" --b-http "$HTTP2_URL" --addr "$ADDR"
   kill "$SERVER2_PID" 2>/dev/null; wait "$SERVER2_PID" 2>/dev/null
   node_files+=("$HERE/videoroom-janusjs.test.mjs")
+fi
+if want streaming; then
+  run_suite streaming-aiortc 90 env PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    "$PYTHON" "$HERE/streaming_aiortc.py" --http "$HTTP_URL" --addr "$ADDR"
 fi
 if [ ${#node_files[@]} -gt 0 ]; then
   run_suite node 330 node --test --test-concurrency=1 --test-reporter=spec --test-timeout=120000 "${node_files[@]}"

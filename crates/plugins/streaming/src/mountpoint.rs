@@ -410,8 +410,9 @@ impl Source {
         (last != 0).then(|| (self.epoch.elapsed().as_millis() as u64).saturating_sub(last))
     }
 
-    /// A viewer's m-line starts receiving this stream.
-    pub fn add_viewer(&self, h: &HandleRef, mindex: usize) {
+    /// A viewer's m-line starts receiving this stream; a new `epoch` (after a pause) makes the
+    /// engine start a new sequence segment, so the viewer sees no gap for what it missed.
+    pub fn add_viewer(&self, h: &HandleRef, mindex: usize, epoch: u32) {
         if self.cfg.kind == StreamKind::Data {
             let mut g = self.data_viewers.write().unwrap_or_else(|e| e.into_inner());
             if !g.iter().any(|x| x.handle_id == h.handle_id) {
@@ -421,7 +422,9 @@ impl Source {
         }
         let mut g = self.fan.write().unwrap_or_else(|e| e.into_inner());
         if let Some(f) = g.as_mut() {
-            f.insert(Dest::new(h.handle_id, mindex));
+            let mut d = Dest::new(h.handle_id, mindex);
+            d.epoch = epoch;
+            f.insert(d);
         }
     }
 

@@ -18,6 +18,9 @@ pub struct ViewerState {
     pub paused: bool,
     /// `start` came (with the answer): media flows once the PeerConnection is up.
     pub started: bool,
+    /// Bumped each time media starts flowing again (see [`Source::add_viewer`]).
+    pub epoch: u32,
+    flowing: bool,
 }
 
 pub struct Viewer {
@@ -40,11 +43,15 @@ impl Viewer {
     }
 
     /// Joins or leaves the fan-outs as the state says (flowing: started, up, not paused).
-    pub fn sync(&self, st: &ViewerState) {
+    pub fn sync(&self, st: &mut ViewerState) {
         let flowing = st.started && st.pc_up && !st.paused;
+        if flowing && !st.flowing {
+            st.epoch = st.epoch.wrapping_add(1);
+        }
+        st.flowing = flowing;
         for (src, mindex) in &st.lines {
             if flowing {
-                src.add_viewer(&self.href, *mindex);
+                src.add_viewer(&self.href, *mindex, st.epoch);
             } else {
                 src.remove_viewer(self.href.handle_id, *mindex);
             }
@@ -118,6 +125,7 @@ impl Viewer {
             st.lines.clear();
             st.started = false;
             st.paused = false;
+            st.flowing = false;
         }
     }
 
@@ -139,14 +147,14 @@ impl Viewer {
         }
         st.started = true;
         st.paused = false;
-        self.sync(&st);
+        self.sync(&mut st);
         Ok(())
     }
 
     pub fn pause(&self) {
         let mut st = self.state();
         st.paused = true;
-        self.sync(&st);
+        self.sync(&mut st);
     }
 
     /// Leaves the mountpoint (stop, hang-up, detach, mountpoint destroyed).
@@ -161,6 +169,7 @@ impl Viewer {
         }
         st.started = false;
         st.paused = false;
+        st.flowing = false;
         true
     }
 
@@ -173,7 +182,7 @@ impl PluginSession for Viewer {
     fn setup_media(&self, _ctx: &mut MediaCtx<'_>) {
         let mut st = self.state();
         st.pc_up = true;
-        self.sync(&st);
+        self.sync(&mut st);
         if st.mp.is_some() {
             let mut ev = jano_plugin::Map::new();
             ev.insert("streaming".into(), serde_json::json!("event"));
