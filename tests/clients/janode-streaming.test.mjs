@@ -174,6 +174,20 @@ describe(`janode Streaming over WebSocket (${WS_URL})`, { skip: SKIP }, () => {
     assert.equal(s.status, 'stopping');
   });
 
+  step('disable/enable (secret required) → ok; list shows enabled false, then true', async () => {
+    const h = state.handles[0];
+    await expectError(h.disable({ id: MP, secret: 'wrong' }), 457, 'Unauthorized (wrong secret)');
+    // stop_recording: false — Janus 1.1.2 crashes on `disable` with stop_recording (the default)
+    // when nothing is recorded (it logs the file name of a recorder that is not there).
+    await h.disable({ id: MP, secret: SECRET, stop_recording: false });
+    assert.deepEqual(lastData(), { streaming: 'ok' });
+    let l = await h.list();
+    assert.equal(l.list.find((m) => m.id === MP).enabled, false);
+    await h.enable({ id: MP, secret: SECRET });
+    l = await h.list();
+    assert.equal(l.list.find((m) => m.id === MP).enabled, true);
+  });
+
   step('destroyMountpoint → destroyed (janode reads its id); gone from list', async () => {
     const h = state.handles[0];
     const d = await h.destroyMountpoint({ id: MP, secret: SECRET });

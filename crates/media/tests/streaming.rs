@@ -1,7 +1,7 @@
 //! `janus.plugin.streaming` through the real media engine: an `rtp` mountpoint fed plain RTP
 //! on its UDP ports (by this test, as GStreamer or FFmpeg would) reaches str0m viewers whole
-//! and in order; `pause` stops it for one viewer, `start` resumes it, `stop` and `destroy`
-//! hang the viewers' PeerConnections up.
+//! and in order; `pause` stops it for one viewer, `start` resumes it, `disable` stops it for
+//! all and `enable` brings it back, `stop` and `destroy` hang the viewers' PeerConnections up.
 
 mod common;
 
@@ -180,6 +180,17 @@ async fn an_rtp_mountpoint_reaches_its_viewers() {
     request(&mut gw, sid, v1.hid, json!({"request": "start"}), None).await;
     feed(&src, ports, 3, 100..140, &mut [&mut v1, &mut v2]).await;
     assert!(got(&v1.c, v1.video, 3).len() >= 38, "resumed viewer");
+    // A disabled mountpoint forwards nothing to anyone; enabled again, it does.
+    let r = gw.message(sid, adm, json!({"request": "disable", "id": 3}), None);
+    assert_eq!(r["plugindata"]["data"]["streaming"], "ok", "{r}");
+    feed(&src, ports, 4, 140..160, &mut [&mut v1, &mut v2]).await;
+    assert!(
+        got(&v2.c, v2.video, 4).is_empty(),
+        "disabled mountpoint forwarded"
+    );
+    gw.message(sid, adm, json!({"request": "enable", "id": 3}), None);
+    feed(&src, ports, 5, 160..180, &mut [&mut v1, &mut v2]).await;
+    assert!(got(&v2.c, v2.video, 5).len() >= 18, "enabled again");
     let info = gw.message(sid, adm, json!({"request": "info", "id": 3}), None);
     let media = &info["plugindata"]["data"]["info"]["media"];
     assert!(media[1]["age_ms"].as_u64().is_some(), "{info}");

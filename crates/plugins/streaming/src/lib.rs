@@ -133,6 +133,10 @@ impl Streaming {
             "info" => self.info(b),
             "create" => self.create(b),
             "destroy" => self.destroy(b),
+            "edit" => self.edit(b),
+            "enable" => self.set_enabled(b, true),
+            "disable" => self.set_enabled(b, false),
+            "kick_all" => self.kick_all(b),
             other => Err(StError::UnknownRequest(other.to_owned())),
         }
     }
@@ -156,10 +160,7 @@ impl Streaming {
                 if let Some(md) = &cfg.metadata {
                     m.insert("metadata".into(), json!(md));
                 }
-                m.insert(
-                    "enabled".into(),
-                    json!(mp.enabled.load(std::sync::atomic::Ordering::Relaxed)),
-                );
+                m.insert("enabled".into(), json!(mp.is_enabled()));
                 m.insert("media".into(), Value::Array(mp.media_json(false)));
                 Value::Object(m)
             })
@@ -193,10 +194,7 @@ impl Streaming {
         if cfg.is_private {
             i.insert("is_private".into(), json!(true));
         }
-        i.insert(
-            "enabled".into(),
-            json!(mp.enabled.load(std::sync::atomic::Ordering::Relaxed)),
-        );
+        i.insert("enabled".into(), json!(mp.is_enabled()));
         i.insert("type".into(), json!("live"));
         let viewers = mp.viewers().len();
         i.insert("viewers".into(), json!(viewers));
@@ -275,6 +273,91 @@ impl Streaming {
         let mut out = Map::new();
         out.insert("streaming".into(), json!("destroyed"));
         out.insert("destroyed".into(), mp.id.to_json());
+        Ok(out)
+    }
+
+    /// `edit`: description, metadata, secret, pin (`""` removes it), privacy. Unlike Janus,
+    /// which changes some of them before it checks the secret, nothing changes without it.
+    fn edit(&self, b: &Body) -> StResult<Map<String, Value>> {
+        let mp = self.shared.mountpoint(b)?;
+        let desc = opt_str(b, "new_description")?;
+        let md = opt_str(b, "new_metadata")?;
+        let secret = opt_str(b, "new_secret")?;
+        let pin = opt_str(b, "new_pin")?;
+        let is_private = opt_bool(b, "new_is_private")?;
+        let edited_event = opt_bool(b, "edited_event")?.unwrap_or(false);
+        if opt_bool(b, "permanent")?.unwrap_or(false) {
+            return Err(StError::CantCreate(
+                "No configuration file, can't edit mountpoint permanently".into(),
+            ));
+        }
+        let notify = {
+            let mut cfg = mp.cfg();
+            check_secret(cfg.secret.as_deref(), b, "secret")?;
+            if let Some(d) = desc.filter(|d| !d.is_empty()) {
+                cfg.description = d.to_owned();
+            }
+            let mut changed = false;
+            if let Some(m) = md {
+                changed = cfg.metadata.as_deref() != Some(m);
+                cfg.metadata = Some(m.to_owned());
+            }
+            if let Some(v) = is_private {
+                cfg.is_private = v;
+            }
+            if let Some(v) = secret.filter(|v| !v.is_empty()) {
+                cfg.secret = Some(v.to_owned());
+            }
+            if let Some(v) = pin {
+                cfg.pin = (!v.is_empty()).then(|| v.to_owned());
+            }
+            (edited_event && changed).then(|| cfg.metadata.clone())
+        };
+        if let Some(metadata) = notify {
+            // Janus sends viewers this object as the plugin data, without "streaming".
+            let mut ev = Map::new();
+            ev.insert("event".into(), json!("edited"));
+            ev.insert("id".into(), mp.id.to_json());
+            if let Some(m) = metadata {
+                ev.insert("metadata".into(), json!(m));
+            }
+            for h in mp.viewers() {
+                let _ = self.shared.services.push_event(&h, None, ev.clone(), None);
+            }
+        }
+        let mut out = Map::new();
+        out.insert("streaming".into(), json!("edited"));
+        out.insert("id".into(), mp.id.to_json());
+        out.insert("permanent".into(), json!(false));
+        Ok(out)
+    }
+
+    /// `enable`/`disable`: a disabled mountpoint keeps its viewers but forwards nothing.
+    fn set_enabled(&self, b: &Body, on: bool) -> StResult<Map<String, Value>> {
+        let mp = self.shared.mountpoint(b)?;
+        check_secret(mp.cfg().secret.as_deref(), b, "secret")?;
+        if !on {
+            // Recordings are not built yet; the field is still checked.
+            opt_bool(b, "stop_recording")?;
+        }
+        mp.set_enabled(on);
+        let mut out = Map::new();
+        out.insert("streaming".into(), json!("ok"));
+        Ok(out)
+    }
+
+    /// `kick_all`: every viewer hears `kicked_all` and is hung up.
+    fn kick_all(&self, b: &Body) -> StResult<Map<String, Value>> {
+        let mp = self.shared.mountpoint(b)?;
+        check_secret(mp.cfg().secret.as_deref(), b, "secret")?;
+        for h in mp.viewers() {
+            self.shared
+                .push(&h, None, json!({"status": "kicked_all"}), None);
+            self.shared.services.close_pc(&h);
+            mp.remove_viewer(h.handle_id);
+        }
+        let mut out = Map::new();
+        out.insert("streaming".into(), json!("kicked_all"));
         Ok(out)
     }
 

@@ -361,6 +361,8 @@ pub struct Source {
     /// Viewers of a data stream (data goes through the plugin, not the fan-out).
     data_viewers: RwLock<Vec<HandleRef>>,
     pub packets: AtomicU64,
+    /// The mountpoint is enabled: packets go to the viewers.
+    enabled: AtomicBool,
     /// Milliseconds since `epoch` of the last packet (0: none yet).
     last_ms: AtomicU64,
     epoch: Instant,
@@ -398,6 +400,7 @@ impl Source {
             fan: RwLock::new(router.map(|r| Fanout::new(r.clone()))),
             data_viewers: RwLock::new(Vec::new()),
             packets: AtomicU64::new(0),
+            enabled: AtomicBool::new(true),
             last_ms: AtomicU64::new(0),
             epoch: Instant::now(),
             stop: AtomicBool::new(false),
@@ -458,6 +461,9 @@ impl Source {
         self.packets.fetch_add(1, Ordering::Relaxed);
         let now = (self.epoch.elapsed().as_millis() as u64).max(1);
         self.last_ms.store(now, Ordering::Relaxed);
+        if !self.enabled.load(Ordering::Relaxed) {
+            return;
+        }
         if self.cfg.kind == StreamKind::Data {
             let viewers = self
                 .data_viewers
@@ -512,7 +518,6 @@ pub struct Mountpoint {
     pub id: MpId,
     cfg: Mutex<MpConfig>,
     pub sources: Vec<Arc<Source>>,
-    pub enabled: AtomicBool,
     /// Handles watching it (for `destroyed`, `kick_all`…).
     viewers: Mutex<Vec<HandleRef>>,
     destroyed: AtomicBool,
@@ -542,7 +547,6 @@ impl Mountpoint {
             id,
             cfg: Mutex::new(cfg),
             sources,
-            enabled: AtomicBool::new(true),
             viewers: Mutex::new(Vec::new()),
             destroyed: AtomicBool::new(false),
         });
@@ -577,6 +581,18 @@ impl Mountpoint {
             .retain(|x| x.handle_id != handle_id);
         for s in &self.sources {
             s.remove_viewer(handle_id, s.mindex);
+        }
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.sources
+            .iter()
+            .all(|s| s.enabled.load(Ordering::Relaxed))
+    }
+
+    pub fn set_enabled(&self, on: bool) {
+        for s in &self.sources {
+            s.enabled.store(on, Ordering::Relaxed);
         }
     }
 

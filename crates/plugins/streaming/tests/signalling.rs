@@ -325,3 +325,62 @@ fn viewer_requests() {
     let d = t.sync(v2, json!({"request": "nope"}));
     assert_eq!(code(&d), Some((452, "Unknown request 'nope'".into())));
 }
+
+#[test]
+fn edit_enable_disable_kick_all() {
+    let mut t = T::new(None);
+    let adm = t.attach();
+    let d = t.sync(
+        adm,
+        json!({"request": "create", "type": "rtp", "id": 9, "secret": "s", "metadata": "m1",
+               "media": [{"type": "audio", "mid": "a", "port": 0, "pt": 111, "codec": "opus"}]}),
+    );
+    assert_eq!(d["streaming"], "created", "{d:?}");
+    let v = t.attach();
+    t.req(v, json!({"request": "watch", "id": 9}), None);
+    // edit: nothing changes without the secret.
+    let d = t.sync(
+        adm,
+        json!({"request": "edit", "id": 9, "new_description": "x", "secret": "no"}),
+    );
+    assert_eq!(code(&d), Some((457, "Unauthorized (wrong secret)".into())));
+    let d = t.sync(adm, json!({"request": "info", "id": 9, "secret": "s"}));
+    assert_eq!(d["info"]["description"], "9");
+    let d = t.sync(
+        adm,
+        json!({"request": "edit", "id": 9, "secret": "s", "new_description": "cam",
+               "new_metadata": "m2", "new_pin": "p", "edited_event": true}),
+    );
+    assert_eq!(
+        Value::Object(d),
+        json!({"streaming": "edited", "id": 9, "permanent": false})
+    );
+    let vh = t.handles[v].0.handle_id;
+    assert!(t.rec.pushed.lock().unwrap().iter().any(|p| p.handle == vh
+        && Value::Object(p.data.clone()) == json!({"event": "edited", "id": 9, "metadata": "m2"})));
+    let d = t.sync(adm, json!({"request": "info", "id": 9, "secret": "s"}));
+    assert_eq!(d["info"]["description"], "cam");
+    assert_eq!(d["info"]["metadata"], "m2");
+    assert_eq!(d["info"]["pin"], "p");
+    // enable/disable.
+    let d = t.sync(adm, json!({"request": "disable", "id": 9, "secret": "s"}));
+    assert_eq!(Value::Object(d), json!({"streaming": "ok"}));
+    let d = t.sync(adm, json!({"request": "list"}));
+    assert_eq!(d["list"][0]["enabled"], false);
+    let d = t.sync(adm, json!({"request": "enable", "id": 9}));
+    assert_eq!(
+        code(&d),
+        Some((453, "Missing mandatory element (secret)".into()))
+    );
+    t.sync(adm, json!({"request": "enable", "id": 9, "secret": "s"}));
+    let d = t.sync(adm, json!({"request": "info", "id": 9}));
+    assert_eq!(d["info"]["enabled"], true);
+    // kick_all: the viewer hears it and is hung up.
+    let d = t.sync(adm, json!({"request": "kick_all", "id": 9, "secret": "s"}));
+    assert_eq!(Value::Object(d), json!({"streaming": "kicked_all"}));
+    assert!(t.rec.pushed.lock().unwrap().iter().any(|p| p.handle == vh
+        && p.data.get("result").and_then(|r| r.get("status")) == Some(&json!("kicked_all"))));
+    assert!(t.rec.closed.lock().unwrap().contains(&vh));
+    let d = t.sync(adm, json!({"request": "info", "id": 9}));
+    assert_eq!(d["info"]["viewers"], 0);
+}
