@@ -20,6 +20,7 @@ Janode.Logger.setLevel(process.env.JANODE_LOG || 'warn');
 
 const BASE = 20_000_000 + Math.floor(Math.random() * 1_000_000) * 10;
 const MP = BASE + 1; // multistream mountpoint
+const MP2 = BASE + 2; // the same streams, a switch target
 const SECRET = 'jano-secret';
 const PIN = 'jano-pin';
 
@@ -83,7 +84,7 @@ describe(`janode Streaming over WebSocket (${WS_URL})`, { skip: SKIP }, () => {
     if (state.session) {
       const h = state.handles[0];
       if (h) {
-        for (const id of [MP, state.legacyId].filter(Boolean)) {
+        for (const id of [MP, MP2, state.legacyId].filter(Boolean)) {
           try { await withTimeout(h.message({ request: 'destroy', id, secret: SECRET }), 3000, 'cleanup'); } catch { /* gone */ }
         }
       }
@@ -157,7 +158,7 @@ describe(`janode Streaming over WebSocket (${WS_URL})`, { skip: SKIP }, () => {
     await expectError(h.destroyMountpoint({ id: MP, secret: 'wrong' }), 457, 'Unauthorized (wrong secret)');
   });
 
-  step('watch → preparing + an offer with a sendonly audio and video m-line; stop (not started) → stopping', async () => {
+  step('watch → preparing + an offer with a sendonly audio and video m-line; configure; switch; stop (not started) → stopping', async () => {
     const v = state.handles[1];
     const r = await v.watch({ id: MP, pin: PIN });
     assert.equal(r.status, 'preparing');
@@ -167,6 +168,17 @@ describe(`janode Streaming over WebSocket (${WS_URL})`, { skip: SKIP }, () => {
     assert.match(r.jsep.sdp, /\r\na=sendonly\r\n/);
     assert.match(r.jsep.sdp, /\r\na=rtpmap:\d+ opus\/48000\/2\r\n/);
     assert.match(r.jsep.sdp, /\r\na=rtpmap:\d+ VP8\/90000\r\n/);
+    // configure (legacy video:false) → configured; switch to a mountpoint with the same
+    // streams → switched ok with its id (no renegotiation).
+    await state.handles[0].createRtpMountpoint({
+      id: MP2, secret: SECRET, media: [
+        { type: 'audio', mid: 'a', port: 0, pt: 111, rtpmap: 'opus/48000/2' },
+        { type: 'video', mid: 'v', port: 0, pt: 96, rtpmap: 'VP8/90000' },
+      ],
+    });
+    await v.configure({ video: false });
+    const sw = await v.switch({ id: MP2 });
+    assert.deepEqual(sw, { switched: 'ok', id: MP2 });
     // Janus 1.1.2 ignores `stop` from a viewer that never started (no event at all, so the
     // client waits forever); jano answers `stopping`.
     if (process.env.CLIENT_SERVER_IS_JANUS) return;
@@ -193,6 +205,7 @@ describe(`janode Streaming over WebSocket (${WS_URL})`, { skip: SKIP }, () => {
     const d = await h.destroyMountpoint({ id: MP, secret: SECRET });
     assert.equal(d.id, MP);
     await h.destroyMountpoint({ id: state.legacyId, secret: SECRET });
+    await h.destroyMountpoint({ id: MP2, secret: SECRET });
     state.legacyId = null;
     const l = await h.list();
     assert.ok(!l.list.some((m) => m.id === MP));

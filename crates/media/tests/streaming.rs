@@ -208,3 +208,80 @@ async fn an_rtp_mountpoint_reaches_its_viewers() {
     .await;
     gw.event("v2 hangup", is("hangup", v2.hid)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configure_and_switch_without_renegotiating() {
+    let mut gw = Gw::start(st_opts());
+    let sid = gw.create_session();
+    let adm = gw.attach(sid, ST);
+    let mut ports = Vec::new();
+    for id in [5u64, 6] {
+        let r = gw.message(
+            sid,
+            adm,
+            json!({"request": "create", "type": "rtp", "id": id, "media": [
+                {"type": "audio", "mid": "a", "port": 0, "pt": 111, "codec": "opus"},
+                {"type": "video", "mid": "v", "port": 0, "pt": 96, "codec": "vp8"}]}),
+            None,
+        );
+        let d = &r["plugindata"]["data"];
+        assert_eq!(d["streaming"], "created", "{r}");
+        let port = |i: usize| d["stream"]["ports"][i]["port"].as_u64().unwrap_or(0) as u16;
+        ports.push((port(0), port(1)));
+    }
+    let mut v = viewer(&mut gw, sid, 5).await;
+    let src = UdpSocket::bind("127.0.0.1:0").expect("source socket");
+    // Video off: audio only.
+    let ev = request(
+        &mut gw,
+        sid,
+        v.hid,
+        json!({"request": "configure", "streams": [{"mid": "v", "send": false}]}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        ev["plugindata"]["data"]["result"]["event"], "configured",
+        "{ev}"
+    );
+    feed(&src, ports[0], 1, 0..30, &mut [&mut v]).await;
+    assert!(got(&v.c, v.video, 1).is_empty(), "video sent while off");
+    assert!(got(&v.c, v.audio, 1).len() >= 28, "audio kept coming");
+    // Video on, then switch to mountpoint 6: its packets arrive on the same m-lines, and 5's
+    // no longer do; the sequence numbers go on without a gap.
+    request(
+        &mut gw,
+        sid,
+        v.hid,
+        json!({"request": "configure", "video": true}),
+        None,
+    )
+    .await;
+    let ev = request(
+        &mut gw,
+        sid,
+        v.hid,
+        json!({"request": "switch", "id": 6}),
+        None,
+    )
+    .await;
+    assert_eq!(ev["plugindata"]["data"]["result"]["switched"], "ok", "{ev}");
+    feed(&src, ports[0], 2, 30..40, &mut [&mut v]).await;
+    feed(&src, ports[1], 3, 40..70, &mut [&mut v]).await;
+    assert!(
+        got(&v.c, v.video, 2).is_empty(),
+        "the old mountpoint still reaches the viewer"
+    );
+    let n = got(&v.c, v.video, 3);
+    assert!(n.len() >= 28, "the new mountpoint's video: {n:?}");
+    let seqs: Vec<u64> =
+        v.c.rtp_meta
+            .iter()
+            .filter(|m| m.0 == v.video)
+            .map(|m| m.2)
+            .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "gapless: {seqs:?}"
+    );
+}

@@ -26,6 +26,8 @@ pub enum StError {
     #[error("{0}")]
     Unauthorized(&'static str),
     #[error("{0}")]
+    CantSwitch(String),
+    #[error("{0}")]
     InvalidState(String),
     #[error("{0}")]
     InvalidSdp(String),
@@ -44,6 +46,7 @@ impl StError {
             StError::NoSuchMountpoint(_) | StError::NoMountpoint(_) => 455,
             StError::CantCreate(_) => 456,
             StError::Unauthorized(_) => 457,
+            StError::CantSwitch(_) => 458,
             StError::InvalidState(_) => 460,
             StError::InvalidSdp(_) => 461,
             StError::Unknown(_) => 470,

@@ -409,6 +409,40 @@ impl Streaming {
                 me.pause();
                 Ok((json!({"status": "pausing"}), None))
             }
+            "configure" => {
+                let mut changes = Vec::new();
+                for (key, kind) in [
+                    ("audio", mountpoint::StreamKind::Audio),
+                    ("video", mountpoint::StreamKind::Video),
+                    ("data", mountpoint::StreamKind::Data),
+                ] {
+                    if let Some(v) = opt_bool(b, key)? {
+                        changes.push((None, Some(kind), v));
+                    }
+                }
+                // Janus 1.1.2's top-level `mid` + `send`, and the `streams` list.
+                if let (Some(mid), Some(send)) = (opt_str(b, "mid")?, opt_bool(b, "send")?) {
+                    changes.push((Some(mid.to_owned()), None, send));
+                }
+                if let Some(list) = opt_array(b, "streams")? {
+                    for v in list {
+                        let o = v.as_object().ok_or_else(|| {
+                            StError::invalid_type("streams", "an array of objects")
+                        })?;
+                        let mid = opt_str(o, "mid")?.ok_or(StError::Missing("mid"))?;
+                        if let Some(send) = opt_bool(o, "send")? {
+                            changes.push((Some(mid.to_owned()), None, send));
+                        }
+                    }
+                }
+                me.configure(&changes)?;
+                Ok((json!({"event": "configured"}), None))
+            }
+            "switch" => {
+                let to = self.shared.mountpoint(b)?;
+                me.switch(&to)?;
+                Ok((json!({"switched": "ok", "id": to.id.to_json()}), None))
+            }
             "stop" => {
                 let was = me.leave();
                 if was {

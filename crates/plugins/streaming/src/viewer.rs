@@ -9,11 +9,19 @@ use jano_plugin::{
 };
 use std::sync::{Arc, Mutex, MutexGuard};
 
+/// One m-line of the viewer's PeerConnection and the source behind it.
+pub struct Line {
+    pub src: Arc<Source>,
+    pub mindex: usize,
+    /// `configure`'s `send` (or the legacy `audio`/`video`/`data`).
+    pub send: bool,
+}
+
 #[derive(Default)]
 pub struct ViewerState {
     pub mp: Option<Arc<Mountpoint>>,
     /// The sources the offer carries, with the m-line index each has at the viewer.
-    pub lines: Vec<(Arc<Source>, usize)>,
+    pub lines: Vec<Line>,
     pub pc_up: bool,
     pub paused: bool,
     /// `start` came (with the answer): media flows once the PeerConnection is up.
@@ -49,11 +57,11 @@ impl Viewer {
             st.epoch = st.epoch.wrapping_add(1);
         }
         st.flowing = flowing;
-        for (src, mindex) in &st.lines {
-            if flowing {
-                src.add_viewer(&self.href, *mindex, st.epoch);
+        for l in &st.lines {
+            if flowing && l.send {
+                l.src.add_viewer(&self.href, l.mindex, st.epoch);
             } else {
-                src.remove_viewer(self.href.handle_id, *mindex);
+                l.src.remove_viewer(self.href.handle_id, l.mindex);
             }
         }
     }
@@ -88,11 +96,19 @@ impl Viewer {
                 StreamKind::Video => MediaKind::Video,
                 StreamKind::Data => {
                     data = true;
-                    lines.push((s, usize::MAX));
+                    lines.push(Line {
+                        src: s,
+                        mindex: usize::MAX,
+                        send: true,
+                    });
                     continue;
                 }
             };
-            lines.push((s.clone(), media.len()));
+            lines.push(Line {
+                src: s.clone(),
+                mindex: media.len(),
+                send: true,
+            });
             media.push(OfferMedia {
                 kind,
                 send: true,
@@ -151,6 +167,73 @@ impl Viewer {
         Ok(())
     }
 
+    /// `configure`: which m-lines send (`mid` → `send`, or a whole kind for the legacy keys).
+    pub fn configure(
+        &self,
+        changes: &[(Option<String>, Option<StreamKind>, bool)],
+    ) -> StResult<()> {
+        let mut st = self.state();
+        self.forget_destroyed(&mut st);
+        if st.mp.is_none() {
+            return Err(StError::NoMountpoint(
+                "Can't configure: not on a mountpoint".into(),
+            ));
+        }
+        for (mid, kind, send) in changes {
+            for l in st.lines.iter_mut() {
+                let hit = match (mid, kind) {
+                    (Some(m), _) => &l.src.cfg.mid == m,
+                    (None, Some(k)) => l.src.cfg.kind == *k,
+                    (None, None) => false,
+                };
+                if hit {
+                    l.send = *send;
+                }
+            }
+        }
+        self.sync(&mut st);
+        Ok(())
+    }
+
+    /// `switch`: the same m-lines, fed by another mountpoint whose streams match them one by
+    /// one (kind and codec), without renegotiating.
+    pub fn switch(&self, to: &Arc<Mountpoint>) -> StResult<()> {
+        let mut st = self.state();
+        self.forget_destroyed(&mut st);
+        let Some(from) = st.mp.clone() else {
+            return Err(StError::NoMountpoint(
+                "Can't switch: not on a mountpoint".into(),
+            ));
+        };
+        if Arc::ptr_eq(&from, to) {
+            return Ok(());
+        }
+        let fits = to.sources.len() == st.lines.len()
+            && to
+                .sources
+                .iter()
+                .zip(&st.lines)
+                .all(|(s, l)| s.cfg.kind == l.src.cfg.kind && s.cfg.codec == l.src.cfg.codec);
+        if !fits {
+            return Err(StError::CantSwitch(
+                "Can't switch: the target mountpoint's streams differ".into(),
+            ));
+        }
+        for l in &st.lines {
+            l.src.remove_viewer(self.href.handle_id, l.mindex);
+        }
+        from.remove_viewer(self.href.handle_id);
+        for (l, s) in st.lines.iter_mut().zip(&to.sources) {
+            l.src = s.clone();
+        }
+        to.add_viewer(&self.href);
+        st.mp = Some(to.clone());
+        // A new sequence segment: the viewer's decoder sees one stream going on.
+        st.flowing = false;
+        self.sync(&mut st);
+        Ok(())
+    }
+
     pub fn pause(&self) {
         let mut st = self.state();
         st.paused = true;
@@ -164,8 +247,8 @@ impl Viewer {
             return false;
         };
         mp.remove_viewer(self.href.handle_id);
-        for (src, mindex) in st.lines.drain(..) {
-            src.remove_viewer(self.href.handle_id, mindex);
+        for l in st.lines.drain(..) {
+            l.src.remove_viewer(self.href.handle_id, l.mindex);
         }
         st.started = false;
         st.paused = false;

@@ -384,3 +384,61 @@ fn edit_enable_disable_kick_all() {
     let d = t.sync(adm, json!({"request": "info", "id": 9}));
     assert_eq!(d["info"]["viewers"], 0);
 }
+
+#[test]
+fn configure_and_switch() {
+    let mut t = T::new(None);
+    let adm = t.attach();
+    for (id, vcodec) in [(20, "vp8"), (21, "vp8"), (22, "vp9")] {
+        let d = t.sync(
+            adm,
+            json!({"request": "create", "type": "rtp", "id": id, "media": [
+                {"type": "audio", "mid": "a", "port": 0, "pt": 111, "codec": "opus"},
+                {"type": "video", "mid": "v", "port": 0, "pt": 96, "codec": vcodec}]}),
+        );
+        assert_eq!(d["streaming"], "created", "{d:?}");
+    }
+    let v = t.attach();
+    let ev = t.req(v, json!({"request": "configure", "video": false}), None);
+    assert_eq!(
+        code(&ev.data),
+        Some((455, "Can't configure: not on a mountpoint".into()))
+    );
+    let ev = t.req(v, json!({"request": "switch", "id": 21}), None);
+    assert_eq!(
+        code(&ev.data),
+        Some((455, "Can't switch: not on a mountpoint".into()))
+    );
+    t.req(v, json!({"request": "watch", "id": 20}), None);
+    let ev = t.req(
+        v,
+        json!({"request": "configure", "streams": [{"mid": "v", "send": false}]}),
+        None,
+    );
+    assert_eq!(
+        Value::Object(ev.data),
+        json!({"streaming": "event", "result": {"event": "configured"}})
+    );
+    let ev = t.req(v, json!({"request": "switch", "id": 22}), None);
+    assert_eq!(
+        code(&ev.data),
+        Some((
+            458,
+            "Can't switch: the target mountpoint's streams differ".into()
+        ))
+    );
+    let ev = t.req(v, json!({"request": "switch", "id": 99}), None);
+    assert_eq!(
+        code(&ev.data),
+        Some((455, "No such mountpoint/stream 99".into()))
+    );
+    let ev = t.req(v, json!({"request": "switch", "id": 21}), None);
+    assert_eq!(
+        Value::Object(ev.data),
+        json!({"streaming": "event", "result": {"switched": "ok", "id": 21}})
+    );
+    let d = t.sync(adm, json!({"request": "info", "id": 21}));
+    assert_eq!(d["info"]["viewers"], 1);
+    let d = t.sync(adm, json!({"request": "info", "id": 20}));
+    assert_eq!(d["info"]["viewers"], 0);
+}
