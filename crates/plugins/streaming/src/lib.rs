@@ -18,7 +18,7 @@ use jano_plugin::{
     session_as, CoreServices, HandleRef, Jcfg, Jsep, JsepType, LocalJsep, Map, Plugin, PluginInfo,
     PluginResult, SessionRef, Value,
 };
-use mountpoint::{Mountpoint, MpConfig, MpId};
+use mountpoint::{Mountpoint, MpConfig, MpId, PortRange};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -39,6 +39,7 @@ pub struct Shared {
     pub services: Arc<dyn CoreServices>,
     pub string_ids: bool,
     pub admin_key: Option<String>,
+    pub ports: PortRange,
     mountpoints: RwLock<BTreeMap<MpId, Arc<Mountpoint>>>,
 }
 
@@ -100,10 +101,12 @@ impl Streaming {
             .and_then(|g| g.get_bool("string_ids"))
             .unwrap_or(false);
         let admin_key = general.and_then(|g| g.get_str("admin_key"));
+        let ports = PortRange::parse(general.and_then(|g| g.get_str("rtp_port_range")).as_deref());
         let shared = Arc::new(Shared {
             services,
             string_ids,
             admin_key,
+            ports,
             mountpoints: RwLock::new(BTreeMap::new()),
         });
         if let Some(cfg) = config {
@@ -245,7 +248,7 @@ impl Streaming {
             },
         };
         let cfg = MpConfig::rtp_from(b, &id)?;
-        let mp = Mountpoint::start(id.clone(), cfg, &self.shared.services)?;
+        let mp = Mountpoint::start(id.clone(), cfg, &self.shared.services, &self.shared.ports)?;
         {
             let mut all = self.shared.mountpoints_mut();
             if all.contains_key(&id) {
@@ -513,7 +516,7 @@ fn load_category(shared: &Arc<Shared>, name: &str, g: &jano_config::Group) -> St
         b.insert("name".into(), json!(name));
     }
     let cfg = MpConfig::rtp_from(&b, &id)?;
-    let mp = Mountpoint::start(id.clone(), cfg, &shared.services)?;
+    let mp = Mountpoint::start(id.clone(), cfg, &shared.services, &shared.ports)?;
     shared.mountpoints_mut().insert(id, mp);
     Ok(())
 }

@@ -286,6 +286,47 @@ fn datatype(v: Option<&str>) -> StResult<bool> {
     }
 }
 
+/// `rtp_port_range`: where streams asked to take any port (`port = 0`) take one, in turn.
+#[derive(Debug)]
+pub struct PortRange {
+    lo: u16,
+    hi: u16,
+    next: std::sync::atomic::AtomicU32,
+}
+
+impl PortRange {
+    /// From `min-max` (Janus's format; default 10000-60000, the bounds swapped if reversed).
+    pub fn parse(text: Option<&str>) -> PortRange {
+        let (mut lo, mut hi) = text
+            .and_then(|t| t.split_once('-'))
+            .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
+            .unwrap_or((10000u16, 60000u16));
+        if lo > hi {
+            std::mem::swap(&mut lo, &mut hi);
+        }
+        PortRange {
+            lo: lo.max(1),
+            hi: hi.max(1),
+            next: std::sync::atomic::AtomicU32::new(0),
+        }
+    }
+
+    /// Binds the next free port of the range on `ip`.
+    fn bind(&self, ip: IpAddr) -> std::io::Result<UdpSocket> {
+        let span = u32::from(self.hi - self.lo) + 1;
+        let mut last = None;
+        for _ in 0..span {
+            let off = self.next.fetch_add(1, Ordering::Relaxed) % span;
+            let port = self.lo.saturating_add(off as u16);
+            match UdpSocket::bind(SocketAddr::new(ip, port)) {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| std::io::Error::other("empty port range")))
+    }
+}
+
 /// A mountpoint's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MpConfig {
@@ -383,9 +424,14 @@ impl Source {
         cfg: StreamCfg,
         mindex: usize,
         router: Option<&Arc<dyn MediaRouter>>,
+        ports: &PortRange,
     ) -> StResult<Source> {
         let ip = cfg.iface.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        let socket = UdpSocket::bind(SocketAddr::new(ip, cfg.port)).map_err(|e| {
+        let socket = match cfg.port {
+            0 => ports.bind(ip),
+            p => UdpSocket::bind(SocketAddr::new(ip, p)),
+        }
+        .map_err(|e| {
             StError::CantCreate(format!(
                 "Can't add 'rtp' stream, error creating {} source stream: {e}",
                 cfg.kind.as_str()
@@ -537,11 +583,17 @@ impl Mountpoint {
         id: MpId,
         cfg: MpConfig,
         services: &Arc<dyn CoreServices>,
+        ports: &PortRange,
     ) -> StResult<Arc<Mountpoint>> {
         let router = services.media_router();
         let mut sources = Vec::new();
         for (i, s) in cfg.streams.iter().enumerate() {
-            sources.push(Arc::new(Source::bind(s.clone(), i, router.as_ref())?));
+            sources.push(Arc::new(Source::bind(
+                s.clone(),
+                i,
+                router.as_ref(),
+                ports,
+            )?));
         }
         let mp = Arc::new(Mountpoint {
             id,

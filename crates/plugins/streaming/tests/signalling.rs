@@ -112,7 +112,7 @@ fn code(m: &Map<String, Value>) -> Option<(u64, String)> {
     ))
 }
 
-const CONFIG: &str = "general: { string_ids = false }\n\
+const CONFIG: &str = "general: { string_ids = false\n rtp_port_range = \"31000-31100\" }\n\
 rtp-sample: {\n type = \"rtp\"\n id = 1\n description = \"Opus/VP8 live stream\"\n \
 metadata = \"md\"\n audio = true\n video = true\n audioport = 0\n audiopt = 111\n \
 audiocodec = \"opus\"\n videoport = 0\n videopt = 100\n videocodec = \"vp8\"\n secret = \"adminpwd\"\n}\n\
@@ -139,10 +139,9 @@ fn mountpoints_from_config_and_create() {
     assert!(d["info"]["media"][0].get("port").is_none(), "{d:?}");
     assert_eq!(d["info"]["media"][1]["codec"], "vp8");
     let d = t.sync(a, json!({"request": "info", "id": 1, "secret": "adminpwd"}));
-    assert!(
-        d["info"]["media"][0]["port"].as_u64().unwrap_or(0) > 0,
-        "{d:?}"
-    );
+    // Port 0 takes one from rtp_port_range.
+    let p = d["info"]["media"][0]["port"].as_u64().unwrap_or(0);
+    assert!((31000..=31100).contains(&p), "{d:?}");
     assert_eq!(d["info"]["secret"], "adminpwd");
     // Errors.
     let d = t.sync(a, json!({"request": "info", "id": 99}));
