@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use std::net::UdpSocket;
 use std::sync::Arc;
 use std::time::Duration;
-use str0m::media::Mid;
+use str0m::media::{KeyframeRequestKind, Mid};
 
 fn st_opts() -> Opts {
     Opts {
@@ -145,7 +145,8 @@ async fn an_rtp_mountpoint_reaches_its_viewers() {
         adm,
         json!({"request": "create", "type": "rtp", "id": 3, "name": "cam", "media": [
             {"type": "audio", "mid": "a", "port": 0, "pt": 111, "rtpmap": "opus/48000/2"},
-            {"type": "video", "mid": "v", "port": 0, "pt": 96, "rtpmap": "VP8/90000"}]}),
+            {"type": "video", "mid": "v", "port": 0, "rtcpport": 0, "pt": 96,
+             "rtpmap": "VP8/90000"}]}),
         None,
     );
     let d = &r["plugindata"]["data"];
@@ -153,6 +154,15 @@ async fn an_rtp_mountpoint_reaches_its_viewers() {
     let port = |i: usize| d["stream"]["ports"][i]["port"].as_u64().unwrap_or(0) as u16;
     let ports = (port(0), port(1));
     assert!(ports.0 > 0 && ports.1 > 0, "{r}");
+    let rtcp_port = d["stream"]["ports"][1]["rtcp_port"].as_u64().unwrap_or(0) as u16;
+    assert!(rtcp_port > 0, "{r}");
+    // The source's RTCP socket: one report tells the mountpoint where keyframe requests go.
+    let rtcp = UdpSocket::bind("127.0.0.1:0").expect("rtcp socket");
+    rtcp.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let rr = [0x80u8, 201, 0, 1, 0, 0, 0xB0, 0xB0];
+    rtcp.send_to(&rr, ("127.0.0.1", rtcp_port))
+        .expect("rtcp send");
     let mut v1 = viewer(&mut gw, sid, 3).await;
     let mut v2 = viewer(&mut gw, sid, 3).await;
     let src = UdpSocket::bind("127.0.0.1:0").expect("source socket");
@@ -168,6 +178,28 @@ async fn an_rtp_mountpoint_reaches_its_viewers() {
             );
         }
     }
+    // A viewer's keyframe request reaches the source as a PLI naming its SSRC. (The viewers'
+    // start asked for one already: drained, and past the half-second throttle.)
+    v2.c.run_for(Duration::from_millis(600)).await;
+    let mut drain = [0u8; 1500];
+    while rtcp.recv_from(&mut drain).is_ok() {}
+    let mut pli = None;
+    for _ in 0..20 {
+        if let Some(rx) = v2.c.rtc.direct_api().stream_rx_by_mid(v2.video, None) {
+            rx.request_keyframe(KeyframeRequestKind::Pli);
+        }
+        v2.c.run_for(Duration::from_millis(50)).await;
+        let mut buf = [0u8; 1500];
+        while let Ok((n, _)) = rtcp.recv_from(&mut buf) {
+            if n >= 12 && buf[1] == 206 && buf[0] & 0x1f == 1 {
+                pli = Some(u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]));
+            }
+        }
+        if pli.is_some() {
+            break;
+        }
+    }
+    assert_eq!(pli, Some(0xB0B0), "a PLI for the source's SSRC");
     // v1 pauses: it gets nothing more, v2 keeps getting everything; start resumes v1.
     let ev = request(&mut gw, sid, v1.hid, json!({"request": "pause"}), None).await;
     assert_eq!(ev["plugindata"]["data"]["result"]["status"], "pausing");

@@ -471,6 +471,9 @@ fn created_json(mp: &Mountpoint) -> Map<String, Value> {
         for s in &mp.sources {
             let k = s.cfg.kind.as_str();
             stream.insert(format!("{k}_port"), json!(s.local_port));
+            if let Some(p) = s.rtcp_local_port {
+                stream.insert(format!("{k}_rtcp_port"), json!(p));
+            }
         }
         out.insert("warning".into(), json!("deprecated_api"));
     } else {
@@ -485,6 +488,9 @@ fn created_json(mp: &Mountpoint) -> Map<String, Value> {
                     p.insert("msid".into(), json!(msid));
                 }
                 p.insert("port".into(), json!(s.local_port));
+                if let Some(r) = s.rtcp_local_port {
+                    p.insert("rtcp_port".into(), json!(r));
+                }
                 Value::Object(p)
             })
             .collect();

@@ -100,6 +100,9 @@ pub struct StreamCfg {
     pub msid: Option<String>,
     /// The port asked for (0: a free one).
     pub port: u16,
+    /// `rtcpport`: a port for the source's RTCP, where keyframe requests go back (0: a free
+    /// one); none: no feedback to the source.
+    pub rtcp_port: Option<u16>,
     /// Where to bind (`iface`): an address; all interfaces when absent.
     pub iface: Option<IpAddr>,
     pub pt: Option<u8>,
@@ -153,6 +156,7 @@ impl StreamCfg {
             mid,
             msid: None,
             port: 0,
+            rtcp_port: None,
             iface: None,
             pt: None,
             codec: None,
@@ -201,6 +205,9 @@ impl StreamCfg {
         }
         s.msid = opt_str(o, "msid")?.map(str::to_owned);
         s.port = port(opt_u64(o, "port")?)?;
+        if s.kind != StreamKind::Data {
+            s.rtcp_port = opt_u64(o, "rtcpport")?.map(|p| port(Some(p))).transpose()?;
+        }
         s.iface = iface(opt_str(o, "iface")?)?;
         s.pt = opt_u64(o, "pt")?.map(|v| (v & 0x7f) as u8);
         s.codec = opt_str(o, "codec")?.and_then(codec_of);
@@ -227,6 +234,9 @@ impl StreamCfg {
         s.port = port(opt_u64(b, key("port"))?)?;
         s.iface = iface(opt_str(b, key("iface"))?)?;
         if kind != StreamKind::Data {
+            s.rtcp_port = opt_u64(b, key("rtcpport"))?
+                .map(|p| port(Some(p)))
+                .transpose()?;
             // Required in this syntax (not in the multistream one), as Janus validates it.
             let pt = opt_u64(b, key("pt"))?.ok_or(StError::Missing(key("pt")))?;
             s.pt = Some((pt & 0x7f) as u8);
@@ -243,6 +253,8 @@ impl StreamCfg {
 fn legacy_key(kind: StreamKind, suffix: &str) -> &'static str {
     match (kind, suffix) {
         (StreamKind::Audio, "port") => "audioport",
+        (StreamKind::Audio, "rtcpport") => "audiortcpport",
+        (StreamKind::Video, "rtcpport") => "videortcpport",
         (StreamKind::Audio, "iface") => "audioiface",
         (StreamKind::Audio, "pt") => "audiopt",
         (StreamKind::Audio, "codec") => "audiocodec",
@@ -398,6 +410,14 @@ pub struct Source {
     pub mindex: usize,
     pub socket: Arc<UdpSocket>,
     pub local_port: u16,
+    /// The RTCP socket (`rtcpport`), and where the source's own RTCP came from: keyframe
+    /// requests go there.
+    rtcp: Option<Arc<UdpSocket>>,
+    pub rtcp_local_port: Option<u16>,
+    rtcp_peer: Mutex<Option<SocketAddr>>,
+    /// The SSRC the source sends with (what a PLI names).
+    last_ssrc: std::sync::atomic::AtomicU32,
+    throttle: Mutex<jano_plugin::KeyframeThrottle>,
     fan: RwLock<Option<Fanout>>,
     /// Viewers of a data stream (data goes through the plugin, not the fan-out).
     data_viewers: RwLock<Vec<HandleRef>>,
@@ -438,11 +458,34 @@ impl Source {
             ))
         })?;
         let local_port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
+        let rtcp = match cfg.rtcp_port {
+            None => None,
+            Some(0) => Some(ports.bind(ip)),
+            Some(p) => Some(UdpSocket::bind(SocketAddr::new(ip, p))),
+        }
+        .transpose()
+        .map_err(|e| {
+            StError::CantCreate(format!(
+                "Can't add 'rtp' stream, error creating {} RTCP socket: {e}",
+                cfg.kind.as_str()
+            ))
+        })?;
+        let rtcp_local_port = rtcp
+            .as_ref()
+            .and_then(|s| s.local_addr().ok())
+            .map(|a| a.port());
         Ok(Source {
             cfg,
             mindex,
             socket: Arc::new(socket),
             local_port,
+            rtcp: rtcp.map(Arc::new),
+            rtcp_local_port,
+            rtcp_peer: Mutex::new(None),
+            last_ssrc: std::sync::atomic::AtomicU32::new(0),
+            throttle: Mutex::new(jano_plugin::KeyframeThrottle::new(Duration::from_millis(
+                500,
+            ))),
             fan: RwLock::new(router.map(|r| Fanout::new(r.clone()))),
             data_viewers: RwLock::new(Vec::new()),
             packets: AtomicU64::new(0),
@@ -457,6 +500,28 @@ impl Source {
     pub fn age_ms(&self) -> Option<u64> {
         let last = self.last_ms.load(Ordering::Relaxed);
         (last != 0).then(|| (self.epoch.elapsed().as_millis() as u64).saturating_sub(last))
+    }
+
+    /// Asks the source for a keyframe (RTCP PLI to where its RTCP comes from), at most twice
+    /// a second; nothing without `rtcpport` or before the source sent RTCP.
+    pub fn request_keyframe(&self) {
+        let (Some(sock), Some(peer)) = (
+            &self.rtcp,
+            *self.rtcp_peer.lock().unwrap_or_else(|e| e.into_inner()),
+        ) else {
+            return;
+        };
+        let allow = self
+            .throttle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .allow(Instant::now());
+        if !allow {
+            return;
+        }
+        let mut pli = vec![0x81, 206, 0, 2, 0, 0, 0, 1];
+        pli.extend_from_slice(&self.last_ssrc.load(Ordering::Relaxed).to_be_bytes());
+        let _ = sock.send_to(&pli, peer);
     }
 
     /// A viewer's m-line starts receiving this stream; a new `epoch` (after a pause) makes the
@@ -534,6 +599,7 @@ impl Source {
         else {
             return;
         };
+        self.last_ssrc.store(h.ssrc, Ordering::Relaxed);
         let payload = data.get(h.payload_at..h.payload_end).unwrap_or_default();
         let packet = RtpPacket {
             mindex: self.mindex,
@@ -604,6 +670,7 @@ impl Mountpoint {
         });
         for s in &mp.sources {
             spawn_reader(services, s);
+            spawn_rtcp_reader(services, s);
         }
         Ok(mp)
     }
@@ -690,6 +757,9 @@ impl Mountpoint {
                     if let Some(c) = s.cfg.codec {
                         m.insert("codec".into(), json!(c));
                     }
+                    if let Some(p) = s.rtcp_local_port {
+                        m.insert("rtcp_port".into(), json!(p));
+                    }
                     if let Some(r) = &s.cfg.rtpmap {
                         m.insert("rtpmap".into(), json!(r));
                     }
@@ -732,6 +802,31 @@ fn spawn_reader(services: &Arc<dyn CoreServices>, s: &Arc<Source>) {
                 };
             if let Some(data) = buf.get(..n) {
                 src.on_datagram(data, &mut seq, &*svc);
+            }
+        }
+    }));
+}
+
+/// Learns where the source's RTCP comes from (its content is not needed).
+fn spawn_rtcp_reader(services: &Arc<dyn CoreServices>, s: &Arc<Source>) {
+    let Some(rtcp) = s.rtcp.clone() else { return };
+    let src = s.clone();
+    services.spawn(Box::pin(async move {
+        let Ok(sock) = rtcp.try_clone().and_then(|s| {
+            s.set_nonblocking(true)?;
+            tokio::net::UdpSocket::from_std(s)
+        }) else {
+            return;
+        };
+        let mut buf = vec![0u8; 2048];
+        loop {
+            if src.stop.load(Ordering::Acquire) {
+                return;
+            }
+            if let Ok(Ok((_, from))) =
+                tokio::time::timeout(Duration::from_millis(500), sock.recv_from(&mut buf)).await
+            {
+                *src.rtcp_peer.lock().unwrap_or_else(|e| e.into_inner()) = Some(from);
             }
         }
     }));

@@ -55,6 +55,14 @@ impl Viewer {
         let flowing = st.started && st.pc_up && !st.paused;
         if flowing && !st.flowing {
             st.epoch = st.epoch.wrapping_add(1);
+            // A viewer that starts (or resumes, or switches) needs a keyframe to decode from.
+            for l in st
+                .lines
+                .iter()
+                .filter(|l| l.src.cfg.kind == StreamKind::Video)
+            {
+                l.src.request_keyframe();
+            }
         }
         st.flowing = flowing;
         for l in &st.lines {
@@ -271,6 +279,16 @@ impl PluginSession for Viewer {
             ev.insert("streaming".into(), serde_json::json!("event"));
             ev.insert("result".into(), serde_json::json!({"status": "started"}));
             let _ = self.services.push_event(&self.href, None, ev, None);
+        }
+    }
+
+    /// A viewer's keyframe request goes to the source of that m-line (throttled there).
+    fn incoming_rtcp(&self, _ctx: &mut MediaCtx<'_>, feedback: &jano_plugin::RtcpFeedback) {
+        if let jano_plugin::RtcpFeedback::KeyframeRequest { mindex, .. } = feedback {
+            let st = self.state();
+            if let Some(l) = st.lines.iter().find(|l| l.mindex == *mindex) {
+                l.src.request_keyframe();
+            }
         }
     }
 
