@@ -15,6 +15,12 @@ pub enum FieldError {
     Type(&'static str, &'static str),
 }
 
+/// Compares a secret (room or mountpoint secret, pin, admin key) in constant time.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && aws_lc_rs::constant_time::verify_slices_are_equal(a.as_bytes(), b.as_bytes()).is_ok()
+}
+
 pub fn opt_str<'a>(b: &'a Body, name: &'static str) -> Result<Option<&'a str>, FieldError> {
     match b.get(name) {
         None | Some(Value::Null) => Ok(None),

@@ -96,18 +96,49 @@ pub struct Header {
     pub payload_end: usize,
 }
 
-/// Parses an RTP header (version 2, CSRCs, extension, padding); `None` when it is not one.
-pub fn parse_rtp(b: &[u8]) -> Option<Header> {
-    let (&b0, &b1) = (b.first()?, b.get(1)?);
+/// Where an RTP packet's payload starts (after the CSRCs and the header extension); `None`
+/// when it is not version 2 or too short. Padding is not looked at (it may be encrypted).
+pub fn payload_start(b: &[u8]) -> Option<usize> {
+    let b0 = *b.first()?;
     if b0 >> 6 != 2 || b.len() < 12 {
         return None;
     }
-    let cc = usize::from(b0 & 0x0f);
-    let mut at = 12 + 4 * cc;
+    let mut at = 12 + 4 * usize::from(b0 & 0x0f);
     if b0 & 0x10 != 0 {
         let len = u16::from_be_bytes([*b.get(at + 2)?, *b.get(at + 3)?]);
         at += 4 + 4 * usize::from(len);
     }
+    (at <= b.len()).then_some(at)
+}
+
+/// Codec names as Janus writes them, audio and video, in `'static` form (what
+/// [`crate::RtpPacket::codec`] holds).
+pub const AUDIO_CODECS: &[&str] = &[
+    "opus",
+    "multiopus",
+    "g722",
+    "pcmu",
+    "pcma",
+    "isac32",
+    "isac16",
+    "l16-48",
+    "l16",
+];
+pub const VIDEO_CODECS: &[&str] = &["vp8", "vp9", "h264", "av1", "h265"];
+
+/// The `'static` name of a codec (any case), if it is one Janus knows.
+pub fn codec_name(name: &str) -> Option<&'static str> {
+    AUDIO_CODECS
+        .iter()
+        .chain(VIDEO_CODECS)
+        .copied()
+        .find(|c| c.eq_ignore_ascii_case(name))
+}
+
+/// Parses an RTP header (version 2, CSRCs, extension, padding); `None` when it is not one.
+pub fn parse_rtp(b: &[u8]) -> Option<Header> {
+    let (&b0, &b1) = (b.first()?, b.get(1)?);
+    let at = payload_start(b)?;
     let mut end = b.len();
     if b0 & 0x20 != 0 {
         end = end.checked_sub(usize::from(*b.last()?))?;

@@ -148,21 +148,12 @@ fn master_of(crypto: &str) -> Result<Vec<u8>, SrtpError> {
     Ok(raw)
 }
 
-/// Where an RTP packet's payload starts (after CSRCs and the header extension), and its SSRC
-/// and sequence number.
+/// Where an RTP packet's payload starts, and its SSRC and sequence number.
 fn rtp_layout(p: &[u8]) -> Option<(usize, u32, u16)> {
-    let b0 = *p.first()?;
-    if b0 >> 6 != 2 || p.len() < 12 {
-        return None;
-    }
+    let at = crate::rtp::payload_start(p)?;
     let seq = u16::from_be_bytes([*p.get(2)?, *p.get(3)?]);
     let ssrc = u32::from_be_bytes([*p.get(8)?, *p.get(9)?, *p.get(10)?, *p.get(11)?]);
-    let mut at = 12 + 4 * usize::from(b0 & 0x0f);
-    if b0 & 0x10 != 0 {
-        let words = u16::from_be_bytes([*p.get(at + 2)?, *p.get(at + 3)?]);
-        at += 4 + 4 * usize::from(words);
-    }
-    (at <= p.len()).then_some((at, ssrc, seq))
+    Some((at, ssrc, seq))
 }
 
 /// Per SSRC: the highest sequence number seen and the rollover counter.

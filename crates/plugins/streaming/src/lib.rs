@@ -73,13 +73,7 @@ impl Shared {
 fn check_secret(want: Option<&str>, b: &Body, name: &'static str) -> StResult<()> {
     let Some(want) = want else { return Ok(()) };
     let got = opt_str(b, name)?.ok_or(StError::Missing(name))?;
-    let same = got.len() == want.len()
-        && got
-            .bytes()
-            .zip(want.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if same {
+    if jano_plugin::fields::same_secret(got, want) {
         Ok(())
     } else {
         Err(StError::Unauthorized(match name {

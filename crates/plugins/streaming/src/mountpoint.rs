@@ -114,27 +114,8 @@ pub struct StreamCfg {
     pub binary: bool,
 }
 
-/// The codec names the engine knows, as `'static` (what [`RtpPacket::codec`] holds).
-const CODECS: &[&str] = &[
-    "opus",
-    "multiopus",
-    "g722",
-    "pcmu",
-    "pcma",
-    "isac32",
-    "isac16",
-    "l16-48",
-    "l16",
-    "vp8",
-    "vp9",
-    "h264",
-    "av1",
-    "h265",
-];
-
 fn codec_of(name: &str) -> Option<&'static str> {
-    let lower = name.to_ascii_lowercase();
-    CODECS.iter().copied().find(|c| *c == lower)
+    jano_plugin::rtp::codec_name(name)
 }
 
 /// The codec an `rtpmap` (`opus/48000/2`, or `111 opus/48000/2`) names.

@@ -9,18 +9,7 @@ use jano_plugin::{Map, Value};
 use serde_json::json;
 use std::collections::BTreeSet;
 
-pub const AUDIO_CODECS: &[&str] = &[
-    "opus",
-    "multiopus",
-    "g722",
-    "pcmu",
-    "pcma",
-    "isac32",
-    "isac16",
-    "l16-48",
-    "l16",
-];
-pub const VIDEO_CODECS: &[&str] = &["vp8", "vp9", "h264", "av1", "h265"];
+pub use jano_plugin::rtp::{AUDIO_CODECS, VIDEO_CODECS};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RoomConfig {

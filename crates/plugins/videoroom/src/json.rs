@@ -177,7 +177,4 @@ impl Ids {
 }
 
 /// Compares secrets in constant time.
-pub fn same_secret(a: &str, b: &str) -> bool {
-    use subtle::ConstantTimeEq;
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
-}
+pub use jano_plugin::fields::same_secret;

@@ -39,12 +39,7 @@ pub fn ssrc_of(mindex: usize, layer: u8) -> u32 {
 
 /// Codec names as `'static` (what [`RtpPacket::codec`] holds).
 fn static_codec(name: &str) -> &'static str {
-    crate::config::AUDIO_CODECS
-        .iter()
-        .chain(crate::config::VIDEO_CODECS)
-        .find(|k| **k == name)
-        .copied()
-        .unwrap_or("unknown")
+    jano_plugin::rtp::codec_name(name).unwrap_or("unknown")
 }
 
 /// The target side of a remote publisher: its sockets and where its source listens for RTCP.
