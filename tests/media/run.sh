@@ -264,7 +264,9 @@ if want streaming; then
     "$PYTHON" "$HERE/streaming_aiortc.py" --http "$HTTP_URL" --addr "$ADDR"
 fi
 if [ ${#node_files[@]} -gt 0 ]; then
-  run_suite node 330 node --test --test-concurrency=1 --test-reporter=spec --test-timeout=120000 "${node_files[@]}"
+  # MEDIA_TEST_PATTERN narrows the node tests to the matching names (while working on one).
+  run_suite node 450 node --test --test-concurrency=1 --test-reporter=spec --test-timeout=120000 \
+    ${MEDIA_TEST_PATTERN:+--test-name-pattern="$MEDIA_TEST_PATTERN"} "${node_files[@]}"
 fi
 
 echo ""

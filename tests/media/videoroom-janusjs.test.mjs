@@ -57,6 +57,7 @@ const LAYER_SIZES = { l: '320x180', m: '640x360', h: '1280x720' };
 const MODES = {
   simulcast: { codec: 'vp8', rtpmap: 'VP8', layerKey: 'substream', temporalKey: 'temporal', publish: {} },
   svc: { codec: 'vp9', rtpmap: 'VP9', layerKey: 'spatial_layer', temporalKey: 'temporal_layer', publish: { svc: 'L3T3_KEY' } },
+  av1: { codec: 'av1', rtpmap: 'AV1', layerKey: 'spatial_layer', temporalKey: 'temporal_layer', publish: { svc: 'L3T3_KEY' } },
 };
 
 let g = null;
@@ -72,7 +73,7 @@ after(async () => {
 
 function videoroomFlow(tag, pubServer, subServer, mode = 'simulcast') {
   const M = MODES[mode];
-  const svc = mode === 'svc';
+  const svc = mode === 'svc' || mode === 'av1';
   // Janus 1.1.2 takes SVC only from a room setting of its own (`video_svc`), not from janus.js's
   // `jsep.svc`: the SVC flow is jano's (and newer Janus's) behaviour.
   const skip = svc && process.env.MEDIA_SERVER_IS_JANUS ? 'Janus 1.1.2 ignores jsep.svc' : false;
@@ -604,3 +605,4 @@ function videoroomFlow(tag, pubServer, subServer, mode = 'simulcast') {
 videoroomFlow('ws', WS_URL, WS_URL);
 videoroomFlow('http', WS_URL, HTTP_URL);
 videoroomFlow('svc', WS_URL, WS_URL, 'svc');
+videoroomFlow('av1', WS_URL, WS_URL, 'av1');

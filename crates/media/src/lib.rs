@@ -13,6 +13,7 @@
 //! - Sockets: one UDP port per PeerConnection (from `rtp_port_range`, as Janus does), or every
 //!   PeerConnection on one port (`single_port`), demultiplexed by ICE username, then by address.
 
+pub mod ext;
 mod mmsg;
 mod net;
 mod pc;

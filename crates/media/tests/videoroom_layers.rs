@@ -6,6 +6,8 @@
 //!   marker bit on the last packet of its top spatial layer, and hears
 //!   `spatial_layer`/`temporal_layer`; moving up waits for a keyframe, which the plugin asks the
 //!   publisher for.
+//! - AV1 SVC: the same with the layers told by dependency descriptors, which subscribers get
+//!   unchanged; the temporal layer moves up at a frame that switches into it.
 //! - ssrc-based simulcast: a publisher offers its layers as an `a=ssrc-group:SIM` (no rids) and
 //!   sends each on its SSRC; a subscriber gets the layer it asked for, and another on request.
 
@@ -13,6 +15,8 @@ mod common;
 
 use common::videoroom::*;
 use common::*;
+use jano_media::ext::{dd_extension, DdValue, DD_ID};
+use jano_plugin::dd::SimpleSvc;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use str0m::media::Mid;
@@ -85,15 +89,16 @@ async fn send_pictures(
     sent
 }
 
-/// What a subscriber got of `tag` on its video m-line: (counter, sequence number, marker).
-fn got_vp9(s: &Sub, tag: u8) -> Vec<(u32, u64, bool)> {
+/// What a subscriber got of `tag` on its video m-line, after a codec header of `skip` bytes:
+/// (counter, sequence number, marker).
+fn got_after(s: &Sub, tag: u8, skip: usize) -> Vec<(u32, u64, bool)> {
     s.c.rtp
         .iter()
         .zip(&s.c.rtp_meta)
         .zip(&s.c.rtp_marker)
         .filter(|(((m, _), _), _)| *m == s.video)
         .filter_map(|(((_, p), (_, _, seq, _)), marker)| {
-            let (t, n) = parse_payload(p.get(5..)?)?;
+            let (t, n) = parse_payload(p.get(skip..)?)?;
             (t == tag).then_some((n, *seq, *marker))
         })
         .collect()
@@ -101,8 +106,19 @@ fn got_vp9(s: &Sub, tag: u8) -> Vec<(u32, u64, bool)> {
 
 /// Drives both clients until `s` got `want` packets of `tag` (or the wait ends).
 async fn receive(p: &mut Pub, s: &mut Sub, tag: u8, want: usize) -> Vec<(u32, u64, bool)> {
+    receive_after(p, s, tag, want, 5).await
+}
+
+/// [`receive`] for payloads whose codec header takes `skip` bytes.
+async fn receive_after(
+    p: &mut Pub,
+    s: &mut Sub,
+    tag: u8,
+    want: usize,
+    skip: usize,
+) -> Vec<(u32, u64, bool)> {
     for _ in 0..200 {
-        if got_vp9(s, tag).len() >= want {
+        if got_after(s, tag, skip).len() >= want {
             break;
         }
         p.c.run_for(Duration::from_millis(5)).await;
@@ -111,7 +127,7 @@ async fn receive(p: &mut Pub, s: &mut Sub, tag: u8, want: usize) -> Vec<(u32, u6
     // A little longer: anything beyond `want` would be a packet it must not get.
     p.c.run_for(Duration::from_millis(50)).await;
     s.c.run_for(Duration::from_millis(50)).await;
-    got_vp9(s, tag)
+    got_after(s, tag, skip)
 }
 
 /// What a subscriber capped at (`spatial`, `temporal`) must get of `sent`: counter, and whether
@@ -227,6 +243,163 @@ async fn vp9_svc_subscribers_get_their_layers() {
     );
     layer_event(&mut gw, low.hid, "spatial_layer", 1).await;
     layer_event(&mut gw, low.hid, "temporal_layer", 2).await;
+}
+
+/// The AV1 stream's layers: three spatial, three temporal (L3T3), as [`SimpleSvc`] lays out.
+const AV1_SVC: SimpleSvc = SimpleSvc {
+    spatial: 3,
+    temporal: 3,
+};
+
+fn dd_config() -> str0m::RtcConfig {
+    str0m::RtcConfig::new().set_extension(DD_ID, dd_extension())
+}
+
+/// [`send_pictures`] for AV1: the layers go in dependency descriptors; a keyframe's first
+/// packet has the aggregation header's N bit and the template structure. Returns what was
+/// sent: (counter, sid, tid, end of layer frame, descriptor).
+async fn send_av1(
+    p: &mut Pub,
+    tag: u8,
+    pics: std::ops::Range<u16>,
+    key: bool,
+    n: &mut u32,
+) -> Vec<(u32, u8, u8, bool, Vec<u8>)> {
+    let first = pics.start;
+    let mut sent = Vec::new();
+    for pic in pics {
+        let key = key && pic == first;
+        let tid = if key { 0 } else { TIDS[usize::from(pic) % 4] };
+        for sid in 0..3u8 {
+            for begin in [true, false] {
+                *n += 1;
+                let start = key && sid == 0 && begin;
+                let dd =
+                    AV1_SVC.descriptor(sid, tid, (begin, !begin), pic * 3 + u16::from(sid), start);
+                let mut pkt = vec![if start { 0x08 } else { 0x00 }];
+                pkt.extend_from_slice(&payload(tag, *n));
+                let mut ext = ExtensionValues::default();
+                ext.user_values.set(DdValue(dd.clone().into()));
+                let last = sid == 2 && !begin;
+                p.c.send_rtp_with(p.video, pkt, ext, last);
+                sent.push((*n, sid, tid, !begin, dd));
+            }
+        }
+        p.c.run_for(Duration::from_millis(5)).await;
+    }
+    sent
+}
+
+/// Drops the descriptors from what [`send_av1`] returns, for [`expected`].
+fn layers_of(sent: &[(u32, u8, u8, bool, Vec<u8>)]) -> Vec<(u32, u8, u8, bool)> {
+    sent.iter()
+        .map(|(n, s, t, e, _)| (*n, *s, *t, *e))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn av1_svc_layers_follow_the_dependency_descriptor() {
+    const ROOM: u64 = 4243;
+    let mut gw = Gw::start(vr_opts());
+    let sid = gw.create_session();
+    create_room(&gw, sid, ROOM, json!({"videocodec": "av1"}));
+    let opts = PubOpts {
+        codec: "av1",
+        svc: true,
+        config: Some(dd_config),
+        ..PubOpts::default()
+    };
+    let mut p = publisher_of(&mut gw, sid, ROOM, &opts).await;
+    let all_streams = json!([{"feed": p.id}]);
+    let mut all = subscriber_of(
+        &mut gw,
+        sid,
+        ROOM,
+        all_streams,
+        2,
+        "AV1",
+        Client::with_config(dd_config()).await,
+    )
+    .await;
+    let low_streams = json!([{"feed": p.id, "spatial_layer": 0, "temporal_layer": 0}]);
+    let mut low = subscriber_of(
+        &mut gw,
+        sid,
+        ROOM,
+        low_streams,
+        2,
+        "AV1",
+        Client::with_config(dd_config()).await,
+    )
+    .await;
+    for s in [&mut all, &mut low] {
+        assert!(s.c.run_until(WAIT, |c| c.connected).await, "subscriber up");
+    }
+    let mut n = 0;
+    let sent = send_av1(&mut p, 1, 0..12, true, &mut n).await;
+    let layers = layers_of(&sent);
+    let want_all = expected(&layers, 2, 2);
+    let got_all = receive_after(&mut p, &mut all, 1, want_all.len(), 1).await;
+    check(&got_all, &want_all, "every layer");
+    // The descriptors go along unchanged (the keyframe's, with its structure, in the two-byte
+    // header form).
+    let dds: Vec<Vec<u8>> = all
+        .c
+        .rtp
+        .iter()
+        .zip(&all.c.rtp_ext)
+        .filter(|((m, p), _)| {
+            *m == all.video
+                && p.get(1..)
+                    .and_then(parse_payload)
+                    .is_some_and(|(t, _)| t == 1)
+        })
+        .filter_map(|(_, e)| e.user_values.get::<DdValue>().map(|d| d.0.to_vec()))
+        .collect();
+    let sent_dds: Vec<Vec<u8>> = sent.iter().map(|s| s.4.clone()).collect();
+    assert_eq!(dds, sent_dds, "dependency descriptors relayed as sent");
+    assert!(
+        sent_dds[0].len() > 16,
+        "the structure needs the two-byte form"
+    );
+
+    let want_low = expected(&layers, 0, 0);
+    let got_low = receive_after(&mut p, &mut low, 1, want_low.len(), 1).await;
+    check(&got_low, &want_low, "spatial 0, temporal 0");
+    layer_event(&mut gw, low.hid, "spatial_layer", 0).await;
+    layer_event(&mut gw, low.hid, "temporal_layer", 0).await;
+
+    // Up to spatial 1, temporal 1: the spatial layer waits for a keyframe, asked of the
+    // publisher; the temporal one moves at the first frame that switches into it.
+    p.c.run_for(Duration::from_millis(600)).await;
+    let before = p.c.keyframe_requests.len();
+    let r = gw.message(
+        sid,
+        low.hid,
+        json!({"request": "configure", "streams": [{"mid": low.video.to_string(),
+            "spatial_layer": 1, "temporal_layer": 1}]}),
+        None,
+    );
+    assert_eq!(r["janus"], "ack", "{r}");
+    assert!(
+        p.c.run_until(WAIT, |c| c.keyframe_requests.len() > before)
+            .await,
+        "a keyframe request reached the publisher"
+    );
+    let waiting = layers_of(&send_av1(&mut p, 2, 12..16, false, &mut n).await);
+    let keyed = layers_of(&send_av1(&mut p, 2, 16..24, true, &mut n).await);
+    // Pictures 12..16 are temporal 0, 2, 1, 2: temporal 1 starts at picture 14.
+    let mut want = expected(&waiting[..12], 0, 0);
+    want.extend(expected(&waiting[12..], 0, 1));
+    want.extend(expected(&keyed, 1, 1));
+    let got = receive_after(&mut p, &mut low, 2, want.len(), 1).await;
+    check(
+        &got,
+        &want,
+        "spatial 1 from the keyframe, temporal 1 from its switch point",
+    );
+    layer_event(&mut gw, low.hid, "temporal_layer", 1).await;
+    layer_event(&mut gw, low.hid, "spatial_layer", 1).await;
 }
 
 /// The SSRCs of the simulcast layers, lowest first.

@@ -242,6 +242,7 @@ mod tests {
             substream: None,
             ext: Default::default(),
             payload: vec![1, 2, 3].into(),
+            svc: None,
         }
     }
 

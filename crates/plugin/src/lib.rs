@@ -22,6 +22,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+pub mod dd;
 pub mod fanout;
 pub mod fields;
 pub mod rtp;
@@ -114,7 +115,7 @@ impl MediaKind {
 }
 
 /// Header extension values the media engine parsed (or is to write) for one RTP packet.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RtpExtensions {
     /// `ssrc-audio-level`: level in -dBov (0..127) and the voice-activity flag.
     pub audio_level: Option<i8>,
@@ -124,6 +125,8 @@ pub struct RtpExtensions {
     /// Playout delay (`playout-delay` extension), in 10 ms units, to ask of the receiver.
     pub min_delay: Option<u16>,
     pub max_delay: Option<u16>,
+    /// The AV1 dependency descriptor ([`dd::DD_URI`]), relayed as it came.
+    pub dd: Option<Arc<[u8]>>,
 }
 
 /// An RTP packet from or to a handle's PeerConnection, already decrypted and parsed by the
@@ -145,6 +148,21 @@ pub struct RtpPacket {
     pub substream: Option<u8>,
     pub ext: RtpExtensions,
     pub payload: Arc<[u8]>,
+    /// The SVC layers of the packet's frame, when the engine read them on the way in (VP9
+    /// descriptors, AV1 dependency descriptors); see [`RtpPacket::layers`].
+    pub svc: Option<rtp::SvcLayers>,
+}
+
+impl RtpPacket {
+    /// The packet's SVC layers: as read on the way in, else from a VP9 payload descriptor
+    /// (packets a plugin made itself).
+    pub fn layers(&self) -> Option<rtp::SvcLayers> {
+        match self.svc {
+            Some(l) => Some(l),
+            None if self.codec == "vp9" => rtp::vp9_layers(&self.payload),
+            None => None,
+        }
+    }
 }
 
 /// RTCP feedback the engine surfaces to plugins (the engine itself answers NACKs, sends and

@@ -182,23 +182,42 @@ impl SeqExt {
     }
 }
 
-/// What a VP9 payload descriptor (RFC 9628) says about the layers of the packet's frame.
+/// The layers of an SVC packet's frame, as a VP9 payload descriptor (RFC 9628) or an AV1
+/// dependency descriptor ([`crate::dd`]) tells them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Vp9Layers {
+pub struct SvcLayers {
     /// Spatial (SID) and temporal (TID) layer indices.
     pub sid: u8,
     pub tid: u8,
-    /// U: a switching-up point (a receiver of the lower temporal layers can start this one).
-    pub switch_up: bool,
-    /// B and E: the packet begins / ends a layer frame.
+    /// The temporal layers (bit per layer) a receiver of lower ones can move up to at this
+    /// frame: VP9's U bit marks the frame's own layer; an AV1 frame, every layer of a decode
+    /// target it is a "switch" point of.
+    pub switch_to: u8,
+    /// The packet begins / ends a layer frame (VP9's B and E; AV1's start/end of frame).
     pub begin: bool,
     pub end: bool,
-    /// P = 0 on a frame that references no earlier picture (with SID 0: a keyframe).
+    /// The frame references no earlier picture (VP9: P = 0; AV1: the N bit of a new coded
+    /// video sequence); with SID 0 and `begin`, a keyframe starts here.
     pub intra: bool,
 }
 
+impl SvcLayers {
+    /// The first packet of a keyframe: where any layer can start.
+    pub fn keyframe(&self) -> bool {
+        self.intra && self.begin && self.sid == 0
+    }
+
+    /// Whether a receiver of temporal layers up to `cap` can move up to `target` here: a
+    /// keyframe, or the start of a frame that switches into a layer in between.
+    pub fn switches_up(&self, cap: u8, target: u8) -> bool {
+        self.keyframe()
+            || (self.begin
+                && (cap.saturating_add(1)..=target.min(7)).any(|t| self.switch_to & (1 << t) != 0))
+    }
+}
+
 /// The layer indices of a VP9 packet, when its descriptor carries them (L bit).
-pub fn vp9_layers(payload: &[u8]) -> Option<Vp9Layers> {
+pub fn vp9_layers(payload: &[u8]) -> Option<SvcLayers> {
     let b0 = *payload.first()?;
     if b0 & 0x20 == 0 {
         return None;
@@ -208,10 +227,10 @@ pub fn vp9_layers(payload: &[u8]) -> Option<Vp9Layers> {
         at += if payload.get(1)? & 0x80 != 0 { 2 } else { 1 };
     }
     let l = *payload.get(at)?;
-    Some(Vp9Layers {
+    Some(SvcLayers {
         sid: (l >> 1) & 0x07,
         tid: l >> 5,
-        switch_up: l & 0x10 != 0,
+        switch_to: if l & 0x10 != 0 { 1 << (l >> 5) } else { 0 },
         begin: b0 & 0x08 != 0,
         end: b0 & 0x04 != 0,
         intra: b0 & 0x40 == 0,
@@ -421,12 +440,12 @@ mod tests {
     fn vp9_layer_indices() {
         // I (long picture id 0x1234), L, B, E; TID 2, U, SID 1; TL0PICIDX follows.
         let l = vp9_layers(&[0xAC, 0x92, 0x34, 0x52, 0x07]).expect("layers");
-        assert_eq!((l.sid, l.tid, l.switch_up), (1, 2, true));
+        assert_eq!((l.sid, l.tid, l.switch_to), (1, 2, 0b100));
         assert!(l.begin && l.end && l.intra);
         // No picture id; P set, B only: TID 0, SID 2.
         let l = vp9_layers(&[0x68, 0x04, 0x00]).expect("layers");
         assert_eq!(
-            (l.sid, l.tid, l.switch_up, l.begin, l.end, l.intra),
+            (l.sid, l.tid, l.switch_to != 0, l.begin, l.end, l.intra),
             (2, 0, false, true, false, false)
         );
         // No L bit, or truncated: nothing.
@@ -450,6 +469,7 @@ mod tests {
             substream: None,
             ext: Default::default(),
             payload: vec![0u8; 4].into(),
+            svc: None,
         };
         let mut out = Vec::new();
         for seq in 100..110u64 {

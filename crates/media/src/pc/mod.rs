@@ -84,6 +84,8 @@ struct MidState {
     /// The peer's ssrc-based simulcast SSRCs on this m-line (`a=ssrc-group:SIM`), lowest
     /// layer first: what substream a packet without a rid is.
     sim: Vec<u32>,
+    /// The AV1 dependency descriptor structure the peer sends on this m-line.
+    dd: jano_plugin::dd::DdReader,
 }
 
 /// A socket the PeerConnection sends from: its own (also read by its task), or one it shares

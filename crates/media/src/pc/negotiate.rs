@@ -24,6 +24,8 @@ impl Pc {
         let mut rc = RtcConfig::new()
             // Janus negotiates playout-delay too; the id is only used when we offer.
             .set_extension(6, Extension::PlayoutDelay)
+            // AV1 SVC: what layer each packet is, and relayed so receivers can decode.
+            .set_extension(crate::ext::DD_ID, crate::ext::dd_extension())
             .set_rtp_mode(true)
             .set_ice_lite(cfg.ice_lite)
             .set_dtls_cert(self.shared.cert.clone())
@@ -293,6 +295,7 @@ impl Pc {
                         vp8: Default::default(),
                     },
                     sim: Vec::new(),
+                    dd: Default::default(),
                 }),
             }
         }

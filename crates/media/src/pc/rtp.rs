@@ -2,6 +2,7 @@
 
 use super::negotiate::{codec_name, rid_index, size_rtx_cache};
 use super::Pc;
+use crate::ext::DdValue;
 use crate::rewrite::Vp8Ids;
 use jano_core::MediaEvent;
 use jano_plugin::{Dest, MediaKind, Outbox, RtpExtensions, RtpPacket};
@@ -76,6 +77,26 @@ impl Pc {
             self.emit(ev);
         }
         let ext = &p.header.ext_vals;
+        // Only AV1's descriptor is kept: a VP8 publisher's would describe one simulcast
+        // layer's frames, wrong for a receiver switched between layers.
+        let dd = ext
+            .user_values
+            .get::<DdValue>()
+            .filter(|_| codec == "av1")
+            .map(|d| d.0.clone());
+        // Layers are read once here, not per receiver; an AV1 descriptor needs the stream's
+        // template structure, which this m-line keeps.
+        let svc = match codec {
+            "vp9" => jano_plugin::rtp::vp9_layers(&p.payload),
+            "av1" => match (&dd, self.mids.get_mut(idx)) {
+                (Some(d), Some(m)) => {
+                    m.dd.read(d)
+                        .map(|f| f.layers(f.begin && jano_plugin::rtp::av1_keyframe(&p.payload)))
+                }
+                _ => None,
+            },
+            _ => None,
+        };
         let packet = RtpPacket {
             mindex: idx,
             kind,
@@ -92,8 +113,10 @@ impl Pc {
                 video_orientation: ext.video_orientation.map(|o| o as u8),
                 min_delay: None,
                 max_delay: None,
+                dd,
             },
             payload: p.payload.clone(),
+            svc,
         };
         self.call(|s, ctx| s.incoming_rtp(ctx, &packet));
     }
@@ -134,8 +157,8 @@ impl Pc {
                 self.skip_rtp(p, mindex, dest.epoch);
                 return;
             }
-        } else if p.codec == "vp9" && (dest.temporal != u8::MAX || dest.spatial != u8::MAX) {
-            if let Some(l) = jano_plugin::rtp::vp9_layers(&p.payload) {
+        } else if dest.temporal != u8::MAX || dest.spatial != u8::MAX {
+            if let Some(l) = p.layers() {
                 if l.sid > dest.spatial || l.tid > dest.temporal {
                     self.skip_rtp(p, mindex, dest.epoch);
                     return;
@@ -242,13 +265,16 @@ impl Pc {
             return false;
         };
         let delay = |d: Option<u16>| d.map(|v| MediaTime::from_hundredths(u64::from(v)));
-        let ev = ExtensionValues {
+        let mut ev = ExtensionValues {
             audio_level: p.ext.audio_level,
             voice_activity: p.ext.voice_activity,
             play_delay_min: delay(playout.map(|d| d.0).or(p.ext.min_delay)),
             play_delay_max: delay(playout.map(|d| d.1).or(p.ext.max_delay)),
             ..ExtensionValues::default()
         };
+        if let Some(dd) = &p.ext.dd {
+            ev.user_values.set(DdValue(dd.clone()));
+        }
         let w = RtpWrite::new(pt.into(), seq.into(), ts, now, p.payload.clone())
             .marker(opts.marker)
             .ext_vals(ev)

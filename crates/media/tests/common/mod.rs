@@ -718,6 +718,7 @@ impl Plugin for Offerer {
                             substream: None,
                             ext: Default::default(),
                             payload: payload(b'P', i).into(),
+                            svc: None,
                         };
                         s.relay_rtp(&h, &p);
                         std::thread::sleep(Duration::from_millis(5));
@@ -761,6 +762,7 @@ impl Plugin for Offerer {
                                 substream: Some(layer),
                                 ext: Default::default(),
                                 payload: payload(b'0' + layer, i).into(),
+                                svc: None,
                             };
                             s.relay_rtp(&h, &p);
                         }

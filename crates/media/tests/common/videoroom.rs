@@ -121,6 +121,8 @@ pub struct PubOpts {
     pub svc: bool,
     /// Rewrites the offer's SDP before it is sent (the str0m client's own SDP stays).
     pub munge: Option<fn(&str) -> String>,
+    /// The client's str0m configuration (header extensions, codecs), if not the default.
+    pub config: Option<fn() -> str0m::RtcConfig>,
 }
 
 impl Default for PubOpts {
@@ -130,6 +132,7 @@ impl Default for PubOpts {
             codec: "vp8",
             svc: false,
             munge: None,
+            config: None,
         }
     }
 }
@@ -138,7 +141,10 @@ impl Default for PubOpts {
 pub async fn publisher_of(gw: &mut Gw, sid: u64, room: u64, opts: &PubOpts) -> Pub {
     let (data, codec, svc) = (opts.data, opts.codec, opts.svc);
     let hid = gw.attach(sid, VR);
-    let mut c = Client::new().await;
+    let mut c = match opts.config {
+        Some(f) => Client::with_config(f()).await,
+        None => Client::new().await,
+    };
     let (offer, pending, mids) = c.offer(true, true, data);
     let offer = match opts.munge {
         Some(f) => f(&offer),

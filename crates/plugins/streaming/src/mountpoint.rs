@@ -594,6 +594,7 @@ impl Source {
             substream: None,
             ext: RtpExtensions::default(),
             payload: Arc::from(payload),
+            svc: None,
         };
         let g = self.fan.read().unwrap_or_else(|e| e.into_inner());
         if let Some(f) = g.as_ref() {

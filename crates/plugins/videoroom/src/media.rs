@@ -78,12 +78,12 @@ pub struct Link {
     pending: AtomicU8,
     /// Bumped on every (re)install: the engine starts a new sequence segment.
     pub epoch: AtomicU32,
-    /// Temporal layers (VP8 simulcast, VP9 SVC): the cap the engine applies now (`NO_LAYER`:
+    /// Temporal layers (VP8 simulcast, SVC): the cap the engine applies now (`NO_LAYER`:
     /// none yet, every packet goes), and the wanted one, taken at a point the receiver can
     /// decode from.
     temporal: AtomicU8,
     temporal_target: AtomicU8,
-    /// VP9 spatial layers, likewise.
+    /// SVC spatial layers, likewise.
     spatial: AtomicU8,
     spatial_target: AtomicU8,
     /// The subscriber's playout delay for this stream (packed, `u32::MAX`: the publisher's).
@@ -194,7 +194,7 @@ pub struct StreamMedia {
     pub mid: String,
     pub video: bool,
     pub simulcast: bool,
-    /// VP9 with spatial and temporal layers in one RTP stream (the publisher said `svc`).
+    /// VP9 or AV1 with spatial and temporal layers in one RTP stream (the publisher said `svc`).
     pub svc: bool,
     fans: [RwLock<Option<Fanout>>; LAYERS],
     /// Milliseconds since `epoch0` of the last packet per layer (0 = never).
@@ -248,7 +248,7 @@ impl StreamMedia {
         }
     }
 
-    /// Marks a VP9 stream as layered (SVC).
+    /// Marks a VP9 or AV1 stream as layered (SVC).
     pub fn with_svc(mut self, svc: bool) -> StreamMedia {
         self.svc = svc;
         self
@@ -288,7 +288,7 @@ impl StreamMedia {
         self.sswitches.remove(link);
     }
 
-    /// The VP9 spatial layer a subscriber wants (SVC streams): down at the end of a frame of
+    /// The spatial layer a subscriber wants (SVC streams): down at the end of a frame of
     /// that layer, up on a keyframe; told with a `spatial_layer` event then.
     pub fn set_spatial(&self, link: &Arc<Link>, target: u8) {
         link.spatial_target.store(target, Ordering::Relaxed);
@@ -298,7 +298,7 @@ impl StreamMedia {
         }
     }
 
-    /// The temporal layer a subscriber wants (VP8 simulcast or VP9 SVC streams): taken on the
+    /// The temporal layer a subscriber wants (VP8 simulcast or SVC streams): taken on the
     /// next packet where the receiver can switch, and told with a `temporal` (simulcast) or
     /// `temporal_layer` (SVC) event then.
     pub fn set_temporal(&self, link: &Arc<Link>, target: u8) {
@@ -395,17 +395,17 @@ impl StreamMedia {
         if self.tswitches.any() && packet.codec == "vp8" {
             let (tid, sync) = jano_plugin::rtp::vp8_temporal(&packet.payload).unwrap_or((0, false));
             let sync = sync || jano_plugin::rtp::vp8_keyframe(&packet.payload);
-            self.run_temporal(layer, tid, sync, "temporal", services);
+            self.run_temporal(layer, tid, |c, _| tid > c && sync, "temporal", services);
         }
-        if self.svc && (self.sswitches.any() || self.tswitches.any()) && packet.codec == "vp9" {
-            if let Some(l) = jano_plugin::rtp::vp9_layers(&packet.payload) {
-                let key = l.intra && l.begin && l.sid == 0;
+        if self.svc && (self.sswitches.any() || self.tswitches.any()) {
+            if let Some(l) = packet.layers() {
+                let key = l.keyframe();
                 if self.sswitches.any() {
                     self.run_spatial(&l, key, services);
                 }
                 if self.tswitches.any() {
-                    let sync = key || (l.switch_up && l.begin);
-                    self.run_temporal(layer, l.tid, sync, "temporal_layer", services);
+                    let up = |c, target| l.switches_up(c, target);
+                    self.run_temporal(layer, l.tid, up, "temporal_layer", services);
                 }
             }
         }
@@ -440,7 +440,7 @@ impl StreamMedia {
         }
     }
 
-    fn run_spatial(&self, l: &jano_plugin::rtp::Vp9Layers, key: bool, services: &dyn CoreServices) {
+    fn run_spatial(&self, l: &jano_plugin::rtp::SvcLayers, key: bool, services: &dyn CoreServices) {
         let moving = self.sswitches.take(|link| {
             let target = link.spatial_target.load(Ordering::Relaxed);
             spatial_switch_at(link.spatial(), target, l, key)
@@ -460,13 +460,14 @@ impl StreamMedia {
         &self,
         layer: usize,
         tid: u8,
-        sync: bool,
+        up: impl Fn(u8, u8) -> bool,
         event: &str,
         services: &dyn CoreServices,
     ) {
         let moving = self.tswitches.take(|l| {
             let target = l.temporal_target.load(Ordering::Relaxed);
-            l.current() == Some(layer) && temporal_switch_at(l.temporal(), target, tid, sync)
+            l.current() == Some(layer)
+                && temporal_switch_at(l.temporal(), target, tid, |c| up(c, target))
         });
         for link in moving {
             let target = link.temporal_target.load(Ordering::Relaxed);
@@ -495,14 +496,14 @@ impl StreamMedia {
     }
 }
 
-/// Whether the VP9 packet `l` is where a subscriber capped at spatial layer `cap` (none yet:
+/// Whether the SVC packet `l` is where a subscriber capped at spatial layer `cap` (none yet:
 /// every layer goes) moves to `target`: on a keyframe either way (the whole picture starts
 /// there); down also at the end of a frame of the target layer, since lower layers never
 /// refer to higher ones (the engine marks that packet as the end of the picture).
 pub fn spatial_switch_at(
     cap: Option<u8>,
     target: u8,
-    l: &jano_plugin::rtp::Vp9Layers,
+    l: &jano_plugin::rtp::SvcLayers,
     key: bool,
 ) -> bool {
     let down = cap.is_none_or(|c| target < c);
@@ -511,15 +512,17 @@ pub fn spatial_switch_at(
 
 /// Whether a packet of temporal layer `tid` is where a subscriber capped at `cap` (none yet:
 /// everything goes) moves to `target`. Down: on any packet the new cap keeps (a frame the
-/// receiver can use). Up: on a layer-sync frame (or keyframe) of a layer the old cap dropped,
-/// whose references the receiver has; and once up, a publisher with fewer layers than the
-/// target loses nothing. (Janus waits for a packet of exactly the target layer, which never
-/// comes when the publisher has fewer, and a subscriber sent down stays down.)
-pub fn temporal_switch_at(cap: Option<u8>, target: u8, tid: u8, sync: bool) -> bool {
+/// receiver can use). Up: where `up(cap)` says a receiver of the old layers can go on (VP8 and
+/// VP9: a layer-sync frame or keyframe of a layer the old cap dropped; AV1: a frame that is a
+/// switch point of a decode target above the cap), on a frame the new cap keeps; and once up,
+/// a publisher with fewer layers than the target loses nothing. (Janus waits for a packet of
+/// exactly the target layer, which never comes when the publisher has fewer, and a subscriber
+/// sent down stays down.)
+pub fn temporal_switch_at(cap: Option<u8>, target: u8, tid: u8, up: impl Fn(u8) -> bool) -> bool {
     match cap {
         None => tid <= target,
         Some(c) if target < c => tid <= target,
-        Some(c) => tid > c && tid <= target && sync,
+        Some(c) => tid <= target && up(c),
     }
 }
 
@@ -555,24 +558,42 @@ mod tests {
     #[test]
     fn temporal_switch_points() {
         // First packet that fits the target.
-        assert!(temporal_switch_at(None, 2, 0, false));
-        assert!(!temporal_switch_at(None, 0, 1, false));
+        // VP8/VP9: a layer-sync frame of a dropped layer.
+        let sync = |tid: u8, sync: bool| move |c: u8| tid > c && sync;
+        assert!(temporal_switch_at(None, 2, 0, sync(0, false)));
+        assert!(!temporal_switch_at(None, 0, 1, sync(1, false)));
         // Down: on a packet the new cap keeps.
-        assert!(temporal_switch_at(Some(2), 0, 0, false));
-        assert!(!temporal_switch_at(Some(2), 0, 1, true));
+        assert!(temporal_switch_at(Some(2), 0, 0, sync(0, false)));
+        assert!(!temporal_switch_at(Some(2), 0, 1, sync(1, true)));
         // Up: only on a layer-sync frame of a layer that was dropped.
-        assert!(!temporal_switch_at(Some(0), 2, 1, false));
-        assert!(temporal_switch_at(Some(0), 2, 1, true));
-        assert!(!temporal_switch_at(Some(0), 2, 0, true));
-        assert!(!temporal_switch_at(Some(0), 1, 2, true));
+        assert!(!temporal_switch_at(Some(0), 2, 1, sync(1, false)));
+        assert!(temporal_switch_at(Some(0), 2, 1, sync(1, true)));
+        assert!(!temporal_switch_at(Some(0), 2, 0, sync(0, true)));
+        assert!(!temporal_switch_at(Some(0), 1, 2, sync(2, true)));
+        // AV1 as Chromium's L1T3 lays it out: a temporal-1 frame is the switch point into the
+        // decode target of temporal layer 2 (its own target's is the keyframe's).
+        let av1 = |tid: u8, switch_to: u8| jano_plugin::rtp::SvcLayers {
+            sid: 0,
+            tid,
+            switch_to,
+            begin: true,
+            end: false,
+            intra: false,
+        };
+        let t1 = av1(1, 0b100);
+        assert!(temporal_switch_at(Some(0), 2, 1, |c| t1.switches_up(c, 2)));
+        assert!(temporal_switch_at(Some(1), 2, 1, |c| t1.switches_up(c, 2)));
+        assert!(!temporal_switch_at(Some(0), 1, 1, |c| t1.switches_up(c, 1)));
+        let t2 = av1(2, 0);
+        assert!(!temporal_switch_at(Some(0), 2, 2, |c| t2.switches_up(c, 2)));
     }
 
     #[test]
     fn spatial_switch_points() {
-        let l = |sid: u8, end: bool| jano_plugin::rtp::Vp9Layers {
+        let l = |sid: u8, end: bool| jano_plugin::rtp::SvcLayers {
             sid,
             tid: 0,
-            switch_up: false,
+            switch_to: 0,
             begin: !end,
             end,
             intra: false,

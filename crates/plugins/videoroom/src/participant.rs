@@ -367,10 +367,10 @@ fn configure(
         let mut streams = Vec::new();
         for (mindex, m) in media.iter().enumerate() {
             let mut s = pub_stream(shared, &cfg, mindex, m, &prefs_audio, &prefs_video);
-            // Only VP9's layers are selected per subscriber (AV1's need the dependency
-            // descriptor): an AV1 stream is relayed whole and not announced as SVC.
+            // VP9 layers are told by the payload descriptor, AV1's by the dependency
+            // descriptor extension (without it an AV1 stream is relayed whole).
             s.svc = !s.simulcast
-                && s.codec.as_deref() == Some("vp9")
+                && matches!(s.codec.as_deref(), Some("vp9" | "av1"))
                 && svc_mindexes.contains(&(mindex as u64));
             if let Some(list) = descriptions {
                 for o in objects(list, "descriptions")? {

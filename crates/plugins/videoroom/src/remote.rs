@@ -413,6 +413,7 @@ fn handle_rtp(
         substream: simulcast.then_some(layer),
         ext: RtpExtensions::default(),
         payload: Arc::from(payload),
+        svc: None,
     };
     p.incoming_rtp(&packet);
 }
