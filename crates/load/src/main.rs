@@ -5,6 +5,7 @@
 mod amqp;
 mod conn;
 mod cycles;
+mod floor;
 mod http;
 mod idle;
 mod janus;
@@ -53,11 +54,38 @@ enum Cmd {
     /// packets, loss, server CPU per 1,000 echoed, offer→webrtcup; `--find-max` steps N up.
     /// `--fanout` / `--videoroom`: 1 publisher → subscribers (forwarded packets instead).
     Media(MediaArgs),
+    /// The kernel's floor under a fan-out: one thread's CPU per datagram sent with sendmmsg to
+    /// N sockets on 127.0.0.1 at the media benchmark's packet rates (no RTP or SRTP work).
+    UdpFloor(FloorArgs),
     /// Markdown tables from a file of `--json` reports (one per line); label `janus` = baseline.
     Report {
         /// File with one JSON report per line.
         file: std::path::PathBuf,
     },
+}
+
+#[derive(Args)]
+struct FloorArgs {
+    /// Destinations (receiving sockets) every packet goes to.
+    #[arg(long, default_value_t = 99)]
+    dests: usize,
+    #[arg(long, default_value_t = 50)]
+    audio_pps: u32,
+    #[arg(long, default_value_t = 100)]
+    video_pps: u32,
+    #[arg(long, default_value_t = 100)]
+    audio_bytes: usize,
+    #[arg(long, default_value_t = 1000)]
+    video_bytes: usize,
+    /// Seconds.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Pin the sending thread to this CPU.
+    #[arg(long)]
+    sender_cpu: Option<usize>,
+    /// Pin the draining thread to this CPU.
+    #[arg(long)]
+    receiver_cpu: Option<usize>,
 }
 
 #[derive(Args)]
@@ -449,6 +477,29 @@ async fn run(cli: Cli) -> Result<bool, String> {
             }
             Ok(r["errors"].as_u64() == Some(0)
                 && (r["mode"] == "media-max" || r["echoed"].as_u64().unwrap_or(0) > 0))
+        }
+        Cmd::UdpFloor(a) => {
+            if !(1..=5000).contains(&a.dests) {
+                return Err("--dests must be between 1 and 5000".into());
+            }
+            if a.audio_pps + a.video_pps == 0 || a.audio_pps > 1000 || a.video_pps > 1000 {
+                return Err("--audio-pps / --video-pps must be 0..=1000, not both 0".into());
+            }
+            if a.audio_bytes > 1200 || a.video_bytes > 1200 {
+                return Err("--audio-bytes / --video-bytes must be at most 1200".into());
+            }
+            let r = floor::run(&floor::FloorOpts {
+                dests: a.dests,
+                audio_pps: a.audio_pps,
+                video_pps: a.video_pps,
+                audio_bytes: a.audio_bytes,
+                video_bytes: a.video_bytes,
+                duration: secs("duration", a.duration)?,
+                sender_cpu: a.sender_cpu,
+                receiver_cpu: a.receiver_cpu,
+            })?;
+            println!("{r}");
+            Ok(r["datagrams_sent"].as_u64().unwrap_or(0) > 0)
         }
         Cmd::Report { file } => {
             let text = std::fs::read_to_string(&file)
