@@ -194,6 +194,40 @@ pub fn receive_only(text: &str) -> String {
     out
 }
 
+/// Takes the AV1 dependency-descriptor extension out of every m-section whose first codec is
+/// not AV1. The engine relays it only with AV1 (whose SVC layers it tells); offered or answered
+/// on a VP8 m-line it changes what Chromium puts in its VP8 packets (the temporal layer index
+/// no longer comes in the payload descriptor), which simulcast and temporal layer selection
+/// read.
+pub fn dd_only_for_av1(text: &str) -> String {
+    let dd = jano_plugin::dd::DD_URI;
+    let mut sections: Vec<String> = text.split("\r\nm=").map(str::to_owned).collect();
+    for (i, sec) in sections.iter_mut().enumerate() {
+        if i == 0 || !sec.contains(dd) {
+            continue;
+        }
+        let first_pt = sec
+            .lines()
+            .next()
+            .and_then(|m| m.split_whitespace().nth(3))
+            .unwrap_or_default()
+            .to_owned();
+        let rtpmap = format!("a=rtpmap:{first_pt} ");
+        let av1 = sec.lines().any(|l| {
+            l.strip_prefix(&rtpmap)
+                .is_some_and(|c| c.to_ascii_uppercase().starts_with("AV1/"))
+        });
+        if !av1 {
+            *sec = sec
+                .split("\r\n")
+                .filter(|l| !(l.starts_with("a=extmap:") && l.contains(dd)))
+                .collect::<Vec<_>>()
+                .join("\r\n");
+        }
+    }
+    sections.join("\r\nm=")
+}
+
 /// Restricts the m-line `mid` of an SDP we made: payload types of other codecs (with their
 /// `rtpmap`/`fmtp`/`rtcp-fb` lines) and unlisted extensions are taken out. The peer's answer
 /// can only use what is left, a subset of what the engine offered, so the engine accepts it.
@@ -399,6 +433,22 @@ a=sendrecv\r\n"
             ..Default::default()
         };
         assert!(restrict(VIDEO, "v", &vp9).contains("SAVPF 98 99\r\n"));
+    }
+
+    #[test]
+    fn dependency_descriptor_only_with_av1() {
+        let dd = jano_plugin::dd::DD_URI;
+        let sdp = format!(
+            "v=0\r\ns=-\r\nm=video 9 UDP/TLS/RTP/SAVPF 96 45\r\na=mid:0\r\n\
+             a=extmap:12 {dd}\r\na=rtpmap:96 VP8/90000\r\na=rtpmap:45 AV1/90000\r\n\
+             m=video 9 UDP/TLS/RTP/SAVPF 45\r\na=mid:1\r\na=extmap:12 {dd}\r\n\
+             a=rtpmap:45 AV1/90000\r\n"
+        );
+        let out = dd_only_for_av1(&sdp);
+        let (vp8, av1) = out.split_once("m=video 9 UDP/TLS/RTP/SAVPF 45").unwrap();
+        assert!(!vp8.contains(dd), "{out}");
+        assert!(av1.contains(&format!("a=extmap:12 {dd}\r\n")), "{out}");
+        assert!(out.ends_with("AV1/90000\r\n"));
     }
 
     #[test]

@@ -127,7 +127,7 @@ impl Pc {
                 self.got_offer = true;
                 self.remote_sdp = Some(Arc::from(remote.sdp.as_str()));
                 Arc::make_mut(&mut self.remote_candidates).extend(sdp::candidates(&remote.sdp));
-                let text = answer.to_sdp_string();
+                let text = sdp::dd_only_for_av1(&answer.to_sdp_string());
                 if prefs.recv_only {
                     ("answer", sdp::receive_only(&text))
                 } else {
@@ -189,6 +189,8 @@ impl Pc {
                         text = sdp::restrict(&text, mid, &r);
                     }
                 }
+                // After the codecs are narrowed: the first one decides.
+                let text = sdp::dd_only_for_av1(&text);
                 self.offer_mids = mids;
                 ("offer", text)
             }
