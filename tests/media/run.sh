@@ -262,6 +262,9 @@ fi
 if want streaming; then
   run_suite streaming-aiortc 90 env PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     "$PYTHON" "$HERE/streaming_aiortc.py" --http "$HTTP_URL" --addr "$ADDR"
+  # The files go where the server (inside the namespace, same filesystem) can read them.
+  run_suite streaming-files 120 env PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    "$PYTHON" "$HERE/streaming_file_aiortc.py" --http "$HTTP_URL" --dir "$TMP"
 fi
 if [ ${#node_files[@]} -gt 0 ]; then
   # MEDIA_TEST_PATTERN narrows the node tests to the matching names (while working on one).

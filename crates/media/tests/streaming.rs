@@ -317,3 +317,166 @@ async fn configure_and_switch_without_renegotiating() {
         "gapless: {seqs:?}"
     );
 }
+
+/// A viewer of a one-audio-stream mountpoint, started and connected: (handle, client, mid).
+async fn audio_viewer(gw: &mut Gw, sid: u64, id: u64) -> (u64, Client, Mid) {
+    let hid = gw.attach(sid, ST);
+    let ev = request(gw, sid, hid, json!({"request": "watch", "id": id}), None).await;
+    assert_eq!(ev["jsep"]["type"], "offer", "{ev}");
+    let offer = ev["jsep"]["sdp"].as_str().expect("offer").to_owned();
+    let audio = mids_in(&offer, "audio");
+    assert_eq!(audio.len(), 1, "{offer}");
+    let cfg = str0m::RtcConfig::new()
+        .enable_pcma(true, false)
+        .enable_pcmu(true, false);
+    let mut c = Client::with_config(cfg).await;
+    let answer = c.accept_offer(&offer);
+    let ev = request(
+        gw,
+        sid,
+        hid,
+        json!({"request": "start"}),
+        Some(json!({"type": "answer", "sdp": answer})),
+    )
+    .await;
+    assert_eq!(
+        ev["plugindata"]["data"]["result"]["status"], "starting",
+        "{ev}"
+    );
+    assert!(c.run_until(WAIT, |c| c.connected).await, "viewer up");
+    (hid, c, audio[0])
+}
+
+/// The frames (by the byte each 160-byte G.711 frame of the test file repeats) a viewer got,
+/// with each packet's payload type and sequence number.
+fn frames(c: &Client, mid: Mid) -> Vec<(u8, u8, u64)> {
+    c.rtp
+        .iter()
+        .zip(&c.rtp_meta)
+        .filter(|((m, _), _)| *m == mid)
+        .map(|((_, p), (_, pt, seq, _))| {
+            assert_eq!(p.len(), 160, "a G.711 frame is 160 bytes");
+            assert!(p.iter().all(|b| *b == p[0]), "one frame of the file");
+            (p[0], *pt, *seq)
+        })
+        .collect()
+}
+
+/// Whether the frames follow the file's order (looping after `n`), with no sequence gap.
+fn in_order(f: &[(u8, u8, u64)], n: u8) -> bool {
+    f.windows(2)
+        .all(|w| w[1].0 == (w[0].0 + 1) % n && w[1].2 == w[0].2 + 1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_mountpoints_play_live_and_on_demand() {
+    // Twenty 20 ms frames of A-law (and of µ-law): frame i is 160 bytes of value i.
+    const N: u8 = 20;
+    let dir = std::env::temp_dir().join(format!("jano-st-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let bytes: Vec<u8> = (0..N).flat_map(|i| [i; 160]).collect();
+    let alaw = dir.join("radio.alaw");
+    let mulaw = dir.join("music.mulaw");
+    std::fs::write(&alaw, &bytes).expect("write");
+    std::fs::write(&mulaw, &bytes).expect("write");
+
+    let mut gw = Gw::start(st_opts());
+    let sid = gw.create_session();
+    let adm = gw.attach(sid, ST);
+    let create = |kind: &str, id: u64, file: &std::path::Path| {
+        json!({"request": "create", "type": kind, "id": id, "filename": file.to_string_lossy(),
+            "audio": true, "video": false})
+    };
+    let r = gw.message(sid, adm, create("live", 71, &alaw), None);
+    let d = &r["plugindata"]["data"];
+    assert_eq!(d["streaming"], "created", "{r}");
+    assert_eq!(d["stream"]["type"], "live", "{r}");
+    assert!(d["stream"].get("ports").is_none(), "{r}");
+    let r = gw.message(sid, adm, create("ondemand", 72, &mulaw), None);
+    assert_eq!(
+        r["plugindata"]["data"]["stream"]["type"], "on demand",
+        "{r}"
+    );
+    let r = gw.message(sid, adm, json!({"request": "info", "id": 72}), None);
+    let info = &r["plugindata"]["data"]["info"];
+    assert_eq!(info["type"], "on demand", "{r}");
+    assert_eq!(
+        info["media"],
+        json!([{"type": "audio", "pt": 0, "codec": "pcmu", "rtpmap": "PCMU/8000"}]),
+        "{r}"
+    );
+
+    // Live: the playback runs on its own; a viewer joins it wherever it is, and hears the
+    // frames in the file's order, round and round, as PCMA.
+    let (_, mut live, mid) = audio_viewer(&mut gw, sid, 71).await;
+    assert!(
+        live.run_until(WAIT, |c| c.rtp.len() >= 30).await,
+        "live frames arrive"
+    );
+    let got = frames(&live, mid);
+    assert!(in_order(&got, N), "live frames in order: {got:?}");
+    let pt = live
+        .rtc
+        .media(mid)
+        .and_then(|m| m.remote_pts().first().copied())
+        .expect("pt");
+    assert!(got.iter().all(|f| f.1 == *pt), "PCMA's payload type");
+
+    // On demand: each viewer from the first frame; a paused one holds its place.
+    let (h1, mut a, mid_a) = audio_viewer(&mut gw, sid, 72).await;
+    assert!(a.run_until(WAIT, |c| c.rtp.len() >= 5).await, "frames");
+    let (_, mut b, mid_b) = audio_viewer(&mut gw, sid, 72).await;
+    assert!(b.run_until(WAIT, |c| c.rtp.len() >= 5).await, "frames");
+    let fa = frames(&a, mid_a);
+    let fb = frames(&b, mid_b);
+    assert_eq!(
+        (fa[0].0, fb[0].0),
+        (0, 0),
+        "each from the start: {fa:?} {fb:?}"
+    );
+    assert!(in_order(&fb, N), "{fb:?}");
+    let ev = request(&mut gw, sid, h1, json!({"request": "pause"}), None).await;
+    assert_eq!(ev["plugindata"]["data"]["result"]["status"], "pausing");
+    a.run_for(Duration::from_millis(200)).await;
+    let before = frames(&a, mid_a);
+    a.run_for(Duration::from_millis(300)).await;
+    assert_eq!(
+        frames(&a, mid_a).len(),
+        before.len(),
+        "nothing while paused"
+    );
+    request(&mut gw, sid, h1, json!({"request": "start"}), None).await;
+    assert!(
+        a.run_until(WAIT, |c| c.rtp.len() >= before.len() + 5).await,
+        "frames again"
+    );
+    let after = frames(&a, mid_a);
+    assert!(
+        in_order(&after, N),
+        "resumed where it paused, sequence continuous: {after:?}"
+    );
+
+    // Errors as Janus words them.
+    for (body, code) in [
+        (create("live", 73, &dir.join("missing.alaw")), 456),
+        (create("live", 73, &dir.join("x.wav")), 456),
+        (
+            json!({"request": "create", "type": "live", "audio": true}),
+            453,
+        ),
+        (
+            json!({"request": "create", "type": "live", "filename": alaw.to_string_lossy(),
+                "audio": true, "video": true}),
+            456,
+        ),
+        (
+            json!({"request": "create", "type": "ondemand", "audio": true,
+                "filename": dir.join("a.opus").to_string_lossy(), "audiocodec": "pcmu"}),
+            456,
+        ),
+    ] {
+        let r = gw.message(sid, adm, body.clone(), None);
+        assert_eq!(r["plugindata"]["data"]["error_code"], code, "{body} → {r}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -8,8 +8,11 @@
 //! task on the gateway's runtime (no thread per mountpoint), which hands every packet to the
 //! media workers of its viewers.
 
+pub mod config;
 pub mod error;
+pub mod file;
 pub mod mountpoint;
+pub mod play;
 pub mod viewer;
 
 use error::{StError, StResult};
@@ -152,13 +155,16 @@ impl Streaming {
                 let cfg = mp.cfg();
                 let mut m = Map::new();
                 m.insert("id".into(), mp.id.to_json());
-                m.insert("type".into(), json!("live"));
+                m.insert("type".into(), json!(cfg.type_str()));
                 m.insert("description".into(), json!(cfg.description));
                 if let Some(md) = &cfg.metadata {
                     m.insert("metadata".into(), json!(md));
                 }
                 m.insert("enabled".into(), json!(mp.is_enabled()));
-                m.insert("media".into(), Value::Array(mp.media_json(false)));
+                // Janus lists the streams of RTP mountpoints only.
+                if cfg.file.is_none() {
+                    m.insert("media".into(), Value::Array(mp.media_json(false)));
+                }
                 Value::Object(m)
             })
             .collect();
@@ -192,13 +198,16 @@ impl Streaming {
             i.insert("is_private".into(), json!(true));
         }
         i.insert("enabled".into(), json!(mp.is_enabled()));
-        i.insert("type".into(), json!("live"));
+        i.insert("type".into(), json!(cfg.type_str()));
+        if let (true, Some(f)) = (full && opt_str(b, "secret")?.is_some(), &cfg.file) {
+            i.insert("filename".into(), json!(f.filename));
+        }
         let viewers = mp.viewers().len();
         i.insert("viewers".into(), json!(viewers));
         let mut media = mp.media_json(true);
         if full {
             for (m, s) in media.iter_mut().zip(&mp.sources) {
-                if let Value::Object(o) = m {
+                if let (Value::Object(o), Some(_)) = (m, &s.socket) {
                     o.insert("port".into(), json!(s.local_port));
                 }
             }
@@ -215,9 +224,7 @@ impl Streaming {
             check_secret(self.shared.admin_key.as_deref(), b, "admin_key")?;
         }
         let kind = opt_str(b, "type")?.ok_or(StError::Missing("type"))?;
-        if kind != "rtp" {
-            return Err(StError::Invalid(format!("Unknown stream type '{kind}'...")));
-        }
+        check_type(kind)?;
         if opt_bool(b, "permanent")?.unwrap_or(false) {
             return Err(StError::CantCreate(
                 "No configuration file, can't create permanent mountpoint".into(),
@@ -241,7 +248,11 @@ impl Streaming {
                 }
             },
         };
-        let cfg = MpConfig::rtp_from(b, &id)?;
+        let cfg = match kind {
+            "live" => MpConfig::file_from(b, &id, true)?,
+            "ondemand" => MpConfig::file_from(b, &id, false)?,
+            _ => MpConfig::rtp_from(b, &id)?,
+        };
         let mp = Mountpoint::start(id.clone(), cfg, &self.shared.services, &self.shared.ports)?;
         {
             let mut all = self.shared.mountpoints_mut();
@@ -457,11 +468,13 @@ fn created_json(mp: &Mountpoint) -> Map<String, Value> {
     let cfg = mp.cfg();
     let mut stream = Map::new();
     stream.insert("id".into(), mp.id.to_json());
-    stream.insert("type".into(), json!("live"));
+    stream.insert("type".into(), json!(cfg.type_str()));
     stream.insert("description".into(), json!(cfg.description));
     stream.insert("is_private".into(), json!(cfg.is_private));
     let mut out = Map::new();
-    if cfg.legacy {
+    if cfg.file.is_some() {
+        // A file mountpoint has no ports.
+    } else if cfg.legacy {
         for s in &mp.sources {
             let k = s.cfg.kind.as_str();
             stream.insert(format!("{k}_port"), json!(s.local_port));
@@ -497,16 +510,28 @@ fn created_json(mp: &Mountpoint) -> Map<String, Value> {
     out
 }
 
-/// A mountpoint category of the configuration file (`rtp` only for now; others are skipped
-/// with a warning, as a Janus built without that source type does).
+/// The mountpoint types `create` and the configuration take (`rtsp` is refused with a clear
+/// error, as by a Janus built without libcurl).
+fn check_type(kind: &str) -> StResult<()> {
+    match kind {
+        "rtp" | "live" | "ondemand" => Ok(()),
+        // Janus built without libcurl answers 454 the same way.
+        "rtsp" => Err(StError::Invalid(
+            "Can't create 'rtsp' mountpoint, RTSP support is not in this server yet...".into(),
+        )),
+        other => Err(StError::Invalid(format!(
+            "Unknown stream type '{other}'..."
+        ))),
+    }
+}
+
+/// A mountpoint category of the configuration file (`rtsp` ones are skipped with a warning,
+/// as a Janus built without that source type does).
 fn load_category(shared: &Arc<Shared>, name: &str, g: &jano_config::Group) -> StResult<()> {
     let b = group_to_body(g);
-    let kind = opt_str(&b, "type")?.unwrap_or("");
-    if kind != "rtp" {
-        return Err(StError::CantCreate(format!(
-            "mountpoint type '{kind}' is not supported by this server yet"
-        )));
-    }
+    let kind = opt_str(&b, "type")?.unwrap_or("").to_owned();
+    let kind = kind.as_str();
+    check_type(kind)?;
     if b.get("enabled").and_then(Value::as_bool) == Some(false) {
         return Ok(());
     }
@@ -515,7 +540,11 @@ fn load_category(shared: &Arc<Shared>, name: &str, g: &jano_config::Group) -> St
     if !b.contains_key("name") {
         b.insert("name".into(), json!(name));
     }
-    let cfg = MpConfig::rtp_from(&b, &id)?;
+    let cfg = match kind {
+        "live" => MpConfig::file_from(&b, &id, true)?,
+        "ondemand" => MpConfig::file_from(&b, &id, false)?,
+        _ => MpConfig::rtp_from(&b, &id)?,
+    };
     let mp = Mountpoint::start(id.clone(), cfg, &shared.services, &shared.ports)?;
     shared.mountpoints_mut().insert(id, mp);
     Ok(())

@@ -2,8 +2,11 @@
 //! its sources (one UDP socket per RTP stream, read by a task on the gateway's runtime) and
 //! the viewers its packets fan out to.
 
+pub use crate::config::{FileCfg, MpConfig, PortRange, StreamCfg};
 use crate::error::{StError, StResult};
-use jano_plugin::fields::{opt_array, opt_bool, opt_str, opt_u64, Body};
+use crate::file::Track;
+use crate::play::{Ctl, OnDemand, Stream};
+use jano_plugin::fields::Body;
 use jano_plugin::rtp::{parse_rtp, SeqExt};
 use jano_plugin::{
     CoreServices, Dest, Fanout, HandleRef, MediaKind, MediaRouter, RtpExtensions, RtpPacket, Value,
@@ -91,306 +94,16 @@ impl StreamKind {
     }
 }
 
-/// One stream of a mountpoint, as configured.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StreamCfg {
-    pub kind: StreamKind,
-    pub mid: String,
-    pub label: String,
-    pub msid: Option<String>,
-    /// The port asked for (0: a free one).
-    pub port: u16,
-    /// `rtcpport`: a port for the source's RTCP, where keyframe requests go back (0: a free
-    /// one); none: no feedback to the source.
-    pub rtcp_port: Option<u16>,
-    /// Where to bind (`iface`): an address; all interfaces when absent.
-    pub iface: Option<IpAddr>,
-    pub pt: Option<u8>,
-    /// Janus's codec name (`opus`, `vp8`…), from `codec` or the `rtpmap`.
-    pub codec: Option<&'static str>,
-    pub rtpmap: Option<String>,
-    pub fmtp: Option<String>,
-    /// Data: binary rather than text.
-    pub binary: bool,
-}
-
-fn codec_of(name: &str) -> Option<&'static str> {
-    jano_plugin::rtp::codec_name(name)
-}
-
-/// The codec an `rtpmap` (`opus/48000/2`, or `111 opus/48000/2`) names.
-fn codec_of_rtpmap(rtpmap: &str) -> Option<&'static str> {
-    let enc = rtpmap.split_whitespace().last()?;
-    codec_of(enc.split('/').next()?)
-}
-
-impl StreamCfg {
-    fn new(kind: StreamKind, mid: String) -> StreamCfg {
-        StreamCfg {
-            kind,
-            label: match kind {
-                StreamKind::Audio => "audio",
-                StreamKind::Video => "video",
-                StreamKind::Data => "data",
-            }
-            .to_owned(),
-            mid,
-            msid: None,
-            port: 0,
-            rtcp_port: None,
-            iface: None,
-            pt: None,
-            codec: None,
-            rtpmap: None,
-            fmtp: None,
-            binary: false,
-        }
-    }
-
-    /// Fills codec/rtpmap from each other and checks what a stream needs.
-    fn finish(mut self) -> StResult<StreamCfg> {
-        if self.kind != StreamKind::Data {
-            if self.codec.is_none() {
-                self.codec = self.rtpmap.as_deref().and_then(codec_of_rtpmap);
-            }
-            if self.codec.is_none() {
-                return Err(StError::CantCreate(format!(
-                    "Can't add 'rtp' stream, missing codec or rtpmap for {}",
-                    self.kind.as_str()
-                )));
-            }
-            // Janus reads a missing payload type as 0.
-            self.pt.get_or_insert(0);
-        }
-        Ok(self)
-    }
-
-    /// One element of a multistream `media` list.
-    fn from_json(o: &Body) -> StResult<StreamCfg> {
-        let kind = match opt_str(o, "type")?.ok_or(StError::Missing("type"))? {
-            "audio" => StreamKind::Audio,
-            "video" => StreamKind::Video,
-            "data" => StreamKind::Data,
-            _ => {
-                return Err(StError::CantCreate(
-                    "Unsupported media type in media stream".into(),
-                ))
-            }
-        };
-        let mid = opt_str(o, "mid")?
-            .ok_or(StError::Missing("mid"))?
-            .to_owned();
-        let mut s = StreamCfg::new(kind, mid);
-        if let Some(l) = opt_str(o, "label")? {
-            s.label = l.to_owned();
-        }
-        s.msid = opt_str(o, "msid")?.map(str::to_owned);
-        s.port = port(opt_u64(o, "port")?)?;
-        if s.kind != StreamKind::Data {
-            s.rtcp_port = opt_u64(o, "rtcpport")?.map(|p| port(Some(p))).transpose()?;
-        }
-        s.iface = iface(opt_str(o, "iface")?)?;
-        s.pt = opt_u64(o, "pt")?.map(|v| (v & 0x7f) as u8);
-        s.codec = opt_str(o, "codec")?.and_then(codec_of);
-        s.rtpmap = opt_str(o, "rtpmap")?.map(str::to_owned);
-        s.fmtp = opt_str(o, "fmtp")?.map(str::to_owned);
-        s.binary = datatype(opt_str(o, "datatype")?)?;
-        s.finish()
-    }
-
-    /// The legacy single-stream keys (`audio`, `audioport`, `audiopt`, `audiocodec`…) for one
-    /// kind, when that kind is on.
-    fn from_legacy(b: &Body, kind: StreamKind) -> StResult<Option<StreamCfg>> {
-        let k = kind.as_str();
-        let key = |suffix: &str| -> &'static str { legacy_key(kind, suffix) };
-        if !opt_bool(b, k)?.unwrap_or(false) {
-            return Ok(None);
-        }
-        let mid = match kind {
-            StreamKind::Audio => "a",
-            StreamKind::Video => "v",
-            StreamKind::Data => "d",
-        };
-        let mut s = StreamCfg::new(kind, mid.to_owned());
-        s.port = port(opt_u64(b, key("port"))?)?;
-        s.iface = iface(opt_str(b, key("iface"))?)?;
-        if kind != StreamKind::Data {
-            s.rtcp_port = opt_u64(b, key("rtcpport"))?
-                .map(|p| port(Some(p)))
-                .transpose()?;
-            // Required in this syntax (not in the multistream one), as Janus validates it.
-            let pt = opt_u64(b, key("pt"))?.ok_or(StError::Missing(key("pt")))?;
-            s.pt = Some((pt & 0x7f) as u8);
-            s.codec = opt_str(b, key("codec"))?.and_then(codec_of);
-            s.rtpmap = opt_str(b, key("rtpmap"))?.map(str::to_owned);
-            s.fmtp = opt_str(b, key("fmtp"))?.map(str::to_owned);
-        } else {
-            s.binary = datatype(opt_str(b, "datatype")?)?;
-        }
-        s.finish().map(Some)
-    }
-}
-
-fn legacy_key(kind: StreamKind, suffix: &str) -> &'static str {
-    match (kind, suffix) {
-        (StreamKind::Audio, "port") => "audioport",
-        (StreamKind::Audio, "rtcpport") => "audiortcpport",
-        (StreamKind::Video, "rtcpport") => "videortcpport",
-        (StreamKind::Audio, "iface") => "audioiface",
-        (StreamKind::Audio, "pt") => "audiopt",
-        (StreamKind::Audio, "codec") => "audiocodec",
-        (StreamKind::Audio, "rtpmap") => "audiortpmap",
-        (StreamKind::Audio, "fmtp") => "audiofmtp",
-        (StreamKind::Video, "port") => "videoport",
-        (StreamKind::Video, "iface") => "videoiface",
-        (StreamKind::Video, "pt") => "videopt",
-        (StreamKind::Video, "codec") => "videocodec",
-        (StreamKind::Video, "rtpmap") => "videortpmap",
-        (StreamKind::Video, "fmtp") => "videofmtp",
-        (StreamKind::Data, "port") => "dataport",
-        (StreamKind::Data, "iface") => "dataiface",
-        _ => "unknown",
-    }
-}
-
-fn port(v: Option<u64>) -> StResult<u16> {
-    match v {
-        None => Ok(0),
-        Some(p) => u16::try_from(p).map_err(|_| StError::Invalid("Invalid port".into())),
-    }
-}
-
-fn iface(v: Option<&str>) -> StResult<Option<IpAddr>> {
-    match v {
-        None => Ok(None),
-        Some(s) => s.parse().map(Some).map_err(|_| {
-            StError::CantCreate("Invalid network interface configuration for media stream".into())
-        }),
-    }
-}
-
-fn datatype(v: Option<&str>) -> StResult<bool> {
-    match v {
-        None | Some("text") => Ok(false),
-        Some("binary") => Ok(true),
-        Some(_) => Err(StError::Invalid(
-            "Invalid element (datatype can only be text or binary)".into(),
-        )),
-    }
-}
-
-/// `rtp_port_range`: where streams asked to take any port (`port = 0`) take one, in turn.
-#[derive(Debug)]
-pub struct PortRange {
-    lo: u16,
-    hi: u16,
-    next: std::sync::atomic::AtomicU32,
-}
-
-impl PortRange {
-    /// From `min-max` (Janus's format; default 10000-60000, the bounds swapped if reversed).
-    pub fn parse(text: Option<&str>) -> PortRange {
-        let (mut lo, mut hi) = text
-            .and_then(|t| t.split_once('-'))
-            .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
-            .unwrap_or((10000u16, 60000u16));
-        if lo > hi {
-            std::mem::swap(&mut lo, &mut hi);
-        }
-        PortRange {
-            lo: lo.max(1),
-            hi: hi.max(1),
-            next: std::sync::atomic::AtomicU32::new(0),
-        }
-    }
-
-    /// Binds the next free port of the range on `ip`.
-    fn bind(&self, ip: IpAddr) -> std::io::Result<UdpSocket> {
-        let span = u32::from(self.hi - self.lo) + 1;
-        let mut last = None;
-        for _ in 0..span {
-            let off = self.next.fetch_add(1, Ordering::Relaxed) % span;
-            let port = self.lo.saturating_add(off as u16);
-            match UdpSocket::bind(SocketAddr::new(ip, port)) {
-                Ok(s) => return Ok(s),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| std::io::Error::other("empty port range")))
-    }
-}
-
-/// A mountpoint's settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MpConfig {
-    pub name: String,
-    pub description: String,
-    pub metadata: Option<String>,
-    pub is_private: bool,
-    pub secret: Option<String>,
-    pub pin: Option<String>,
-    pub streams: Vec<StreamCfg>,
-    /// Created with the single-stream keys: `create` answers with the flat port fields.
-    pub legacy: bool,
-}
-
-impl MpConfig {
-    /// The settings of an `rtp` mountpoint from a `create` request (or a configuration
-    /// category turned into the same shape).
-    pub fn rtp_from(b: &Body, id: &MpId) -> StResult<MpConfig> {
-        let mut streams = Vec::new();
-        let media = opt_array(b, "media")?;
-        let legacy = media.is_none();
-        match media {
-            Some(list) => {
-                for v in list {
-                    let o = v
-                        .as_object()
-                        .ok_or_else(|| StError::invalid_type("media", "an array of objects"))?;
-                    let s = StreamCfg::from_json(o)?;
-                    if streams.iter().any(|x: &StreamCfg| x.mid == s.mid) {
-                        return Err(StError::CantCreate(format!("Duplicate mid {}", s.mid)));
-                    }
-                    streams.push(s);
-                }
-            }
-            None => {
-                for kind in [StreamKind::Audio, StreamKind::Video, StreamKind::Data] {
-                    if let Some(s) = StreamCfg::from_legacy(b, kind)? {
-                        streams.push(s);
-                    }
-                }
-            }
-        }
-        if streams.is_empty() {
-            return Err(StError::CantCreate(
-                "Can't add 'rtp' stream, no audio or video have to be streamed...".into(),
-            ));
-        }
-        let name = opt_str(b, "name")?
-            .map(str::to_owned)
-            .unwrap_or_else(|| id.to_string());
-        Ok(MpConfig {
-            description: opt_str(b, "description")?
-                .map(str::to_owned)
-                .unwrap_or_else(|| name.clone()),
-            name,
-            metadata: opt_str(b, "metadata")?.map(str::to_owned),
-            is_private: opt_bool(b, "is_private")?.unwrap_or(false),
-            secret: opt_str(b, "secret")?.map(str::to_owned),
-            pin: opt_str(b, "pin")?.map(str::to_owned),
-            streams,
-            legacy,
-        })
-    }
-}
-
-/// One RTP (or data) source of a mountpoint: its socket and the viewers of its packets.
+/// One source of a mountpoint — an RTP (or data) socket, or a file — and the viewers of its
+/// packets.
 pub struct Source {
     pub cfg: StreamCfg,
     pub mindex: usize,
-    pub socket: Arc<UdpSocket>,
+    /// The socket an `rtp` stream comes in on (none for a file).
+    pub socket: Option<Arc<UdpSocket>>,
     pub local_port: u16,
+    /// A `live`/`ondemand` mountpoint's file.
+    pub file: Option<FileSource>,
     /// The RTCP socket (`rtcpport`), and where the source's own RTCP came from: keyframe
     /// requests go there.
     rtcp: Option<Arc<UdpSocket>>,
@@ -403,12 +116,18 @@ pub struct Source {
     /// Viewers of a data stream (data goes through the plugin, not the fan-out).
     data_viewers: RwLock<Vec<HandleRef>>,
     pub packets: AtomicU64,
-    /// The mountpoint is enabled: packets go to the viewers.
-    enabled: AtomicBool,
+    /// Enabled (packets go to the viewers) and stopped, shared with playback tasks.
+    ctl: Arc<Ctl>,
     /// Milliseconds since `epoch` of the last packet (0: none yet).
     last_ms: AtomicU64,
     epoch: Instant,
-    stop: AtomicBool,
+}
+
+/// A file source: its frames, and (`ondemand`) each viewer's playback.
+pub struct FileSource {
+    pub cfg: FileCfg,
+    pub track: Arc<Track>,
+    ondemand: Option<OnDemand>,
 }
 
 impl std::fmt::Debug for Source {
@@ -451,17 +170,65 @@ impl Source {
                 cfg.kind.as_str()
             ))
         })?;
-        let rtcp_local_port = rtcp
+        let mut src = Source::new(cfg, mindex, router);
+        src.rtcp_local_port = rtcp
             .as_ref()
             .and_then(|s| s.local_addr().ok())
             .map(|a| a.port());
-        Ok(Source {
+        src.socket = Some(Arc::new(socket));
+        src.local_port = local_port;
+        src.rtcp = rtcp.map(Arc::new);
+        Ok(src)
+    }
+
+    /// A file source (its `ondemand` playbacks need the services and a router to start).
+    fn of_file(
+        cfg: StreamCfg,
+        file: FileCfg,
+        services: &Arc<dyn CoreServices>,
+        router: Option<&Arc<dyn MediaRouter>>,
+    ) -> StResult<Source> {
+        let kind = if file.live { "live" } else { "ondemand" };
+        let track = Track::load(&file.filename, file.format)
+            .map_err(|e| StError::CantCreate(format!("Can't add '{kind}' stream, {e}")))?;
+        let track = Arc::new(track);
+        let mut src = Source::new(cfg, 0, router);
+        let ondemand = match (file.live, router) {
+            (false, Some(r)) => Some(OnDemand::new(
+                services.clone(),
+                r.clone(),
+                src.play_stream(&track),
+                src.ctl.clone(),
+            )),
+            _ => None,
+        };
+        src.file = Some(FileSource {
+            cfg: file,
+            track,
+            ondemand,
+        });
+        Ok(src)
+    }
+
+    /// What a playback of this (file) source sends.
+    fn play_stream(&self, track: &Arc<Track>) -> Stream {
+        Stream {
+            track: track.clone(),
+            mindex: self.mindex,
+            pt: self.cfg.pt.unwrap_or(0),
+            codec: self.cfg.codec.unwrap_or("opus"),
+        }
+    }
+
+    fn new(cfg: StreamCfg, mindex: usize, router: Option<&Arc<dyn MediaRouter>>) -> Source {
+        Source {
             cfg,
             mindex,
-            socket: Arc::new(socket),
-            local_port,
-            rtcp: rtcp.map(Arc::new),
-            rtcp_local_port,
+            socket: None,
+            local_port: 0,
+            file: None,
+            rtcp: None,
+            rtcp_local_port: None,
             rtcp_peer: Mutex::new(None),
             last_ssrc: std::sync::atomic::AtomicU32::new(0),
             throttle: Mutex::new(jano_plugin::KeyframeThrottle::new(Duration::from_millis(
@@ -470,11 +237,10 @@ impl Source {
             fan: RwLock::new(router.map(|r| Fanout::new(r.clone()))),
             data_viewers: RwLock::new(Vec::new()),
             packets: AtomicU64::new(0),
-            enabled: AtomicBool::new(true),
+            ctl: Arc::new(Ctl::default()),
             last_ms: AtomicU64::new(0),
             epoch: Instant::now(),
-            stop: AtomicBool::new(false),
-        })
+        }
     }
 
     /// Milliseconds since the last packet, if one came.
@@ -508,6 +274,10 @@ impl Source {
     /// A viewer's m-line starts receiving this stream; a new `epoch` (after a pause) makes the
     /// engine start a new sequence segment, so the viewer sees no gap for what it missed.
     pub fn add_viewer(&self, h: &HandleRef, mindex: usize, epoch: u32) {
+        if let Some(od) = self.ondemand() {
+            od.add(h.handle_id, mindex, epoch);
+            return;
+        }
         if self.cfg.kind == StreamKind::Data {
             let mut g = self.data_viewers.write().unwrap_or_else(|e| e.into_inner());
             if !g.iter().any(|x| x.handle_id == h.handle_id) {
@@ -524,6 +294,10 @@ impl Source {
     }
 
     pub fn remove_viewer(&self, handle_id: u64, mindex: usize) {
+        if let Some(od) = self.ondemand() {
+            od.pause(handle_id, mindex);
+            return;
+        }
         self.data_viewers
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -534,7 +308,21 @@ impl Source {
         }
     }
 
+    fn ondemand(&self) -> Option<&OnDemand> {
+        self.file.as_ref().and_then(|f| f.ondemand.as_ref())
+    }
+
+    /// The viewer left the mountpoint (an `ondemand` playback of theirs ends).
+    pub fn forget_viewer(&self, handle_id: u64) {
+        if let Some(od) = self.ondemand() {
+            od.end(handle_id);
+        }
+    }
+
     pub fn viewers(&self) -> usize {
+        if let Some(od) = self.ondemand() {
+            return od.receiving();
+        }
         let fan = self
             .fan
             .read()
@@ -548,12 +336,17 @@ impl Source {
             .len()
     }
 
-    /// One datagram from the source.
-    fn on_datagram(&self, data: &[u8], seq: &mut SeqExt, services: &dyn CoreServices) {
+    /// A packet came from the source (for `info`'s counters and age).
+    fn count(&self) {
         self.packets.fetch_add(1, Ordering::Relaxed);
         let now = (self.epoch.elapsed().as_millis() as u64).max(1);
         self.last_ms.store(now, Ordering::Relaxed);
-        if !self.enabled.load(Ordering::Relaxed) {
+    }
+
+    /// One datagram from the source.
+    fn on_datagram(&self, data: &[u8], seq: &mut SeqExt, services: &dyn CoreServices) {
+        self.count();
+        if !self.ctl.enabled.load(Ordering::Relaxed) {
             return;
         }
         if self.cfg.kind == StreamKind::Data {
@@ -596,14 +389,19 @@ impl Source {
             payload: Arc::from(payload),
             svc: None,
         };
+        self.deliver(&packet);
+    }
+
+    /// A packet to every viewer of the stream.
+    fn deliver(&self, packet: &RtpPacket) {
         let g = self.fan.read().unwrap_or_else(|e| e.into_inner());
         if let Some(f) = g.as_ref() {
-            f.send(&packet);
+            f.send(packet);
         }
     }
 
     fn stop(&self) {
-        self.stop.store(true, Ordering::Release);
+        self.ctl.stop.store(true, Ordering::Release);
     }
 }
 
@@ -635,13 +433,23 @@ impl Mountpoint {
     ) -> StResult<Arc<Mountpoint>> {
         let router = services.media_router();
         let mut sources = Vec::new();
-        for (i, s) in cfg.streams.iter().enumerate() {
-            sources.push(Arc::new(Source::bind(
+        match (&cfg.file, cfg.streams.first()) {
+            (Some(f), Some(s)) => sources.push(Arc::new(Source::of_file(
                 s.clone(),
-                i,
+                f.clone(),
+                services,
                 router.as_ref(),
-                ports,
-            )?));
+            )?)),
+            _ => {
+                for (i, s) in cfg.streams.iter().enumerate() {
+                    sources.push(Arc::new(Source::bind(
+                        s.clone(),
+                        i,
+                        router.as_ref(),
+                        ports,
+                    )?));
+                }
+            }
         }
         let mp = Arc::new(Mountpoint {
             id,
@@ -651,8 +459,21 @@ impl Mountpoint {
             destroyed: AtomicBool::new(false),
         });
         for s in &mp.sources {
-            spawn_reader(services, s);
-            spawn_rtcp_reader(services, s);
+            match &s.file {
+                Some(f) if f.cfg.live => {
+                    let src = s.clone();
+                    let stream = s.play_stream(&f.track);
+                    crate::play::spawn_live(services, stream, s.ctl.clone(), move |p| {
+                        src.count();
+                        src.deliver(p);
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    spawn_reader(services, s);
+                    spawn_rtcp_reader(services, s);
+                }
+            }
         }
         Ok(mp)
     }
@@ -682,18 +503,19 @@ impl Mountpoint {
             .retain(|x| x.handle_id != handle_id);
         for s in &self.sources {
             s.remove_viewer(handle_id, s.mindex);
+            s.forget_viewer(handle_id);
         }
     }
 
     pub fn is_enabled(&self) -> bool {
         self.sources
             .iter()
-            .all(|s| s.enabled.load(Ordering::Relaxed))
+            .all(|s| s.ctl.enabled.load(Ordering::Relaxed))
     }
 
     pub fn set_enabled(&self, on: bool) {
         for s in &self.sources {
-            s.enabled.store(on, Ordering::Relaxed);
+            s.ctl.enabled.store(on, Ordering::Relaxed);
         }
     }
 
@@ -720,6 +542,17 @@ impl Mountpoint {
             .iter()
             .map(|s| {
                 let mut m = jano_plugin::Map::new();
+                if s.file.is_some() {
+                    // Janus describes a file's one stream by its codec alone.
+                    m.insert("type".into(), json!("audio"));
+                    m.insert("pt".into(), json!(s.cfg.pt));
+                    m.insert("codec".into(), json!(s.cfg.codec));
+                    m.insert("rtpmap".into(), json!(s.cfg.rtpmap));
+                    if let Some(f) = &s.cfg.fmtp {
+                        m.insert("fmtp".into(), json!(f));
+                    }
+                    return Value::Object(m);
+                }
                 m.insert("mid".into(), json!(s.cfg.mid));
                 if full {
                     m.insert("mindex".into(), json!(s.mindex));
@@ -765,7 +598,8 @@ impl Drop for Mountpoint {
 fn spawn_reader(services: &Arc<dyn CoreServices>, s: &Arc<Source>) {
     let (src, svc) = (s.clone(), services.clone());
     services.spawn(Box::pin(async move {
-        let Ok(sock) = src.socket.try_clone().and_then(|s| {
+        let Some(socket) = &src.socket else { return };
+        let Ok(sock) = socket.try_clone().and_then(|s| {
             s.set_nonblocking(true)?;
             tokio::net::UdpSocket::from_std(s)
         }) else {
@@ -774,7 +608,7 @@ fn spawn_reader(services: &Arc<dyn CoreServices>, s: &Arc<Source>) {
         let mut buf = vec![0u8; 65536];
         let mut seq = SeqExt::default();
         loop {
-            if src.stop.load(Ordering::Acquire) {
+            if src.ctl.stop.load(Ordering::Acquire) {
                 return;
             }
             let n =
@@ -802,7 +636,7 @@ fn spawn_rtcp_reader(services: &Arc<dyn CoreServices>, s: &Arc<Source>) {
         };
         let mut buf = vec![0u8; 2048];
         loop {
-            if src.stop.load(Ordering::Acquire) {
+            if src.ctl.stop.load(Ordering::Acquire) {
                 return;
             }
             if let Ok(Ok((_, from))) =

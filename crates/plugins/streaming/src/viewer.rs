@@ -130,13 +130,28 @@ impl Viewer {
                 simulcast: None,
             });
         }
+        // The engine's PeerConnection must know the codecs it is to send (G.711 is not among
+        // its defaults): when every stream of a kind has one codec, that is the one.
+        let only = |kind: MediaKind| {
+            let mut codecs = media
+                .iter()
+                .filter(|m| m.kind == kind)
+                .filter_map(|m| m.codec.clone());
+            let first = codecs.next()?;
+            codecs.all(|c| c == first).then_some(first)
+        };
+        let prefs = MediaPrefs {
+            audio_codec: only(MediaKind::Audio),
+            video_codec: only(MediaKind::Video),
+            ..MediaPrefs::default()
+        };
         st.mp = Some(mp.clone());
         st.lines = lines;
         mp.add_viewer(&self.href);
         Ok(LocalJsep::Offer {
             media,
             data,
-            prefs: MediaPrefs::default(),
+            prefs,
             restart: false,
             fill: None,
         })

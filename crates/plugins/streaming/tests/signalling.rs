@@ -122,7 +122,7 @@ file-sample: {\n type = \"live\"\n id = 2\n filename = \"/nonexistent.alaw\"\n a
 fn mountpoints_from_config_and_create() {
     let mut t = T::new(Some(CONFIG));
     let a = t.attach();
-    // The rtp mountpoint of the file is there; the file-based one is not (not supported yet).
+    // The rtp mountpoint of the file is there; the file-based one is not (its file is missing).
     let d = t.sync(a, json!({"request": "list"}));
     let list = d["list"].as_array().expect("list");
     assert_eq!(list.len(), 1, "{d:?}");
@@ -440,4 +440,28 @@ fn configure_and_switch() {
     assert_eq!(d["info"]["viewers"], 1);
     let d = t.sync(adm, json!({"request": "info", "id": 20}));
     assert_eq!(d["info"]["viewers"], 0);
+}
+
+#[test]
+fn file_mountpoints_from_config() {
+    let dir = std::env::temp_dir().join(format!("jano-st-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("music.mulaw");
+    std::fs::write(&file, vec![0x7fu8; 1600]).expect("write");
+    let cfg = format!(
+        "file-ondemand-sample: {{\n type = \"ondemand\"\n id = 3\n description = \"mu-law\"\n \
+         filename = \"{}\"\n audio = true\n video = false\n secret = \"adminpwd\"\n}}\n",
+        file.display()
+    );
+    let mut t = T::new(Some(&cfg));
+    let a = t.attach();
+    let d = t.sync(a, json!({"request": "list"}));
+    assert_eq!(d["list"][0]["id"], 3, "{d:?}");
+    assert_eq!(d["list"][0]["type"], "on demand", "{d:?}");
+    assert!(d["list"][0].get("media").is_none(), "{d:?}");
+    let d = t.sync(a, json!({"request": "info", "id": 3, "secret": "adminpwd"}));
+    assert_eq!(d["info"]["type"], "on demand", "{d:?}");
+    assert_eq!(d["info"]["filename"], file.display().to_string(), "{d:?}");
+    assert_eq!(d["info"]["media"][0]["codec"], "pcmu", "{d:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

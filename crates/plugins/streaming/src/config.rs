@@ -1,0 +1,394 @@
+//! A mountpoint's settings, from `create` or a category of `janus.plugin.streaming.jcfg`:
+//! its streams (multistream `media` list or the legacy single-stream keys), or the file of a
+//! `live`/`ondemand` mountpoint; and the port range streams take free ports from.
+
+use crate::error::{StError, StResult};
+use crate::file::FileFormat;
+use crate::mountpoint::{MpId, StreamKind};
+use jano_plugin::fields::{opt_array, opt_bool, opt_str, opt_u64, Body};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::Ordering;
+
+/// One stream of a mountpoint, as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamCfg {
+    pub kind: StreamKind,
+    pub mid: String,
+    pub label: String,
+    pub msid: Option<String>,
+    /// The port asked for (0: a free one).
+    pub port: u16,
+    /// `rtcpport`: a port for the source's RTCP, where keyframe requests go back (0: a free
+    /// one); none: no feedback to the source.
+    pub rtcp_port: Option<u16>,
+    /// Where to bind (`iface`): an address; all interfaces when absent.
+    pub iface: Option<IpAddr>,
+    pub pt: Option<u8>,
+    /// Janus's codec name (`opus`, `vp8`…), from `codec` or the `rtpmap`.
+    pub codec: Option<&'static str>,
+    pub rtpmap: Option<String>,
+    pub fmtp: Option<String>,
+    /// Data: binary rather than text.
+    pub binary: bool,
+}
+
+fn codec_of(name: &str) -> Option<&'static str> {
+    jano_plugin::rtp::codec_name(name)
+}
+
+/// The codec an `rtpmap` (`opus/48000/2`, or `111 opus/48000/2`) names.
+fn codec_of_rtpmap(rtpmap: &str) -> Option<&'static str> {
+    let enc = rtpmap.split_whitespace().last()?;
+    codec_of(enc.split('/').next()?)
+}
+
+impl StreamCfg {
+    fn new(kind: StreamKind, mid: String) -> StreamCfg {
+        StreamCfg {
+            kind,
+            label: match kind {
+                StreamKind::Audio => "audio",
+                StreamKind::Video => "video",
+                StreamKind::Data => "data",
+            }
+            .to_owned(),
+            mid,
+            msid: None,
+            port: 0,
+            rtcp_port: None,
+            iface: None,
+            pt: None,
+            codec: None,
+            rtpmap: None,
+            fmtp: None,
+            binary: false,
+        }
+    }
+
+    /// Fills codec/rtpmap from each other and checks what a stream needs.
+    fn finish(mut self) -> StResult<StreamCfg> {
+        if self.kind != StreamKind::Data {
+            if self.codec.is_none() {
+                self.codec = self.rtpmap.as_deref().and_then(codec_of_rtpmap);
+            }
+            if self.codec.is_none() {
+                return Err(StError::CantCreate(format!(
+                    "Can't add 'rtp' stream, missing codec or rtpmap for {}",
+                    self.kind.as_str()
+                )));
+            }
+            // Janus reads a missing payload type as 0.
+            self.pt.get_or_insert(0);
+        }
+        Ok(self)
+    }
+
+    /// One element of a multistream `media` list.
+    fn from_json(o: &Body) -> StResult<StreamCfg> {
+        let kind = match opt_str(o, "type")?.ok_or(StError::Missing("type"))? {
+            "audio" => StreamKind::Audio,
+            "video" => StreamKind::Video,
+            "data" => StreamKind::Data,
+            _ => {
+                return Err(StError::CantCreate(
+                    "Unsupported media type in media stream".into(),
+                ))
+            }
+        };
+        let mid = opt_str(o, "mid")?
+            .ok_or(StError::Missing("mid"))?
+            .to_owned();
+        let mut s = StreamCfg::new(kind, mid);
+        if let Some(l) = opt_str(o, "label")? {
+            s.label = l.to_owned();
+        }
+        s.msid = opt_str(o, "msid")?.map(str::to_owned);
+        s.port = port(opt_u64(o, "port")?)?;
+        if s.kind != StreamKind::Data {
+            s.rtcp_port = opt_u64(o, "rtcpport")?.map(|p| port(Some(p))).transpose()?;
+        }
+        s.iface = iface(opt_str(o, "iface")?)?;
+        s.pt = opt_u64(o, "pt")?.map(|v| (v & 0x7f) as u8);
+        s.codec = opt_str(o, "codec")?.and_then(codec_of);
+        s.rtpmap = opt_str(o, "rtpmap")?.map(str::to_owned);
+        s.fmtp = opt_str(o, "fmtp")?.map(str::to_owned);
+        s.binary = datatype(opt_str(o, "datatype")?)?;
+        s.finish()
+    }
+
+    /// The legacy single-stream keys (`audio`, `audioport`, `audiopt`, `audiocodec`…) for one
+    /// kind, when that kind is on.
+    fn from_legacy(b: &Body, kind: StreamKind) -> StResult<Option<StreamCfg>> {
+        let k = kind.as_str();
+        let key = |suffix: &str| -> &'static str { legacy_key(kind, suffix) };
+        if !opt_bool(b, k)?.unwrap_or(false) {
+            return Ok(None);
+        }
+        let mid = match kind {
+            StreamKind::Audio => "a",
+            StreamKind::Video => "v",
+            StreamKind::Data => "d",
+        };
+        let mut s = StreamCfg::new(kind, mid.to_owned());
+        s.port = port(opt_u64(b, key("port"))?)?;
+        s.iface = iface(opt_str(b, key("iface"))?)?;
+        if kind != StreamKind::Data {
+            s.rtcp_port = opt_u64(b, key("rtcpport"))?
+                .map(|p| port(Some(p)))
+                .transpose()?;
+            // Required in this syntax (not in the multistream one), as Janus validates it.
+            let pt = opt_u64(b, key("pt"))?.ok_or(StError::Missing(key("pt")))?;
+            s.pt = Some((pt & 0x7f) as u8);
+            s.codec = opt_str(b, key("codec"))?.and_then(codec_of);
+            s.rtpmap = opt_str(b, key("rtpmap"))?.map(str::to_owned);
+            s.fmtp = opt_str(b, key("fmtp"))?.map(str::to_owned);
+        } else {
+            s.binary = datatype(opt_str(b, "datatype")?)?;
+        }
+        s.finish().map(Some)
+    }
+}
+
+fn legacy_key(kind: StreamKind, suffix: &str) -> &'static str {
+    match (kind, suffix) {
+        (StreamKind::Audio, "port") => "audioport",
+        (StreamKind::Audio, "rtcpport") => "audiortcpport",
+        (StreamKind::Video, "rtcpport") => "videortcpport",
+        (StreamKind::Audio, "iface") => "audioiface",
+        (StreamKind::Audio, "pt") => "audiopt",
+        (StreamKind::Audio, "codec") => "audiocodec",
+        (StreamKind::Audio, "rtpmap") => "audiortpmap",
+        (StreamKind::Audio, "fmtp") => "audiofmtp",
+        (StreamKind::Video, "port") => "videoport",
+        (StreamKind::Video, "iface") => "videoiface",
+        (StreamKind::Video, "pt") => "videopt",
+        (StreamKind::Video, "codec") => "videocodec",
+        (StreamKind::Video, "rtpmap") => "videortpmap",
+        (StreamKind::Video, "fmtp") => "videofmtp",
+        (StreamKind::Data, "port") => "dataport",
+        (StreamKind::Data, "iface") => "dataiface",
+        _ => "unknown",
+    }
+}
+
+fn port(v: Option<u64>) -> StResult<u16> {
+    match v {
+        None => Ok(0),
+        Some(p) => u16::try_from(p).map_err(|_| StError::Invalid("Invalid port".into())),
+    }
+}
+
+fn iface(v: Option<&str>) -> StResult<Option<IpAddr>> {
+    match v {
+        None => Ok(None),
+        Some(s) => s.parse().map(Some).map_err(|_| {
+            StError::CantCreate("Invalid network interface configuration for media stream".into())
+        }),
+    }
+}
+
+fn datatype(v: Option<&str>) -> StResult<bool> {
+    match v {
+        None | Some("text") => Ok(false),
+        Some("binary") => Ok(true),
+        Some(_) => Err(StError::Invalid(
+            "Invalid element (datatype can only be text or binary)".into(),
+        )),
+    }
+}
+
+/// `rtp_port_range`: where streams asked to take any port (`port = 0`) take one, in turn.
+#[derive(Debug)]
+pub struct PortRange {
+    lo: u16,
+    hi: u16,
+    next: std::sync::atomic::AtomicU32,
+}
+
+impl PortRange {
+    /// From `min-max` (Janus's format; default 10000-60000, the bounds swapped if reversed).
+    pub fn parse(text: Option<&str>) -> PortRange {
+        let (mut lo, mut hi) = text
+            .and_then(|t| t.split_once('-'))
+            .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
+            .unwrap_or((10000u16, 60000u16));
+        if lo > hi {
+            std::mem::swap(&mut lo, &mut hi);
+        }
+        PortRange {
+            lo: lo.max(1),
+            hi: hi.max(1),
+            next: std::sync::atomic::AtomicU32::new(0),
+        }
+    }
+
+    /// Binds the next free port of the range on `ip`.
+    pub fn bind(&self, ip: IpAddr) -> std::io::Result<UdpSocket> {
+        let span = u32::from(self.hi - self.lo) + 1;
+        let mut last = None;
+        for _ in 0..span {
+            let off = self.next.fetch_add(1, Ordering::Relaxed) % span;
+            let port = self.lo.saturating_add(off as u16);
+            match UdpSocket::bind(SocketAddr::new(ip, port)) {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| std::io::Error::other("empty port range")))
+    }
+}
+
+/// A mountpoint's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MpConfig {
+    pub name: String,
+    pub description: String,
+    pub metadata: Option<String>,
+    pub is_private: bool,
+    pub secret: Option<String>,
+    pub pin: Option<String>,
+    pub streams: Vec<StreamCfg>,
+    /// Created with the single-stream keys: `create` answers with the flat port fields.
+    pub legacy: bool,
+    /// A `live` or `ondemand` mountpoint's file (its one audio stream is in `streams`).
+    pub file: Option<FileCfg>,
+}
+
+/// The file a `live` or `ondemand` mountpoint plays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileCfg {
+    pub filename: String,
+    pub format: FileFormat,
+    /// `live`: one playback every viewer hears; `ondemand`: each viewer's own from the start.
+    pub live: bool,
+}
+
+impl MpConfig {
+    /// The settings of an `rtp` mountpoint from a `create` request (or a configuration
+    /// category turned into the same shape).
+    pub fn rtp_from(b: &Body, id: &MpId) -> StResult<MpConfig> {
+        let mut streams = Vec::new();
+        let media = opt_array(b, "media")?;
+        let legacy = media.is_none();
+        match media {
+            Some(list) => {
+                for v in list {
+                    let o = v
+                        .as_object()
+                        .ok_or_else(|| StError::invalid_type("media", "an array of objects"))?;
+                    let s = StreamCfg::from_json(o)?;
+                    if streams.iter().any(|x: &StreamCfg| x.mid == s.mid) {
+                        return Err(StError::CantCreate(format!("Duplicate mid {}", s.mid)));
+                    }
+                    streams.push(s);
+                }
+            }
+            None => {
+                for kind in [StreamKind::Audio, StreamKind::Video, StreamKind::Data] {
+                    if let Some(s) = StreamCfg::from_legacy(b, kind)? {
+                        streams.push(s);
+                    }
+                }
+            }
+        }
+        if streams.is_empty() {
+            return Err(StError::CantCreate(
+                "Can't add 'rtp' stream, no audio or video have to be streamed...".into(),
+            ));
+        }
+        let name = opt_str(b, "name")?
+            .map(str::to_owned)
+            .unwrap_or_else(|| id.to_string());
+        Ok(MpConfig {
+            description: opt_str(b, "description")?
+                .map(str::to_owned)
+                .unwrap_or_else(|| name.clone()),
+            name,
+            metadata: opt_str(b, "metadata")?.map(str::to_owned),
+            is_private: opt_bool(b, "is_private")?.unwrap_or(false),
+            secret: opt_str(b, "secret")?.map(str::to_owned),
+            pin: opt_str(b, "pin")?.map(str::to_owned),
+            streams,
+            legacy,
+            file: None,
+        })
+    }
+
+    /// The settings of a `live` (or, not `live`, `ondemand`) file mountpoint: audio only, an
+    /// `.opus`, `.alaw` or `.mulaw` file, as Janus takes them.
+    pub fn file_from(b: &Body, id: &MpId, live: bool) -> StResult<MpConfig> {
+        let kind = if live { "live" } else { "ondemand" };
+        let filename = opt_str(b, "filename")?.ok_or(StError::Missing("filename"))?;
+        let audio = opt_bool(b, "audio")?.unwrap_or(false);
+        let video = opt_bool(b, "video")?.unwrap_or(false);
+        if !audio || video {
+            return Err(StError::CantCreate(format!(
+                "Can't add '{kind}' stream, we only support audio file streaming right now..."
+            )));
+        }
+        let format = FileFormat::of(filename).ok_or_else(|| {
+            StError::CantCreate(format!(
+                "Can't add '{kind}' stream, unsupported format (we only support Opus and raw \
+                 mu-Law/a-Law files right now)"
+            ))
+        })?;
+        let codec = match opt_str(b, "audiocodec")? {
+            Some(c) => Some(c.to_ascii_lowercase()),
+            None => opt_str(b, "audiortpmap")?
+                .and_then(|r| r.split('/').next())
+                .map(str::to_ascii_lowercase),
+        };
+        if format == FileFormat::Opus && codec.as_deref() != Some("opus") {
+            return Err(StError::CantCreate(format!(
+                "Error creating '{kind}' stream"
+            )));
+        }
+        // Janus takes a missing Opus payload type as 0 (PCMU's); the usual dynamic one is
+        // better than an offer that names the wrong codec.
+        let pt = match format.static_pt() {
+            Some(pt) => pt,
+            None => match opt_u64(b, "audiopt")? {
+                Some(pt) if (1..=127).contains(&pt) => pt as u8,
+                Some(_) => return Err(StError::invalid_type("audiopt", "a payload type")),
+                None => 111,
+            },
+        };
+        let mut s = StreamCfg::new(StreamKind::Audio, "0".into());
+        s.label = "audio".into();
+        s.pt = Some(pt);
+        s.codec = Some(format.codec());
+        s.rtpmap = Some(format.rtpmap().into());
+        s.fmtp = match format {
+            FileFormat::Opus => opt_str(b, "audiofmtp")?.map(str::to_owned),
+            _ => None,
+        };
+        let name = opt_str(b, "name")?
+            .map(str::to_owned)
+            .unwrap_or_else(|| id.to_string());
+        Ok(MpConfig {
+            description: opt_str(b, "description")?
+                .map(str::to_owned)
+                .unwrap_or_else(|| name.clone()),
+            name,
+            metadata: opt_str(b, "metadata")?.map(str::to_owned),
+            is_private: opt_bool(b, "is_private")?.unwrap_or(false),
+            secret: opt_str(b, "secret")?.map(str::to_owned),
+            pin: opt_str(b, "pin")?.map(str::to_owned),
+            streams: vec![s],
+            legacy: false,
+            file: Some(FileCfg {
+                filename: filename.to_owned(),
+                format,
+                live,
+            }),
+        })
+    }
+
+    /// `live` or `on demand`, as `list`, `info` and `create` say.
+    pub fn type_str(&self) -> &'static str {
+        match &self.file {
+            Some(f) if !f.live => "on demand",
+            _ => "live",
+        }
+    }
+}
