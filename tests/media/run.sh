@@ -64,6 +64,15 @@ if want aiortc || want janode || want videoroom || want streaming; then
     exit 2
   fi
 fi
+if want streaming; then
+  # The rtsp mountpoint test's camera: GStreamer's RTSP server, through Debian's python3-gi.
+  if ! /usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0"); from gi.repository import GstRtspServer' 2>/dev/null \
+      || ! gst-inspect-1.0 vp8enc >/dev/null 2>&1 || ! gst-inspect-1.0 opusenc >/dev/null 2>&1; then
+    echo "media/run.sh: installing GStreamer's RTSP server and encoders (Debian packages)" >&2
+    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-gi \
+      gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good >&2
+  fi
+fi
 if want janusjs || want janode || want videoroom; then
   command -v node >/dev/null || { echo "media/run.sh: node is not installed (need Node 20+)" >&2; exit 2; }
   [ "$(node -p 'process.versions.node.split(".")[0]')" -ge 20 ] || { echo "media/run.sh: need Node 20+" >&2; exit 2; }
@@ -265,6 +274,8 @@ if want streaming; then
   # The files go where the server (inside the namespace, same filesystem) can read them.
   run_suite streaming-files 120 env PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     "$PYTHON" "$HERE/streaming_file_aiortc.py" --http "$HTTP_URL" --dir "$TMP"
+  run_suite streaming-rtsp 150 env PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    "$PYTHON" "$HERE/streaming_rtsp_aiortc.py" --http "$HTTP_URL"
 fi
 if [ ${#node_files[@]} -gt 0 ]; then
   # MEDIA_TEST_PATTERN narrows the node tests to the matching names (while working on one).

@@ -43,6 +43,11 @@ fn codec_of_rtpmap(rtpmap: &str) -> Option<&'static str> {
 }
 
 impl StreamCfg {
+    /// A stream of a kind with a mid and nothing else set yet.
+    pub fn new_of(kind: StreamKind, mid: &str) -> StreamCfg {
+        StreamCfg::new(kind, mid.to_owned())
+    }
+
     fn new(kind: StreamKind, mid: String) -> StreamCfg {
         StreamCfg {
             kind,
@@ -206,6 +211,11 @@ pub struct PortRange {
 }
 
 impl PortRange {
+    /// The lowest and highest port.
+    pub fn bounds(&self) -> (u16, u16) {
+        (self.lo, self.hi)
+    }
+
     /// From `min-max` (Janus's format; default 10000-60000, the bounds swapped if reversed).
     pub fn parse(text: Option<&str>) -> PortRange {
         let (mut lo, mut hi) = text
@@ -252,6 +262,38 @@ pub struct MpConfig {
     pub legacy: bool,
     /// A `live` or `ondemand` mountpoint's file (its one audio stream is in `streams`).
     pub file: Option<FileCfg>,
+    /// An `rtsp` mountpoint's server (its streams are known once it answered).
+    pub rtsp: Option<RtspCfg>,
+}
+
+/// What an `rtsp` mountpoint pulls from, with Janus's keys and defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtspCfg {
+    pub url: String,
+    pub user: Option<String>,
+    pub pass: Option<String>,
+    pub quirk: bool,
+    /// `rtsp_failcheck`: a server that cannot be reached makes `create` fail (default); else
+    /// the mountpoint is made and keeps trying.
+    pub failcheck: bool,
+    pub iface: Option<IpAddr>,
+    /// Seconds: no media for this long means the server went away (`rtsp_reconnect_delay`).
+    pub reconnect_delay: u64,
+    /// Seconds: caps the keep-alive period at half of it (`rtsp_session_timeout`, 0 = the
+    /// server's own timeout decides).
+    pub session_timeout: u64,
+    /// Seconds: each request (`rtsp_timeout`) and the TCP connect (`rtsp_conn_timeout`).
+    pub timeout: u64,
+    pub conn_timeout: u64,
+    pub audio: bool,
+    pub video: bool,
+    /// Codec overrides (`audiopt`, `audiocodec`/`audiortpmap`, `audiofmtp`, same for video).
+    pub audio_pt: Option<u8>,
+    pub audio_codec: Option<String>,
+    pub audio_fmtp: Option<String>,
+    pub video_pt: Option<u8>,
+    pub video_codec: Option<String>,
+    pub video_fmtp: Option<String>,
 }
 
 /// The file a `live` or `ondemand` mountpoint plays.
@@ -311,6 +353,75 @@ impl MpConfig {
             streams,
             legacy,
             file: None,
+            rtsp: None,
+        })
+    }
+
+    /// The settings of an `rtsp` mountpoint (legacy single audio/video syntax, as Janus 1.1.2
+    /// takes it); its streams come from the server's SDP when it connects.
+    pub fn rtsp_from(b: &Body, id: &MpId) -> StResult<MpConfig> {
+        let url = opt_str(b, "url")?.ok_or(StError::Missing("url"))?;
+        let audio = opt_bool(b, "audio")?.unwrap_or(false);
+        let video = opt_bool(b, "video")?.unwrap_or(false);
+        if !audio && !video {
+            return Err(StError::CantCreate(
+                "Can't add 'rtsp' stream, no audio or video have to be streamed...".into(),
+            ));
+        }
+        let secs = |key: &'static str, default: u64| -> StResult<u64> {
+            Ok(opt_u64(b, key)?.unwrap_or(default).min(3600))
+        };
+        let pt = |key: &'static str| -> StResult<Option<u8>> {
+            Ok(opt_u64(b, key)?.map(|p| (p & 0x7f) as u8))
+        };
+        let codec = |name: &'static str, rtpmap: &'static str| -> StResult<Option<String>> {
+            Ok(match opt_str(b, name)? {
+                Some(c) => Some(c.to_ascii_lowercase()),
+                None => opt_str(b, rtpmap)?
+                    .and_then(|r| r.split('/').next())
+                    .map(str::to_ascii_lowercase),
+            })
+        };
+        let failcheck = match opt_bool(b, "rtsp_failcheck")? {
+            Some(v) => v,
+            // An old typo Janus still reads.
+            None => opt_bool(b, "rtsp_check")?.unwrap_or(true),
+        };
+        let name = opt_str(b, "name")?
+            .map(str::to_owned)
+            .unwrap_or_else(|| id.to_string());
+        Ok(MpConfig {
+            description: opt_str(b, "description")?
+                .map(str::to_owned)
+                .unwrap_or_else(|| name.clone()),
+            name,
+            metadata: opt_str(b, "metadata")?.map(str::to_owned),
+            is_private: opt_bool(b, "is_private")?.unwrap_or(false),
+            secret: opt_str(b, "secret")?.map(str::to_owned),
+            pin: opt_str(b, "pin")?.map(str::to_owned),
+            streams: Vec::new(),
+            legacy: false,
+            file: None,
+            rtsp: Some(RtspCfg {
+                url: url.to_owned(),
+                user: opt_str(b, "rtsp_user")?.map(str::to_owned),
+                pass: opt_str(b, "rtsp_pwd")?.map(str::to_owned),
+                quirk: opt_bool(b, "rtsp_quirk")?.unwrap_or(false),
+                failcheck,
+                iface: iface(opt_str(b, "rtspiface")?)?,
+                reconnect_delay: secs("rtsp_reconnect_delay", 5)?.max(1),
+                session_timeout: secs("rtsp_session_timeout", 0)?,
+                timeout: secs("rtsp_timeout", 10)?.max(1),
+                conn_timeout: secs("rtsp_conn_timeout", 5)?.max(1),
+                audio,
+                video,
+                audio_pt: pt("audiopt")?,
+                audio_codec: codec("audiocodec", "audiortpmap")?,
+                audio_fmtp: opt_str(b, "audiofmtp")?.map(str::to_owned),
+                video_pt: pt("videopt")?,
+                video_codec: codec("videocodec", "videortpmap")?,
+                video_fmtp: opt_str(b, "videofmtp")?.map(str::to_owned),
+            }),
         })
     }
 
@@ -376,6 +487,7 @@ impl MpConfig {
             pin: opt_str(b, "pin")?.map(str::to_owned),
             streams: vec![s],
             legacy: false,
+            rtsp: None,
             file: Some(FileCfg {
                 filename: filename.to_owned(),
                 format,

@@ -1,18 +1,22 @@
-//! `janus.plugin.streaming`: mountpoints whose media comes from outside (today: `rtp`
-//! mountpoints fed plain RTP on UDP ports) relayed to WebRTC viewers, as Janus's Streaming
-//! plugin does. The plugin always offers; a viewer `watch`es, answers with `start`, may
+//! `janus.plugin.streaming`: mountpoints whose media comes from outside — `rtp` (plain RTP
+//! on UDP ports), `rtsp` (pulled from a camera), `live`/`ondemand` (an audio file) — relayed
+//! to WebRTC viewers, as Janus's Streaming plugin does. The plugin always offers; a viewer `watch`es, answers with `start`, may
 //! `pause` and `stop`. Each source's packets reach its viewers through the fan-out primitive:
 //! one shared buffer, per-viewer payload types, SSRCs and sequence numbers from the engine.
 //!
-//! Threads: the signalling requests run on the caller's task; each source socket is read by a
-//! task on the gateway's runtime (no thread per mountpoint), which hands every packet to the
-//! media workers of its viewers.
+//! Threads: the signalling requests run on the caller's task (an `rtsp` create waits for the
+//! camera's answers there, within its timeouts, as Janus's does); each source socket is read
+//! by a task on the gateway's runtime (no thread per mountpoint), which hands every packet to
+//! the media workers of its viewers; file playbacks and RTSP keep-alives are timer tasks there
+//! too, the RTSP exchanges of a reconnect run on the blocking pool.
 
 pub mod config;
 pub mod error;
 pub mod file;
 pub mod mountpoint;
 pub mod play;
+pub mod pull;
+pub mod rtsp;
 pub mod viewer;
 
 use error::{StError, StResult};
@@ -199,8 +203,24 @@ impl Streaming {
         }
         i.insert("enabled".into(), json!(mp.is_enabled()));
         i.insert("type".into(), json!(cfg.type_str()));
-        if let (true, Some(f)) = (full && opt_str(b, "secret")?.is_some(), &cfg.file) {
+        let admin = full && opt_str(b, "secret")?.is_some();
+        if let (true, Some(f)) = (admin, &cfg.file) {
             i.insert("filename".into(), json!(f.filename));
+        }
+        if let Some(r) = &cfg.rtsp {
+            i.insert("rtsp".into(), json!(true));
+            if admin {
+                i.insert("url".into(), json!(r.url));
+                if let Some(u) = &r.user {
+                    i.insert("rtsp_user".into(), json!(u));
+                }
+                if let Some(p) = &r.pass {
+                    i.insert("rtsp_pwd".into(), json!(p));
+                }
+                if r.quirk {
+                    i.insert("rtsp_quirk".into(), json!(true));
+                }
+            }
         }
         let viewers = mp.viewers().len();
         i.insert("viewers".into(), json!(viewers));
@@ -251,6 +271,7 @@ impl Streaming {
         let cfg = match kind {
             "live" => MpConfig::file_from(b, &id, true)?,
             "ondemand" => MpConfig::file_from(b, &id, false)?,
+            "rtsp" => MpConfig::rtsp_from(b, &id)?,
             _ => MpConfig::rtp_from(b, &id)?,
         };
         let mp = Mountpoint::start(id.clone(), cfg, &self.shared.services, &self.shared.ports)?;
@@ -472,8 +493,8 @@ fn created_json(mp: &Mountpoint) -> Map<String, Value> {
     stream.insert("description".into(), json!(cfg.description));
     stream.insert("is_private".into(), json!(cfg.is_private));
     let mut out = Map::new();
-    if cfg.file.is_some() {
-        // A file mountpoint has no ports.
+    if cfg.file.is_some() || cfg.rtsp.is_some() {
+        // Janus lists the ports of `rtp` mountpoints only.
     } else if cfg.legacy {
         for s in &mp.sources {
             let k = s.cfg.kind.as_str();
@@ -510,15 +531,10 @@ fn created_json(mp: &Mountpoint) -> Map<String, Value> {
     out
 }
 
-/// The mountpoint types `create` and the configuration take (`rtsp` is refused with a clear
-/// error, as by a Janus built without libcurl).
+/// The mountpoint types `create` and the configuration take.
 fn check_type(kind: &str) -> StResult<()> {
     match kind {
-        "rtp" | "live" | "ondemand" => Ok(()),
-        // Janus built without libcurl answers 454 the same way.
-        "rtsp" => Err(StError::Invalid(
-            "Can't create 'rtsp' mountpoint, RTSP support is not in this server yet...".into(),
-        )),
+        "rtp" | "live" | "ondemand" | "rtsp" => Ok(()),
         other => Err(StError::Invalid(format!(
             "Unknown stream type '{other}'..."
         ))),
@@ -543,6 +559,7 @@ fn load_category(shared: &Arc<Shared>, name: &str, g: &jano_config::Group) -> St
     let cfg = match kind {
         "live" => MpConfig::file_from(&b, &id, true)?,
         "ondemand" => MpConfig::file_from(&b, &id, false)?,
+        "rtsp" => MpConfig::rtsp_from(&b, &id)?,
         _ => MpConfig::rtp_from(&b, &id)?,
     };
     let mp = Mountpoint::start(id.clone(), cfg, &shared.services, &shared.ports)?;

@@ -2,7 +2,7 @@
 //! its sources (one UDP socket per RTP stream, read by a task on the gateway's runtime) and
 //! the viewers its packets fan out to.
 
-pub use crate::config::{FileCfg, MpConfig, PortRange, StreamCfg};
+pub use crate::config::{FileCfg, MpConfig, PortRange, RtspCfg, StreamCfg};
 use crate::error::{StError, StResult};
 use crate::file::Track;
 use crate::play::{Ctl, OnDemand, Stream};
@@ -208,6 +208,40 @@ impl Source {
             ondemand,
         });
         Ok(src)
+    }
+
+    /// A stream an RTSP server sends to our port pair; keyframe requests go to its RTCP port.
+    pub(crate) fn of_sockets(
+        cfg: StreamCfg,
+        mindex: usize,
+        rtp: UdpSocket,
+        rtcp: UdpSocket,
+        server_rtcp: Option<SocketAddr>,
+        router: Option<&Arc<dyn MediaRouter>>,
+    ) -> Source {
+        let mut src = Source::new(cfg, mindex, router);
+        src.local_port = rtp.local_addr().map(|a| a.port()).unwrap_or(0);
+        src.rtcp_local_port = rtcp.local_addr().ok().map(|a| a.port());
+        src.socket = Some(Arc::new(rtp));
+        src.rtcp = Some(Arc::new(rtcp));
+        src.rtcp_peer = Mutex::new(server_rtcp);
+        src
+    }
+
+    /// Copies of the RTP and RTCP sockets (to set up again onto the same ports).
+    pub fn socket_pair(&self) -> Option<(UdpSocket, UdpSocket)> {
+        let a = self.socket.as_ref()?.try_clone().ok()?;
+        let b = self.rtcp.as_ref()?.try_clone().ok()?;
+        Some((a, b))
+    }
+
+    pub fn is_video(&self) -> bool {
+        self.cfg.kind == StreamKind::Video
+    }
+
+    /// The mountpoint is gone.
+    pub fn stopped(&self) -> bool {
+        self.ctl.stop.load(Ordering::Acquire)
     }
 
     /// What a playback of this (file) source sends.
@@ -432,6 +466,9 @@ impl Mountpoint {
         ports: &PortRange,
     ) -> StResult<Arc<Mountpoint>> {
         let router = services.media_router();
+        if let Some(r) = cfg.rtsp.clone() {
+            return crate::pull::start(id, cfg, r, services, ports, router);
+        }
         let mut sources = Vec::new();
         match (&cfg.file, cfg.streams.first()) {
             (Some(f), Some(s)) => sources.push(Arc::new(Source::of_file(
@@ -476,6 +513,17 @@ impl Mountpoint {
             }
         }
         Ok(mp)
+    }
+
+    /// A mountpoint of these sources, none watching yet.
+    pub(crate) fn assemble(id: MpId, cfg: MpConfig, sources: Vec<Arc<Source>>) -> Arc<Mountpoint> {
+        Arc::new(Mountpoint {
+            id,
+            cfg: Mutex::new(cfg),
+            sources,
+            viewers: Mutex::new(Vec::new()),
+            destroyed: AtomicBool::new(false),
+        })
     }
 
     pub fn cfg(&self) -> MutexGuard<'_, MpConfig> {
@@ -595,7 +643,7 @@ impl Drop for Mountpoint {
 }
 
 /// Reads a source's socket on the gateway's runtime until the mountpoint goes.
-fn spawn_reader(services: &Arc<dyn CoreServices>, s: &Arc<Source>) {
+pub(crate) fn spawn_reader(services: &Arc<dyn CoreServices>, s: &Arc<Source>) {
     let (src, svc) = (s.clone(), services.clone());
     services.spawn(Box::pin(async move {
         let Some(socket) = &src.socket else { return };
@@ -624,7 +672,7 @@ fn spawn_reader(services: &Arc<dyn CoreServices>, s: &Arc<Source>) {
 }
 
 /// Learns where the source's RTCP comes from (its content is not needed).
-fn spawn_rtcp_reader(services: &Arc<dyn CoreServices>, s: &Arc<Source>) {
+pub(crate) fn spawn_rtcp_reader(services: &Arc<dyn CoreServices>, s: &Arc<Source>) {
     let Some(rtcp) = s.rtcp.clone() else { return };
     let src = s.clone();
     services.spawn(Box::pin(async move {

@@ -197,7 +197,25 @@ fn mountpoints_from_config_and_create() {
     assert_eq!(d["warning"], "deprecated_api", "{d:?}");
     assert!(d["stream"]["audio_port"].as_u64().unwrap_or(0) > 0, "{d:?}");
     let d = t.sync(a, json!({"request": "create", "type": "rtsp"}));
-    assert_eq!(d["error_code"], 454);
+    assert_eq!(
+        code(&d),
+        Some((453, "Missing mandatory element (url)".into()))
+    );
+    let d = t.sync(
+        a,
+        json!({"request": "create", "type": "rtsp", "url": "rtsp://127.0.0.1:9/x"}),
+    );
+    assert_eq!(d["error_code"], 456, "neither audio nor video: {d:?}");
+    // Nothing listens on the discard port: the connection fails and so does the create.
+    let d = t.sync(
+        a,
+        json!({"request": "create", "type": "rtsp", "url": "rtsp://127.0.0.1:9/x", "video": true}),
+    );
+    assert_eq!(
+        code(&d),
+        Some((456, "Error creating 'RTSP' stream".into())),
+        "{d:?}"
+    );
     let d = t.sync(
         a,
         json!({"request": "create", "type": "rtp", "video": true, "videopt": 96}),
