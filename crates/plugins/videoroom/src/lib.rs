@@ -23,7 +23,6 @@ pub mod json;
 pub mod manage;
 pub mod media;
 pub mod participant;
-pub mod persist;
 pub mod publisher;
 pub mod remote;
 pub mod room;
@@ -107,7 +106,7 @@ pub struct Shared {
     pub admin_key: Option<String>,
     pub lock_rtp_forward: bool,
     rooms: RwLock<HashMap<Id, Arc<Room>>>,
-    pub persist: persist::Persist,
+    pub persist: jano_plugin::persist::Persist,
 }
 
 impl Shared {
@@ -388,7 +387,8 @@ impl VideoRoom {
         let lock_rtp_forward = general
             .and_then(|g| g.get_bool("lock_rtp_forward"))
             .unwrap_or(false);
-        let persist = persist::Persist::new(services.configs_folder(), config.cloned());
+        let persist =
+            jano_plugin::persist::Persist::new(services.configs_folder(), PACKAGE, config.cloned());
         let mut rooms = HashMap::new();
         if let Some(cfg) = config {
             for (name, group) in cfg.categories() {

@@ -83,7 +83,9 @@ fn create(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> {
         cfg.description = format!("Room {id}");
     }
     if permanent {
-        shared.persist.save(&*shared.services, &id, Some(&cfg));
+        shared
+            .persist
+            .save(&*shared.services, &room_category(&id), Some(cfg.to_group()));
     }
     let room = Arc::new(Room::new(id.clone(), cfg));
     crate::dummy::create(shared, &room)?;
@@ -108,9 +110,11 @@ fn edit(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> {
                 "No configuration file, can't edit room permanently".into(),
             ));
         }
-        shared
-            .persist
-            .save(&*shared.services, &room.id, Some(&next));
+        shared.persist.save(
+            &*shared.services,
+            &room_category(&room.id),
+            Some(next.to_group()),
+        );
     }
     rs.cfg = next;
     drop(rs);
@@ -136,7 +140,9 @@ fn destroy(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> {
     }
     room.mark_destroyed();
     if permanent {
-        shared.persist.save(&*shared.services, &room.id, None);
+        shared
+            .persist
+            .save(&*shared.services, &room_category(&room.id), None);
     }
     let mut ev = ok("destroyed");
     ev.insert("room".into(), room.id_json());
@@ -348,4 +354,9 @@ fn enable_recording(shared: &Shared, b: &Body) -> VrResult<Map<String, Value>> {
     let mut m = ok("success");
     m.insert("record".into(), json!(record));
     Ok(m)
+}
+
+/// The configuration category a permanent room is saved as.
+fn room_category(id: &crate::json::Id) -> String {
+    format!("room-{id}")
 }
