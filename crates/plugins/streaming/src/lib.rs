@@ -21,6 +21,7 @@ pub mod viewer;
 
 use error::{StError, StResult};
 use jano_plugin::fields::{opt_array, opt_bool, opt_str, Body};
+use jano_plugin::persist::Persist;
 use jano_plugin::{
     session_as, CoreServices, HandleRef, Jcfg, Jsep, JsepType, LocalJsep, Map, Plugin, PluginInfo,
     PluginResult, SessionRef, Value,
@@ -48,6 +49,8 @@ pub struct Shared {
     pub admin_key: Option<String>,
     pub ports: PortRange,
     mountpoints: RwLock<BTreeMap<MpId, Arc<Mountpoint>>>,
+    /// `permanent` mountpoints, saved back to the configuration file.
+    persist: Persist,
 }
 
 impl Shared {
@@ -103,12 +106,14 @@ impl Streaming {
             .unwrap_or(false);
         let admin_key = general.and_then(|g| g.get_str("admin_key"));
         let ports = PortRange::parse(general.and_then(|g| g.get_str("rtp_port_range")).as_deref());
+        let persist = Persist::new(services.configs_folder(), PACKAGE, config.cloned());
         let shared = Arc::new(Shared {
             services,
             string_ids,
             admin_key,
             ports,
             mountpoints: RwLock::new(BTreeMap::new()),
+            persist,
         });
         if let Some(cfg) = config {
             for (name, group) in cfg.categories() {
@@ -245,8 +250,9 @@ impl Streaming {
         }
         let kind = opt_str(b, "type")?.ok_or(StError::Missing("type"))?;
         check_type(kind)?;
-        if opt_bool(b, "permanent")?.unwrap_or(false) {
-            return Err(StError::CantCreate(
+        let permanent = opt_bool(b, "permanent")?.unwrap_or(false);
+        if permanent && !self.shared.persist.available() {
+            return Err(StError::Unknown(
                 "No configuration file, can't create permanent mountpoint".into(),
             ));
         }
@@ -284,13 +290,32 @@ impl Streaming {
             }
             all.insert(id.clone(), mp.clone());
         }
-        Ok(created_json(&mp))
+        if permanent {
+            let group = body_to_group(b, &id);
+            let name = mp.cfg().name.clone();
+            self.shared
+                .persist
+                .save(&*self.shared.services, &name, Some(group));
+        }
+        Ok(created_json(&mp, permanent))
     }
 
     fn destroy(&self, b: &Body) -> StResult<Map<String, Value>> {
         let mp = self.shared.mountpoint(b)?;
         check_secret(mp.cfg().secret.as_deref(), b, "secret")?;
+        let permanent = opt_bool(b, "permanent")?.unwrap_or(false);
+        if permanent && !self.shared.persist.available() {
+            return Err(StError::Unknown(
+                "No configuration file, can't destroy mountpoint permanently".into(),
+            ));
+        }
         self.shared.mountpoints_mut().remove(&mp.id);
+        if permanent {
+            let name = mp.cfg().name.clone();
+            self.shared
+                .persist
+                .save(&*self.shared.services, &name, None);
+        }
         mp.mark_destroyed();
         // Viewers hear it stopped and their PeerConnections close.
         for h in mp.viewers() {
@@ -315,8 +340,9 @@ impl Streaming {
         let pin = opt_str(b, "new_pin")?;
         let is_private = opt_bool(b, "new_is_private")?;
         let edited_event = opt_bool(b, "edited_event")?.unwrap_or(false);
-        if opt_bool(b, "permanent")?.unwrap_or(false) {
-            return Err(StError::CantCreate(
+        let permanent = opt_bool(b, "permanent")?.unwrap_or(false);
+        if permanent && !self.shared.persist.available() {
+            return Err(StError::Unknown(
                 "No configuration file, can't edit mountpoint permanently".into(),
             ));
         }
@@ -340,6 +366,24 @@ impl Streaming {
             if let Some(v) = pin {
                 cfg.pin = (!v.is_empty()).then(|| v.to_owned());
             }
+            if permanent {
+                // The saved category takes the new values (the rest of it stays).
+                let mut g = self.shared.persist.category(&cfg.name).unwrap_or_default();
+                let put = |g: &mut jano_config::Group, k: &str, v: Option<&String>| match v {
+                    Some(v) => g.insert(k, jano_config::Value::Str(v.clone())),
+                    None => {
+                        g.remove(k);
+                    }
+                };
+                put(&mut g, "description", Some(&cfg.description));
+                put(&mut g, "metadata", cfg.metadata.as_ref());
+                put(&mut g, "secret", cfg.secret.as_ref());
+                put(&mut g, "pin", cfg.pin.as_ref());
+                g.insert("is_private", jano_config::Value::Bool(cfg.is_private));
+                self.shared
+                    .persist
+                    .save(&*self.shared.services, &cfg.name, Some(g));
+            }
             (edited_event && changed).then(|| cfg.metadata.clone())
         };
         if let Some(metadata) = notify {
@@ -357,7 +401,7 @@ impl Streaming {
         let mut out = Map::new();
         out.insert("streaming".into(), json!("edited"));
         out.insert("id".into(), mp.id.to_json());
-        out.insert("permanent".into(), json!(false));
+        out.insert("permanent".into(), json!(permanent));
         Ok(out)
     }
 
@@ -485,7 +529,7 @@ impl Streaming {
 }
 
 /// The `created` answer: ports in the multistream shape, or flat for the legacy syntax.
-fn created_json(mp: &Mountpoint) -> Map<String, Value> {
+fn created_json(mp: &Mountpoint, permanent: bool) -> Map<String, Value> {
     let cfg = mp.cfg();
     let mut stream = Map::new();
     stream.insert("id".into(), mp.id.to_json());
@@ -526,7 +570,7 @@ fn created_json(mp: &Mountpoint) -> Map<String, Value> {
     }
     out.insert("streaming".into(), json!("created"));
     out.insert("created".into(), json!(cfg.name));
-    out.insert("permanent".into(), json!(false));
+    out.insert("permanent".into(), json!(permanent));
     out.insert("stream".into(), Value::Object(stream));
     out
 }
@@ -565,6 +609,51 @@ fn load_category(shared: &Arc<Shared>, name: &str, g: &jano_config::Group) -> St
     let mp = Mountpoint::start(id.clone(), cfg, &shared.services, &shared.ports)?;
     shared.mountpoints_mut().insert(id, mp);
     Ok(())
+}
+
+/// A `create` request as the configuration category that makes the same mountpoint when the
+/// file is read again (the request's own keys — `request`, `permanent`, `admin_key` — left out).
+fn body_to_group(b: &Body, id: &MpId) -> jano_config::Group {
+    use jano_config::Value as C;
+    fn conv(v: &Value) -> Option<C> {
+        Some(match v {
+            Value::String(s) => C::Str(s.clone()),
+            Value::Bool(x) => C::Bool(*x),
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => C::Int(i),
+                None => C::Float(n.as_f64()?),
+            },
+            Value::Array(a) if a.iter().all(Value::is_object) => {
+                C::List(a.iter().filter_map(conv).collect())
+            }
+            Value::Array(a) => C::Array(a.iter().filter_map(conv).collect()),
+            Value::Object(o) => {
+                let mut g = jano_config::Group::new();
+                for (k, v) in o {
+                    if let Some(c) = conv(v) {
+                        g.insert(k.as_str(), c);
+                    }
+                }
+                C::Group(g)
+            }
+            Value::Null => return None,
+        })
+    }
+    let mut g = jano_config::Group::new();
+    for (k, v) in b {
+        if matches!(k.as_str(), "request" | "permanent" | "admin_key" | "id") {
+            continue;
+        }
+        if let Some(c) = conv(v) {
+            g.insert(k.as_str(), c);
+        }
+    }
+    // The id as chosen (a random one when none was asked for).
+    match id {
+        MpId::Num(n) => g.insert("id", C::Int(*n as i64)),
+        MpId::Str(s) => g.insert("id", C::Str(s.clone())),
+    }
+    g
 }
 
 /// A configuration category as the JSON a `create` would carry (file values are often

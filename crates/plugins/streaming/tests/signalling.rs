@@ -21,6 +21,7 @@ struct Pushed {
 struct Rec {
     pushed: Mutex<Vec<Pushed>>,
     closed: Mutex<Vec<u64>>,
+    folder: Option<std::path::PathBuf>,
 }
 
 impl CoreServices for Rec {
@@ -42,6 +43,13 @@ impl CoreServices for Rec {
     fn close_pc(&self, handle: &HandleRef) {
         self.closed.lock().unwrap().push(handle.handle_id);
     }
+    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send + 'static>) {
+        // Synchronous here, so a test sees the file written when the request returns.
+        work();
+    }
+    fn configs_folder(&self) -> Option<std::path::PathBuf> {
+        self.folder.clone()
+    }
 }
 
 fn obj(v: Value) -> Map<String, Value> {
@@ -59,7 +67,14 @@ struct T {
 
 impl T {
     fn new(config: Option<&str>) -> T {
-        let rec = Arc::new(Rec::default());
+        T::in_folder(config, None)
+    }
+
+    fn in_folder(config: Option<&str>, folder: Option<std::path::PathBuf>) -> T {
+        let rec = Arc::new(Rec {
+            folder,
+            ..Rec::default()
+        });
         let cfg = config.map(|c| Jcfg::parse(c, "test.jcfg").expect("config"));
         let st = Streaming::new(cfg.as_ref(), rec.clone());
         T {
@@ -481,5 +496,66 @@ fn file_mountpoints_from_config() {
     assert_eq!(d["info"]["type"], "on demand", "{d:?}");
     assert_eq!(d["info"]["filename"], file.display().to_string(), "{d:?}");
     assert_eq!(d["info"]["media"][0]["codec"], "pcmu", "{d:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn permanent_mountpoints_are_saved_to_the_configuration() {
+    let dir = std::env::temp_dir().join(format!("jano-st-perm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("janus.plugin.streaming.jcfg");
+    let start = "general: {\n rtp_port_range = \"32000-32100\"\n}\n";
+    std::fs::write(&file, start).expect("write");
+    let mut t = T::in_folder(Some(start), Some(dir.clone()));
+    let a = t.attach();
+    let d = t.sync(
+        a,
+        json!({"request": "create", "type": "rtp", "id": 77, "name": "saved", "permanent": true,
+            "description": "kept", "secret": "s", "media": [
+            {"type": "audio", "mid": "a", "port": 0, "pt": 111, "codec": "opus"}]}),
+    );
+    assert_eq!(d["permanent"], true, "{d:?}");
+    let text = std::fs::read_to_string(&file).expect("saved");
+    assert!(
+        text.contains("rtp_port_range"),
+        "the rest of the file stays: {text}"
+    );
+    assert!(text.contains("saved"), "{text}");
+    let d = t.sync(
+        a,
+        json!({"request": "edit", "id": 77, "secret": "s", "new_description": "changed",
+            "permanent": true}),
+    );
+    assert_eq!(d["permanent"], true, "{d:?}");
+    // A server started on the saved file has the mountpoint, as edited.
+    let text = std::fs::read_to_string(&file).expect("saved");
+    let mut t2 = T::new(Some(&text));
+    let b = t2.attach();
+    let d = t2.sync(b, json!({"request": "info", "id": 77, "secret": "s"}));
+    assert_eq!(d["info"]["description"], "changed", "{d:?} from {text}");
+    assert_eq!(d["info"]["media"][0]["codec"], "opus", "{d:?}");
+    let d = t.sync(
+        a,
+        json!({"request": "destroy", "id": 77, "secret": "s", "permanent": true}),
+    );
+    assert_eq!(d["streaming"], "destroyed", "{d:?}");
+    let text = std::fs::read_to_string(&file).expect("saved");
+    assert!(!text.contains("saved"), "{text}");
+    assert!(text.contains("rtp_port_range"), "{text}");
+    // Without a configuration folder: Janus's 470.
+    let mut t3 = T::new(None);
+    let c = t3.attach();
+    let d = t3.sync(
+        c,
+        json!({"request": "create", "type": "rtp", "permanent": true, "media": [
+            {"type": "audio", "mid": "a", "port": 0, "pt": 111, "codec": "opus"}]}),
+    );
+    assert_eq!(
+        code(&d),
+        Some((
+            470,
+            "No configuration file, can't create permanent mountpoint".into()
+        ))
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
