@@ -28,6 +28,11 @@ pub enum StError {
     #[error("{0}")]
     CantSwitch(String),
     #[error("{0}")]
+    CantRecord(String),
+    /// A 452 with a text of its own (not `Unknown request`).
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
     InvalidState(String),
     #[error("{0}")]
     InvalidSdp(String),
@@ -47,6 +52,8 @@ impl StError {
             StError::CantCreate(_) => 456,
             StError::Unauthorized(_) => 457,
             StError::CantSwitch(_) => 458,
+            StError::CantRecord(_) => 459,
+            StError::BadRequest(_) => 452,
             StError::InvalidState(_) => 460,
             StError::InvalidSdp(_) => 461,
             StError::Unknown(_) => 470,

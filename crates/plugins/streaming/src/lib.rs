@@ -16,6 +16,7 @@ pub mod file;
 pub mod mountpoint;
 pub mod play;
 pub mod pull;
+pub mod record;
 pub mod rtsp;
 pub mod viewer;
 
@@ -146,6 +147,7 @@ impl Streaming {
             "enable" => self.set_enabled(b, true),
             "disable" => self.set_enabled(b, false),
             "kick_all" => self.kick_all(b),
+            "recording" => self.recording(b),
             other => Err(StError::UnknownRequest(other.to_owned())),
         }
     }
@@ -310,6 +312,7 @@ impl Streaming {
             ));
         }
         self.shared.mountpoints_mut().remove(&mp.id);
+        record::stop_all(&mp, &*self.shared.services);
         if permanent {
             let name = mp.cfg().name.clone();
             self.shared
@@ -409,11 +412,31 @@ impl Streaming {
     fn set_enabled(&self, b: &Body, on: bool) -> StResult<Map<String, Value>> {
         let mp = self.shared.mountpoint(b)?;
         check_secret(mp.cfg().secret.as_deref(), b, "secret")?;
-        if !on {
-            // Recordings are not built yet; the field is still checked.
-            opt_bool(b, "stop_recording")?;
+        if !on && opt_bool(b, "stop_recording")?.unwrap_or(true) {
+            record::stop_all(&mp, &*self.shared.services);
         }
         mp.set_enabled(on);
+        let mut out = Map::new();
+        out.insert("streaming".into(), json!("ok"));
+        Ok(out)
+    }
+
+    /// `recording` (`action` start or stop): to `.mjr`, for mountpoints fed by RTP.
+    fn recording(&self, b: &Body) -> StResult<Map<String, Value>> {
+        let action = opt_str(b, "action")?.ok_or(StError::Missing("action"))?;
+        if action != "start" && action != "stop" {
+            return Err(StError::Invalid(
+                "Invalid action (should be start|stop)".into(),
+            ));
+        }
+        let mp = self.shared.mountpoint(b)?;
+        if mp.cfg().file.is_some() {
+            return Err(StError::BadRequest(
+                "Recording is only available on RTP-based live streams".into(),
+            ));
+        }
+        check_secret(mp.cfg().secret.as_deref(), b, "secret")?;
+        record::request(&mp, action, b, &*self.shared.services)?;
         let mut out = Map::new();
         out.insert("streaming".into(), json!("ok"));
         Ok(out)

@@ -118,6 +118,8 @@ pub struct Source {
     pub packets: AtomicU64,
     /// Enabled (packets go to the viewers) and stopped, shared with playback tasks.
     ctl: Arc<Ctl>,
+    /// A `recording` of the stream in progress.
+    pub(crate) rec: crate::record::RecSlot,
     /// Milliseconds since `epoch` of the last packet (0: none yet).
     last_ms: AtomicU64,
     epoch: Instant,
@@ -272,6 +274,7 @@ impl Source {
             data_viewers: RwLock::new(Vec::new()),
             packets: AtomicU64::new(0),
             ctl: Arc::new(Ctl::default()),
+            rec: RwLock::new(None),
             last_ms: AtomicU64::new(0),
             epoch: Instant::now(),
         }
@@ -383,6 +386,7 @@ impl Source {
         if !self.ctl.enabled.load(Ordering::Relaxed) {
             return;
         }
+        crate::record::save(&self.rec, data, self.cfg.kind == StreamKind::Data);
         if self.cfg.kind == StreamKind::Data {
             let viewers = self
                 .data_viewers

@@ -559,3 +559,128 @@ fn permanent_mountpoints_are_saved_to_the_configuration() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A plain RTP packet: payload type, sequence number, and a payload of `n` repeated.
+fn rtp(pt: u8, seq: u16, n: u8) -> Vec<u8> {
+    let mut p = vec![0x80, pt];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&(u32::from(seq) * 960).to_be_bytes());
+    p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+    p.extend_from_slice(&[n; 40]);
+    p
+}
+
+#[test]
+fn recording_to_mjr() {
+    let dir = std::env::temp_dir().join(format!("jano-st-rec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut t = T::new(None);
+    let a = t.attach();
+    let d = t.sync(
+        a,
+        json!({"request": "create", "type": "rtp", "id": 9, "secret": "s", "media": [
+            {"type": "audio", "mid": "a", "port": 0, "pt": 111, "codec": "opus"},
+            {"type": "video", "mid": "v", "port": 0, "pt": 96, "codec": "vp8"}]}),
+    );
+    let ports: Vec<u16> = d["stream"]["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .map(|p| p["port"].as_u64().expect("port") as u16)
+        .collect();
+    // Errors first, as Janus words them.
+    let d = t.sync(a, json!({"request": "recording", "id": 9}));
+    assert_eq!(
+        code(&d),
+        Some((453, "Missing mandatory element (action)".into()))
+    );
+    let d = t.sync(a, json!({"request": "recording", "id": 9, "action": "go"}));
+    assert_eq!(
+        code(&d),
+        Some((454, "Invalid action (should be start|stop)".into()))
+    );
+    let d = t.sync(
+        a,
+        json!({"request": "recording", "id": 99, "action": "start"}),
+    );
+    assert_eq!(d["error_code"], 455, "{d:?}");
+    let d = t.sync(
+        a,
+        json!({"request": "recording", "id": 9, "action": "start", "secret": "x"}),
+    );
+    assert_eq!(d["error_code"], 457, "{d:?}");
+    let d = t.sync(
+        a,
+        json!({"request": "recording", "id": 9, "action": "start", "secret": "s"}),
+    );
+    assert_eq!(
+        code(&d),
+        Some((452, "Missing audio, video and/or data".into()))
+    );
+    let base = |m: &str| dir.join(format!("rec-{m}")).to_string_lossy().into_owned();
+    let d = t.sync(
+        a,
+        json!({"request": "recording", "id": 9, "action": "start", "secret": "s",
+            "media": [{"mid": "a", "filename": base("a")}, {"mid": "v", "filename": base("v")}]}),
+    );
+    assert_eq!(d["streaming"], "ok", "{d:?}");
+    let d = t.sync(
+        a,
+        json!({"request": "recording", "id": 9, "action": "start", "secret": "s",
+            "audio": base("again")}),
+    );
+    assert_eq!(d["error_code"], 452, "already recording: {d:?}");
+    // The source sends; every packet lands in its stream's file.
+    let src = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    for i in 0..20u16 {
+        src.send_to(&rtp(111, 100 + i, 1), ("127.0.0.1", ports[0]))
+            .expect("send");
+        src.send_to(&rtp(96, 500 + i, 2), ("127.0.0.1", ports[1]))
+            .expect("send");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // The reader (a thread of its own here) queues each packet as it comes.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let d = t.sync(
+        a,
+        json!({"request": "recording", "id": 9, "action": "stop", "secret": "s",
+            "audio": true, "video": true}),
+    );
+    assert_eq!(d["streaming"], "ok", "{d:?}");
+    for (m, byte, codec) in [("a", 1u8, "opus"), ("v", 2, "vp8")] {
+        let path = dir.join(format!("rec-{m}.mjr"));
+        let rec = jano_mjr::read_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(rec.info.codec, codec);
+        // The recorder numbers its frames from its own start, gaplessly.
+        let seqs: Vec<u16> = rec.frames.iter().filter_map(|f| f.rtp_seq()).collect();
+        assert_eq!(seqs.len(), 20, "{m}: {seqs:?}");
+        assert!(
+            seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
+            "{m}: {seqs:?}"
+        );
+        assert!(rec
+            .frames
+            .iter()
+            .all(|f| f.data.get(12..) == Some(&[byte; 40][..])));
+    }
+    // A file mountpoint cannot record.
+    let file = dir.join("x.alaw");
+    std::fs::write(&file, [0u8; 320]).expect("write");
+    t.sync(
+        a,
+        json!({"request": "create", "type": "live", "id": 10, "filename": file.to_string_lossy(),
+            "audio": true}),
+    );
+    let d = t.sync(
+        a,
+        json!({"request": "recording", "id": 10, "action": "start", "audio": "x"}),
+    );
+    assert_eq!(
+        code(&d),
+        Some((
+            452,
+            "Recording is only available on RTP-based live streams".into()
+        ))
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
