@@ -6,6 +6,7 @@ use crate::error::{StError, StResult};
 use crate::file::FileFormat;
 use crate::mountpoint::{MpId, StreamKind};
 use jano_plugin::fields::{opt_array, opt_bool, opt_str, opt_u64, Body};
+use jano_plugin::srtp::{SrtpReceiver, SrtpSuite};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::Ordering;
 
@@ -183,6 +184,24 @@ fn port(v: Option<u64>) -> StResult<u16> {
     }
 }
 
+/// `srtpsuite` (32 or 80) and `srtpcrypto` (the SDES base64 key and salt).
+fn srtp_of(b: &Body) -> StResult<Option<(SrtpSuite, String)>> {
+    let suite = opt_u64(b, "srtpsuite")?;
+    let suite = match suite {
+        None => return Ok(None),
+        Some(n) => SrtpSuite::from_janus(i64::try_from(n).unwrap_or(0)).map_err(|_| {
+            StError::CantCreate("Can't add 'rtp' stream, invalid SRTP suite...".into())
+        })?,
+    };
+    let Some(crypto) = opt_str(b, "srtpcrypto")? else {
+        return Ok(None);
+    };
+    SrtpReceiver::new(suite, crypto).map_err(|_| {
+        StError::CantCreate("Can't add 'rtp' stream, invalid SRTP crypto...".into())
+    })?;
+    Ok(Some((suite, crypto.to_owned())))
+}
+
 fn iface(v: Option<&str>) -> StResult<Option<IpAddr>> {
     match v {
         None => Ok(None),
@@ -264,6 +283,8 @@ pub struct MpConfig {
     pub file: Option<FileCfg>,
     /// An `rtsp` mountpoint's server (its streams are known once it answered).
     pub rtsp: Option<RtspCfg>,
+    /// `srtpsuite`/`srtpcrypto`: the RTP (not data) comes SRTP-protected with this key.
+    pub srtp: Option<(SrtpSuite, String)>,
 }
 
 /// What an `rtsp` mountpoint pulls from, with Janus's keys and defaults.
@@ -338,6 +359,7 @@ impl MpConfig {
                 "Can't add 'rtp' stream, no audio or video have to be streamed...".into(),
             ));
         }
+        let srtp = srtp_of(b)?;
         let name = opt_str(b, "name")?
             .map(str::to_owned)
             .unwrap_or_else(|| id.to_string());
@@ -354,6 +376,7 @@ impl MpConfig {
             legacy,
             file: None,
             rtsp: None,
+            srtp,
         })
     }
 
@@ -402,6 +425,7 @@ impl MpConfig {
             streams: Vec::new(),
             legacy: false,
             file: None,
+            srtp: None,
             rtsp: Some(RtspCfg {
                 url: url.to_owned(),
                 user: opt_str(b, "rtsp_user")?.map(str::to_owned),
@@ -488,6 +512,7 @@ impl MpConfig {
             streams: vec![s],
             legacy: false,
             rtsp: None,
+            srtp: None,
             file: Some(FileCfg {
                 filename: filename.to_owned(),
                 format,

@@ -120,6 +120,8 @@ pub struct Source {
     ctl: Arc<Ctl>,
     /// A `recording` of the stream in progress.
     pub(crate) rec: crate::record::RecSlot,
+    /// The stream comes SRTP-protected (`srtpsuite`/`srtpcrypto`): checked and decrypted here.
+    srtp: Option<Mutex<jano_plugin::srtp::SrtpReceiver>>,
     /// Milliseconds since `epoch` of the last packet (0: none yet).
     last_ms: AtomicU64,
     epoch: Instant,
@@ -275,6 +277,7 @@ impl Source {
             packets: AtomicU64::new(0),
             ctl: Arc::new(Ctl::default()),
             rec: RwLock::new(None),
+            srtp: None,
             last_ms: AtomicU64::new(0),
             epoch: Instant::now(),
         }
@@ -382,6 +385,18 @@ impl Source {
 
     /// One datagram from the source.
     fn on_datagram(&self, data: &[u8], seq: &mut SeqExt, services: &dyn CoreServices) {
+        let plain;
+        let data = match &self.srtp {
+            Some(rx) => match rx.lock().unwrap_or_else(|e| e.into_inner()).unprotect(data) {
+                Ok(p) => {
+                    plain = p;
+                    &plain[..]
+                }
+                // Not from the holder of the key, or damaged: dropped, as Janus does.
+                Err(_) => return,
+            },
+            None => data,
+        };
         self.count();
         if !self.ctl.enabled.load(Ordering::Relaxed) {
             return;
@@ -483,12 +498,14 @@ impl Mountpoint {
             )?)),
             _ => {
                 for (i, s) in cfg.streams.iter().enumerate() {
-                    sources.push(Arc::new(Source::bind(
-                        s.clone(),
-                        i,
-                        router.as_ref(),
-                        ports,
-                    )?));
+                    let mut src = Source::bind(s.clone(), i, router.as_ref(), ports)?;
+                    // Data comes plain; audio and video each keep their own SRTP state.
+                    if let (Some((suite, key)), false) = (&cfg.srtp, s.kind == StreamKind::Data) {
+                        let rx = jano_plugin::srtp::SrtpReceiver::new(*suite, key)
+                            .map_err(|e| StError::CantCreate(e.to_string()))?;
+                        src.srtp = Some(Mutex::new(rx));
+                    }
+                    sources.push(Arc::new(src));
                 }
             }
         }

@@ -684,3 +684,64 @@ fn recording_to_mjr() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn srtp_sources_are_decrypted() {
+    const KEY: &str = "WbTBosdVUZqEb6Htqhn+m3z7wUh4RJVR8nE15GbN";
+    let dir = std::env::temp_dir().join(format!("jano-st-srtp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut t = T::new(None);
+    let a = t.attach();
+    let bad = |suite: u64, crypto: &str| {
+        json!({"request": "create", "type": "rtp", "srtpsuite": suite, "srtpcrypto": crypto,
+            "media": [{"type": "audio", "mid": "a", "port": 0, "pt": 111, "codec": "opus"}]})
+    };
+    let d = t.sync(a, bad(64, KEY));
+    assert_eq!(
+        code(&d),
+        Some((456, "Can't add 'rtp' stream, invalid SRTP suite...".into()))
+    );
+    let d = t.sync(a, bad(80, "bm90IGEga2V5"));
+    assert_eq!(
+        code(&d),
+        Some((456, "Can't add 'rtp' stream, invalid SRTP crypto...".into()))
+    );
+    let d = t.sync(
+        a,
+        json!({"request": "create", "type": "rtp", "id": 11, "srtpsuite": 80, "srtpcrypto": KEY,
+            "media": [{"type": "audio", "mid": "a", "port": 0, "pt": 111, "codec": "opus"}]}),
+    );
+    let port = d["stream"]["ports"][0]["port"].as_u64().expect("port") as u16;
+    let file = dir.join("srtp").to_string_lossy().into_owned();
+    let d = t.sync(
+        a,
+        json!({"request": "recording", "id": 11, "action": "start", "audio": file}),
+    );
+    assert_eq!(d["streaming"], "ok", "{d:?}");
+    let src = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let mut tx = jano_plugin::srtp::SrtpSender::new(jano_plugin::srtp::SrtpSuite::Sha1_80, KEY)
+        .expect("sender");
+    for i in 0..10u16 {
+        let p = tx.protect(&rtp(111, 300 + i, 7)).expect("protect");
+        src.send_to(&p, ("127.0.0.1", port)).expect("send");
+        // Plain RTP on a protected stream is not from the key holder: dropped.
+        src.send_to(&rtp(111, 900 + i, 9), ("127.0.0.1", port))
+            .expect("send");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let d = t.sync(
+        a,
+        json!({"request": "recording", "id": 11, "action": "stop", "audio": true}),
+    );
+    assert_eq!(d["streaming"], "ok", "{d:?}");
+    let rec = jano_mjr::read_file(dir.join("srtp.mjr")).expect("recording");
+    assert_eq!(rec.frames.len(), 10, "only the protected packets");
+    assert!(
+        rec.frames
+            .iter()
+            .all(|f| f.data.get(12..) == Some(&[7u8; 40][..])),
+        "decrypted payloads"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
