@@ -4,7 +4,7 @@ gst-rtsp-server (Debian's gir1.2-gst-rtsp-server-1.0, run with Debian's python3 
 python3-gi) serving `/test` — VP8 320x240 at 15 fps from videotestsrc and a 440 Hz Opus tone —
 over RTP/UDP (and TCP interleaved), behind Digest authentication when --user is given.
 
-Usage: rtsp_server.py --port N [--user U --password P]
+Usage: rtsp_server.py --port N [--user U --password P] [--tcp-only]
 Prints `ready <port>` once listening; runs until killed.
 """
 
@@ -31,6 +31,7 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--user")
     ap.add_argument("--password", default="")
+    ap.add_argument("--tcp-only", action="store_true", help="refuse RTP over UDP (461)")
     args = ap.parse_args()
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
@@ -39,6 +40,8 @@ def main():
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(PIPELINE)
     factory.set_shared(True)
+    if args.tcp_only:
+        factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP)
     if args.user:
         auth = GstRtspServer.RTSPAuth()
         auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)

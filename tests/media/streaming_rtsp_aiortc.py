@@ -4,7 +4,9 @@ gst-rtsp-server behind Digest authentication) plays a camera's part — VP8 320x
 Opus tone; the server under test pulls it (DESCRIBE/SETUP/PLAY with `rtsp_user`/`rtsp_pwd`)
 and an aiortc viewer decodes both. Then the RTSP server is killed and started again on the
 same port: the mountpoint reconnects by itself (`rtsp_reconnect_delay`) and the same viewer
-decodes new frames. Wrong credentials fail the `create` (456); `destroy` ends it.
+decodes new frames. Wrong credentials fail the `create` (456); `destroy` ends it. A second
+camera that refuses RTP over UDP (461) is pulled with the media interleaved on the RTSP
+connection.
 
 Usage: streaming_rtsp_aiortc.py --http URL
 Prints node-test-style lines and `ℹ pass N` / `ℹ fail M`; exit 1 on failure.
@@ -42,14 +44,15 @@ def free_port():
 
 
 class RtspServer:
-    def __init__(self, port):
+    def __init__(self, port, tcp_only=False):
         self.port = port
+        self.tcp_only = tcp_only
         self.proc = None
 
     async def start(self):
         self.proc = subprocess.Popen(
             [SYSTEM_PYTHON, os.path.join(HERE, "rtsp_server.py"), "--port", str(self.port),
-             "--user", USER, "--password", PASSWORD],
+             "--user", USER, "--password", PASSWORD] + (["--tcp-only"] if self.tcp_only else []),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         loop = asyncio.get_running_loop()
         line = await asyncio.wait_for(loop.run_in_executor(None, self.proc.stdout.readline), 15)
@@ -95,6 +98,8 @@ class Run:
         self.mp = None
         self.server = RtspServer(free_port())
         self.v = Viewer()
+        self.tcp_server = RtspServer(free_port(), tcp_only=True)
+        self.tcp_v = Viewer()
 
     async def sync(self, body, what):
         r = await self.c.message(self.adm, body)
@@ -188,17 +193,55 @@ class Run:
         check(m >= 20, f"only {m} frames after the RTSP server came back")
         return f"{n} frames while it was gone, {m} after it came back"
 
+    async def over_tcp(self):
+        """A camera that refuses RTP over UDP (461): the mountpoint takes the media interleaved
+        on the RTSP connection."""
+        await self.tcp_server.start()
+        mp = random.randint(1, 2 ** 40)
+        url = f"rtsp://127.0.0.1:{self.tcp_server.port}/test"
+        d = await self.sync({"request": "create", "type": "rtsp", "id": mp, "url": url,
+                             "rtsp_user": USER, "rtsp_pwd": PASSWORD, "audio": True, "video": True},
+                            "create rtsp (TCP-only camera)")
+        check(d.get("streaming") == "created", f"create: {brief(d)}")
+        h = await self.c.attach(STREAMING)
+        r = await self.c.message(h, {"request": "watch", "id": mp})
+        check(r.get("janus") == "ack", f"watch: {brief(r)}")
+        tx = r["transaction"]
+        ev = await self.c.wait_for(lambda m: m["janus"] == "event" and m.get("transaction") == tx, STEP, "watch")
+        jsep = ev.get("jsep") or {}
+        check(jsep.get("type") == "offer", f"watch carries no offer: {brief(ev)}")
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.tcp_v.pc = pc
+        pc.on("track", lambda t: self.tcp_v.tasks.append(asyncio.ensure_future(self.tcp_v.consume(t))))
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=jsep["sdp"], type="offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        r = await self.c.message(h, {"request": "start"},
+                                 {"type": "answer", "sdp": pc.localDescription.sdp, "trickle": False})
+        check(r.get("janus") == "ack", f"start: {brief(r)}")
+        await wait_connected(pc, "TCP viewer")
+        end = time.monotonic() + 20
+        while time.monotonic() < end and len(self.tcp_v.video) < 20:
+            await asyncio.sleep(0.2)
+        n = len(self.tcp_v.video)
+        check(n >= 20, f"only {n} frames from the TCP-only camera")
+        check(all(sz == (320, 240) for _, sz in self.tcp_v.video[-5:]), "frame size")
+        d = await self.sync({"request": "destroy", "id": mp}, "destroy")
+        check(d.get("streaming") == "destroyed", f"destroy: {brief(d)}")
+        return f"{n} frames 320x240 over RTSP/TCP"
+
     async def destroy(self):
         d = await self.sync({"request": "destroy", "id": self.mp, "secret": "adminpwd"}, "destroy")
         check(d.get("streaming") == "destroyed", f"destroy: {brief(d)}")
         return "destroyed"
 
     async def close(self):
-        for t in self.v.tasks:
-            t.cancel()
-        if self.v.pc:
-            await self.v.pc.close()
+        for v in (self.v, self.tcp_v):
+            for t in v.tasks:
+                t.cancel()
+            if v.pc:
+                await v.pc.close()
         self.server.stop()
+        self.tcp_server.stop()
         try:
             await self.c.destroy()
         except Exception:  # noqa: BLE001
@@ -239,6 +282,12 @@ async def main():
         await step("the RTSP server dies and comes back → the mountpoint reconnects, frames again",
                    run.reconnect, 45)
         await step("destroy → destroyed (TEARDOWN)", run.destroy, STEP)
+        tcp_step = "a camera that refuses UDP (461) → media interleaved over TCP, decoded"
+        if os.environ.get("MEDIA_SERVER_IS_JANUS"):
+            # Janus pulls RTSP with libcurl over UDP only.
+            runner.skip(f"  {tcp_step}", "Janus 1.1.2 has no RTSP over TCP")
+        else:
+            await step(tcp_step, run.over_tcp, CONNECT_TIMEOUT + 40, essential=False)
     finally:
         await run.close()
     runner.summary()

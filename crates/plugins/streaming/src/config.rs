@@ -294,6 +294,9 @@ pub struct RtspCfg {
     pub user: Option<String>,
     pub pass: Option<String>,
     pub quirk: bool,
+    /// `rtsp_tcp` (jano's own): media interleaved on the control connection rather than over
+    /// UDP (a server that refuses UDP gets it anyway).
+    pub tcp: bool,
     /// `rtsp_failcheck`: a server that cannot be reached makes `create` fail (default); else
     /// the mountpoint is made and keeps trying.
     pub failcheck: bool,
@@ -431,6 +434,7 @@ impl MpConfig {
                 user: opt_str(b, "rtsp_user")?.map(str::to_owned),
                 pass: opt_str(b, "rtsp_pwd")?.map(str::to_owned),
                 quirk: opt_bool(b, "rtsp_quirk")?.unwrap_or(false),
+                tcp: opt_bool(b, "rtsp_tcp")?.unwrap_or(false),
                 failcheck,
                 iface: iface(opt_str(b, "rtspiface")?)?,
                 reconnect_delay: secs("rtsp_reconnect_delay", 5)?.max(1),

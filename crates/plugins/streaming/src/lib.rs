@@ -13,6 +13,7 @@
 pub mod config;
 pub mod error;
 pub mod file;
+pub mod interleave;
 pub mod mountpoint;
 pub mod play;
 pub mod pull;

@@ -232,6 +232,15 @@ impl Source {
         src
     }
 
+    /// A stream that comes interleaved on an RTSP control connection (no sockets).
+    pub(crate) fn interleaved(
+        cfg: StreamCfg,
+        mindex: usize,
+        router: Option<&Arc<dyn MediaRouter>>,
+    ) -> Source {
+        Source::new(cfg, mindex, router)
+    }
+
     /// Copies of the RTP and RTCP sockets (to set up again onto the same ports).
     pub fn socket_pair(&self) -> Option<(UdpSocket, UdpSocket)> {
         let a = self.socket.as_ref()?.try_clone().ok()?;
@@ -384,7 +393,7 @@ impl Source {
     }
 
     /// One datagram from the source.
-    fn on_datagram(&self, data: &[u8], seq: &mut SeqExt, services: &dyn CoreServices) {
+    pub(crate) fn on_datagram(&self, data: &[u8], seq: &mut SeqExt, services: &dyn CoreServices) {
         let plain;
         let data = match &self.srtp {
             Some(rx) => match rx.lock().unwrap_or_else(|e| e.into_inner()).unprotect(data) {

@@ -32,7 +32,13 @@ pub fn start(
     })?;
     let ip = r.iface.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let (media, session) = match rtsp::connect(&opts, ip, ports.bounds(), Vec::new()) {
-        Ok(mut s) => (std::mem::take(&mut s.media), Some(s)),
+        Ok(mut s) => {
+            // The sources take the sockets; the session keeps what its streams are (an
+            // interleaved session routes its channels by them).
+            let media = std::mem::take(&mut s.media);
+            s.media = media.iter().map(rtsp::RtspMedia::without_sockets).collect();
+            (media, Some(s))
+        }
         Err(e) if r.failcheck => {
             tracing::warn!(mountpoint = %id, url = %opts.url.url, "RTSP: {e}");
             return Err(fail());
@@ -42,16 +48,20 @@ pub fn start(
             let mut m = Vec::new();
             for video in [false, true] {
                 if (video && r.video) || (!video && r.audio) {
-                    let (rtp, rtcp) =
-                        rtsp::bind_pair(ip, ports.bounds()).map_err(StError::CantCreate)?;
+                    let udp = match r.tcp {
+                        true => None,
+                        false => {
+                            Some(rtsp::bind_pair(ip, ports.bounds()).map_err(StError::CantCreate)?)
+                        }
+                    };
                     m.push(rtsp::RtspMedia {
                         video,
                         pt: 0,
                         rtpmap: None,
                         fmtp: None,
-                        rtp,
-                        rtcp,
+                        udp,
                         server_rtcp: None,
+                        channel: None,
                     });
                 }
             }
@@ -79,14 +89,13 @@ pub fn start(
         s.rtpmap = m.rtpmap;
         s.fmtp = fmtp.or(m.fmtp);
         cfg.streams.push(s.clone());
-        sources.push(Arc::new(Source::of_sockets(
-            s,
-            i,
-            m.rtp,
-            m.rtcp,
-            m.server_rtcp,
-            router.as_ref(),
-        )));
+        let src = match m.udp {
+            Some((rtp, rtcp)) => {
+                Source::of_sockets(s, i, rtp, rtcp, m.server_rtcp, router.as_ref())
+            }
+            None => Source::interleaved(s, i, router.as_ref()),
+        };
+        sources.push(Arc::new(src));
     }
     let mp = Mountpoint::assemble(id, cfg, sources);
     for s in &mp.sources {
@@ -114,6 +123,7 @@ pub fn opts_of(c: &RtspCfg) -> Result<RtspOpts, String> {
         timeout: Duration::from_secs(c.timeout),
         conn_timeout: Duration::from_secs(c.conn_timeout),
         quirk: c.quirk,
+        tcp: c.tcp,
     })
 }
 
@@ -123,6 +133,26 @@ pub struct Keeper {
     pub cfg: RtspCfg,
     pub opts: RtspOpts,
     pub range: (u16, u16),
+}
+
+impl Keeper {
+    /// The mountpoint is gone.
+    pub(crate) fn stopped(&self) -> bool {
+        self.sources.iter().any(|s| s.stopped())
+    }
+
+    pub(crate) fn ip(&self) -> IpAddr {
+        self.cfg.iface.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    }
+
+    /// The keep-alive period of a session: half its timeout, capped by `rtsp_session_timeout`.
+    pub(crate) fn period(&self, timeout: Duration) -> Duration {
+        let mut period = timeout / 2;
+        if self.cfg.session_timeout > 0 {
+            period = period.min(Duration::from_secs(self.cfg.session_timeout) / 2);
+        }
+        period.max(Duration::from_secs(1))
+    }
 }
 
 /// The part of a session the task keeps.
@@ -147,7 +177,7 @@ fn live_of(s: RtspSession, cfg: &RtspCfg) -> Live {
 }
 
 /// Runs `f` on the blocking pool and waits for it.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     services: &Arc<dyn CoreServices>,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Option<T> {
@@ -160,7 +190,15 @@ async fn blocking<T: Send + 'static>(
 
 pub fn spawn(services: &Arc<dyn CoreServices>, k: Keeper, session: Option<RtspSession>) {
     let svc = services.clone();
-    services.spawn(Box::pin(run(svc, k, session)));
+    let tcp = match &session {
+        Some(s) => s.tcp,
+        None => k.cfg.tcp,
+    };
+    if tcp {
+        services.spawn(Box::pin(crate::interleave::run(svc, k, session)));
+    } else {
+        services.spawn(Box::pin(run(svc, k, session)));
+    }
 }
 
 async fn run(services: Arc<dyn CoreServices>, k: Keeper, session: Option<RtspSession>) {

@@ -1,7 +1,8 @@
 //! The RTSP client of `rtsp` mountpoints (RFC 2326): DESCRIBE (following the SDP's control
 //! URLs and `Content-Base`), SETUP of the first audio and the first video stream over UDP
-//! (`client_port`, an RTP/RTCP port pair of ours), PLAY, OPTIONS as the keep-alive, with Basic
-//! or Digest authentication. The handshake is plain blocking I/O with the mountpoint's
+//! (`client_port`, an RTP/RTCP port pair of ours) or, when asked or when the server refuses
+//! UDP, interleaved on the control connection (RTP over TCP), PLAY, OPTIONS as the keep-alive,
+//! with Basic or Digest authentication. The handshake is plain blocking I/O with the mountpoint's
 //! timeouts (it runs when a mountpoint is made, as Janus's does, or on a blocking pool when it
 //! reconnects); the media then comes in on the UDP sockets like any `rtp` stream's.
 
@@ -79,6 +80,9 @@ pub struct RtspOpts {
     pub conn_timeout: Duration,
     /// Janus's `rtsp_quirk`: on 404, DESCRIBE again with the path alone.
     pub quirk: bool,
+    /// The media comes interleaved on the control connection (RTP over TCP) rather than over
+    /// UDP: asked for with `rtsp_tcp`, and taken anyway when the server refuses UDP (461).
+    pub tcp: bool,
 }
 
 /// One stream the server agreed to send: its codec and our sockets.
@@ -89,10 +93,27 @@ pub struct RtspMedia {
     /// `opus/48000/2`…
     pub rtpmap: Option<String>,
     pub fmtp: Option<String>,
-    pub rtp: UdpSocket,
-    pub rtcp: UdpSocket,
+    /// Our UDP port pair (none over TCP).
+    pub udp: Option<(UdpSocket, UdpSocket)>,
     /// Where the server takes RTCP (its `server_port`): keyframe requests go there.
     pub server_rtcp: Option<SocketAddr>,
+    /// Over TCP: the interleaved channel of the stream's RTP (its RTCP is the next one).
+    pub channel: Option<u8>,
+}
+
+impl RtspMedia {
+    /// The same stream, without its sockets.
+    pub fn without_sockets(&self) -> RtspMedia {
+        RtspMedia {
+            video: self.video,
+            pt: self.pt,
+            rtpmap: self.rtpmap.clone(),
+            fmtp: self.fmtp.clone(),
+            udp: None,
+            server_rtcp: self.server_rtcp,
+            channel: self.channel,
+        }
+    }
 }
 
 /// A playing RTSP session: the control connection stays open (servers tie the session to
@@ -106,6 +127,8 @@ pub struct RtspSession {
     pub media: Vec<RtspMedia>,
     /// The URL requests name (the aggregate control URL).
     pub control: String,
+    /// The media comes interleaved on `conn`.
+    pub tcp: bool,
 }
 
 /// An RTSP control connection: requests with CSeq and authentication.
@@ -231,10 +254,27 @@ impl Conn {
         self.stream.peer_addr().ok().map(|a| a.ip())
     }
 
-    /// The stream, for the keep-alive task (after the handshake).
-    pub fn into_stream(self) -> (TcpStream, u32, Option<String>) {
-        let auth = self.authorization("OPTIONS", "*");
-        (self.stream, self.cseq, auth)
+    /// Another handle on the connection (to read interleaved media and write keep-alives
+    /// from a task, this one still formatting the requests).
+    pub fn stream_clone(&self) -> std::io::Result<TcpStream> {
+        self.stream.try_clone()
+    }
+
+    /// A request as bytes, with the next CSeq and the authorization (to write it elsewhere).
+    pub fn format(&mut self, method: &str, uri: &str, headers: &[(&str, String)]) -> Vec<u8> {
+        self.cseq += 1;
+        let mut req = format!(
+            "{method} {uri} RTSP/1.0\r\nCSeq: {}\r\nUser-Agent: jano\r\n",
+            self.cseq
+        );
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if let Some(a) = self.authorization(method, uri) {
+            req.push_str(&format!("Authorization: {a}\r\n"));
+        }
+        req.push_str("\r\n");
+        req.into_bytes()
     }
 
     fn authorization(&self, method: &str, uri: &str) -> Option<String> {
@@ -314,20 +354,9 @@ impl Conn {
         uri: &str,
         headers: &[(&str, String)],
     ) -> Result<Response, String> {
-        self.cseq += 1;
-        let mut req = format!(
-            "{method} {uri} RTSP/1.0\r\nCSeq: {}\r\nUser-Agent: jano\r\n",
-            self.cseq
-        );
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        if let Some(a) = self.authorization(method, uri) {
-            req.push_str(&format!("Authorization: {a}\r\n"));
-        }
-        req.push_str("\r\n");
+        let req = self.format(method, uri, headers);
         self.stream
-            .write_all(req.as_bytes())
+            .write_all(&req)
             .map_err(|e| format!("{method}: {e}"))?;
         read_response(&mut self.stream).map_err(|e| format!("{method}: {e}"))
     }
@@ -509,24 +538,45 @@ pub fn connect(
     let mut session: Option<String> = None;
     let mut timeout = Duration::from_secs(60);
     let mut media = Vec::new();
-    for (video, m) in wanted {
-        let (rtp, rtcp) = match sockets.iter().position(|(v, _, _)| *v == video) {
-            Some(i) => {
-                let (_, a, b) = sockets.remove(i);
-                (a, b)
-            }
-            None => bind_pair(ip, range)?,
-        };
-        let port = rtp.local_addr().map(|a| a.port()).unwrap_or(0);
-        let mut headers = vec![(
-            "Transport",
-            format!("RTP/AVP/UDP;unicast;client_port={}-{}", port, port + 1),
-        )];
-        if let Some(s) = &session {
-            headers.push(("Session", s.clone()));
-        }
+    let mut tcp = o.tcp;
+    for (i, (video, m)) in wanted.into_iter().enumerate() {
         let uri = control_url(&base, &m.control);
-        let r = conn.request("SETUP", &uri, &headers)?;
+        let setup = |conn: &mut Conn, transport: String, session: &Option<String>| {
+            let mut headers = vec![("Transport", transport)];
+            if let Some(s) = session {
+                headers.push(("Session", s.clone()));
+            }
+            conn.request("SETUP", &uri, &headers)
+        };
+        let channel = u8::try_from(2 * i).unwrap_or(0);
+        let interleaved = format!(
+            "RTP/AVP/TCP;unicast;interleaved={}-{}",
+            channel,
+            channel + 1
+        );
+        let mut udp = None;
+        let r = if tcp {
+            setup(&mut conn, interleaved, &session)?
+        } else {
+            let (rtp, rtcp) = match sockets.iter().position(|(v, _, _)| *v == video) {
+                Some(i) => {
+                    let (_, a, b) = sockets.remove(i);
+                    (a, b)
+                }
+                None => bind_pair(ip, range)?,
+            };
+            let port = rtp.local_addr().map(|a| a.port()).unwrap_or(0);
+            let udp_transport = format!("RTP/AVP/UDP;unicast;client_port={}-{}", port, port + 1);
+            let r = setup(&mut conn, udp_transport, &session)?;
+            if r.code == 461 && i == 0 {
+                // Unsupported transport: the server only streams over TCP.
+                tcp = true;
+                setup(&mut conn, interleaved, &session)?
+            } else {
+                udp = Some((rtp, rtcp));
+                r
+            }
+        };
         if r.code != 200 {
             return Err(format!("SETUP answered {}", r.code));
         }
@@ -555,14 +605,25 @@ pub fn connect(
                 .and_then(|s| s.trim().parse::<IpAddr>().ok());
             Some(SocketAddr::new(src.or(server_ip)?, rtcp))
         });
+        // The channels the server chose (it may not take ours).
+        let channel = tcp.then(|| {
+            r.header("Transport")
+                .and_then(|t| {
+                    t.split(';')
+                        .find_map(|p| p.trim().strip_prefix("interleaved="))
+                        .and_then(|c| c.split('-').next())
+                        .and_then(|c| c.trim().parse::<u8>().ok())
+                })
+                .unwrap_or(channel)
+        });
         media.push(RtspMedia {
             video,
             pt: m.pt,
             rtpmap: m.rtpmap,
             fmtp: m.fmtp,
-            rtp,
-            rtcp,
-            server_rtcp,
+            udp,
+            server_rtcp: if tcp { None } else { server_rtcp },
+            channel,
         });
     }
     let session = session.ok_or("SETUP gave no session")?;
@@ -583,6 +644,7 @@ pub fn connect(
         timeout,
         media,
         control: base,
+        tcp,
     })
 }
 
