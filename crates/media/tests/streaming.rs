@@ -480,3 +480,103 @@ async fn file_mountpoints_play_live_and_on_demand() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bufferkf_starts_new_viewers_with_the_latest_keyframe() {
+    let mut gw = Gw::start(st_opts());
+    let sid = gw.create_session();
+    let adm = gw.attach(sid, ST);
+    let mut ports = Vec::new();
+    for (id, buffer) in [(31u64, true), (32, false)] {
+        let r = gw.message(
+            sid,
+            adm,
+            json!({"request": "create", "type": "rtp", "id": id, "media": [
+                {"type": "audio", "mid": "a", "port": 0, "pt": 111, "rtpmap": "opus/48000/2"},
+                {"type": "video", "mid": "v", "port": 0, "pt": 96, "rtpmap": "VP8/90000",
+                 "bufferkf": buffer}]}),
+            None,
+        );
+        let d = &r["plugindata"]["data"];
+        assert_eq!(d["streaming"], "created", "{r}");
+        let port = |i: usize| d["stream"]["ports"][i]["port"].as_u64().unwrap_or(0) as u16;
+        ports.push((port(0), port(1)));
+    }
+    // Nobody watches yet: a keyframe (round 0), then delta frames.
+    let src = UdpSocket::bind("127.0.0.1:0").expect("source socket");
+    for p in &ports {
+        feed(&src, *p, 5, 0..10, &mut []).await;
+    }
+    let mut with = viewer(&mut gw, sid, 31).await;
+    let mut without = viewer(&mut gw, sid, 32).await;
+    for v in [&mut with, &mut without] {
+        v.c.run_for(Duration::from_millis(300)).await;
+    }
+    // With bufferkf the newcomer gets the keyframe at once, before any new packet.
+    assert_eq!(
+        got(&with.c, with.video, 5),
+        vec![0],
+        "the buffered keyframe"
+    );
+    assert!(got(&without.c, without.video, 5).is_empty());
+    // Then the live packets follow on the same stream.
+    feed(&src, ports[0], 6, 10..20, &mut [&mut with]).await;
+    assert!(
+        got(&with.c, with.video, 6).len() >= 9,
+        "live packets after it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buffermsg_gives_new_viewers_the_latest_message() {
+    let mut gw = Gw::start(st_opts());
+    let sid = gw.create_session();
+    let adm = gw.attach(sid, ST);
+    let r = gw.message(
+        sid,
+        adm,
+        json!({"request": "create", "type": "rtp", "id": 41, "media": [
+            {"type": "data", "mid": "d", "port": 0, "buffermsg": true}]}),
+        None,
+    );
+    let d = &r["plugindata"]["data"];
+    assert_eq!(d["streaming"], "created", "{r}");
+    let port = d["stream"]["ports"][0]["port"].as_u64().unwrap_or(0) as u16;
+    let src = UdpSocket::bind("127.0.0.1:0").expect("source socket");
+    for m in ["first", "second"] {
+        src.send_to(m.as_bytes(), ("127.0.0.1", port))
+            .expect("send");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A viewer arriving later gets the latest message as soon as its channel opens.
+    let hid = gw.attach(sid, ST);
+    let ev = request(
+        &mut gw,
+        sid,
+        hid,
+        json!({"request": "watch", "id": 41}),
+        None,
+    )
+    .await;
+    let offer = ev["jsep"]["sdp"].as_str().expect("offer").to_owned();
+    assert!(offer.contains("m=application"), "{offer}");
+    let mut c = Client::new().await;
+    let answer = c.accept_offer(&offer);
+    request(
+        &mut gw,
+        sid,
+        hid,
+        json!({"request": "start"}),
+        Some(json!({"type": "answer", "sdp": answer})),
+    )
+    .await;
+    assert!(
+        c.run_until(WAIT, |c| !c.data.is_empty()).await,
+        "the buffered message arrives"
+    );
+    assert_eq!(c.data[0], (false, b"second".to_vec()));
+    // Then live ones.
+    src.send_to(b"third", ("127.0.0.1", port)).expect("send");
+    assert!(c.run_until(WAIT, |c| c.data.len() >= 2).await, "live");
+    assert_eq!(c.data[1], (false, b"third".to_vec()));
+}

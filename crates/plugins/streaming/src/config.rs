@@ -31,6 +31,10 @@ pub struct StreamCfg {
     pub fmtp: Option<String>,
     /// Data: binary rather than text.
     pub binary: bool,
+    /// Video: keep the latest keyframe, for new viewers to start with (`bufferkf`).
+    pub bufferkf: bool,
+    /// Data: keep the latest message, for new viewers to get at once (`buffermsg`).
+    pub buffermsg: bool,
 }
 
 fn codec_of(name: &str) -> Option<&'static str> {
@@ -68,6 +72,8 @@ impl StreamCfg {
             rtpmap: None,
             fmtp: None,
             binary: false,
+            bufferkf: false,
+            buffermsg: false,
         }
     }
 
@@ -119,6 +125,8 @@ impl StreamCfg {
         s.rtpmap = opt_str(o, "rtpmap")?.map(str::to_owned);
         s.fmtp = opt_str(o, "fmtp")?.map(str::to_owned);
         s.binary = datatype(opt_str(o, "datatype")?)?;
+        s.bufferkf = s.kind == StreamKind::Video && opt_bool(o, "bufferkf")?.unwrap_or(false);
+        s.buffermsg = s.kind == StreamKind::Data && opt_bool(o, "buffermsg")?.unwrap_or(false);
         s.finish()
     }
 
@@ -150,6 +158,10 @@ impl StreamCfg {
             s.fmtp = opt_str(b, key("fmtp"))?.map(str::to_owned);
         } else {
             s.binary = datatype(opt_str(b, "datatype")?)?;
+            s.buffermsg = opt_bool(b, "databuffermsg")?.unwrap_or(false);
+        }
+        if kind == StreamKind::Video {
+            s.bufferkf = opt_bool(b, "videobufferkf")?.unwrap_or(false);
         }
         s.finish().map(Some)
     }

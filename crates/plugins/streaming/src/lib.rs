@@ -10,6 +10,7 @@
 //! the media workers of its viewers; file playbacks and RTSP keep-alives are timer tasks there
 //! too, the RTSP exchanges of a reconnect run on the blocking pool.
 
+pub mod buffer;
 pub mod config;
 pub mod error;
 pub mod file;

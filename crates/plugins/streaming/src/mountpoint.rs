@@ -122,6 +122,11 @@ pub struct Source {
     pub(crate) rec: crate::record::RecSlot,
     /// The stream comes SRTP-protected (`srtpsuite`/`srtpcrypto`): checked and decrypted here.
     srtp: Option<Mutex<jano_plugin::srtp::SrtpReceiver>>,
+    /// `bufferkf`: the latest keyframe, for new viewers.
+    kf: Option<Mutex<crate::buffer::KeyframeBuffer>>,
+    /// `buffermsg`: the latest data message, for new viewers.
+    last_msg: Option<Mutex<Option<Vec<u8>>>>,
+    router: Option<Arc<dyn MediaRouter>>,
     /// Milliseconds since `epoch` of the last packet (0: none yet).
     last_ms: AtomicU64,
     epoch: Instant,
@@ -268,6 +273,7 @@ impl Source {
     }
 
     fn new(cfg: StreamCfg, mindex: usize, router: Option<&Arc<dyn MediaRouter>>) -> Source {
+        let (bufferkf, buffermsg) = (cfg.bufferkf, cfg.buffermsg);
         Source {
             cfg,
             mindex,
@@ -287,6 +293,9 @@ impl Source {
             ctl: Arc::new(Ctl::default()),
             rec: RwLock::new(None),
             srtp: None,
+            kf: bufferkf.then(|| Mutex::new(Default::default())),
+            last_msg: buffermsg.then(|| Mutex::new(None)),
+            router: router.cloned(),
             last_ms: AtomicU64::new(0),
             epoch: Instant::now(),
         }
@@ -338,7 +347,49 @@ impl Source {
         if let Some(f) = g.as_mut() {
             let mut d = Dest::new(h.handle_id, mindex);
             d.epoch = epoch;
+            if !f
+                .iter()
+                .any(|x| x.handle_id == d.handle_id && x.mindex == d.mindex)
+            {
+                self.send_keyframe(d);
+            }
             f.insert(d);
+        }
+    }
+
+    /// `buffermsg`: the latest data message to a viewer whose data channel just opened.
+    pub fn send_last_msg(&self, h: &HandleRef, services: &dyn CoreServices) {
+        let last = self
+            .last_msg
+            .as_ref()
+            .and_then(|m| m.lock().unwrap_or_else(|e| e.into_inner()).clone());
+        if let Some(msg) = last {
+            services.relay_data(
+                h,
+                &jano_plugin::DataMessage {
+                    label: None,
+                    protocol: None,
+                    binary: self.cfg.binary,
+                    buffer: &msg,
+                },
+            );
+        }
+    }
+
+    /// `bufferkf`: the latest keyframe to one new viewer, ahead of the live packets (it goes
+    /// to the same worker queue first).
+    fn send_keyframe(&self, d: Dest) {
+        let (Some(kf), Some(router)) = (&self.kf, &self.router) else {
+            return;
+        };
+        let packets = kf.lock().unwrap_or_else(|e| e.into_inner()).last().to_vec();
+        if packets.is_empty() {
+            return;
+        }
+        let mut one = Fanout::new(router.clone());
+        one.insert(d);
+        for p in &packets {
+            one.send(p);
         }
     }
 
@@ -411,6 +462,9 @@ impl Source {
             return;
         }
         crate::record::save(&self.rec, data, self.cfg.kind == StreamKind::Data);
+        if let Some(m) = &self.last_msg {
+            *m.lock().unwrap_or_else(|e| e.into_inner()) = Some(data.to_vec());
+        }
         if self.cfg.kind == StreamKind::Data {
             let viewers = self
                 .data_viewers
@@ -451,6 +505,9 @@ impl Source {
             payload: Arc::from(payload),
             svc: None,
         };
+        if let Some(kf) = &self.kf {
+            kf.lock().unwrap_or_else(|e| e.into_inner()).offer(&packet);
+        }
         self.deliver(&packet);
     }
 

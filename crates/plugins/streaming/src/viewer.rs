@@ -297,6 +297,21 @@ impl PluginSession for Viewer {
         }
     }
 
+    /// The data channel opened: `buffermsg` streams send their latest message.
+    fn data_ready(&self, _ctx: &mut MediaCtx<'_>) {
+        let st = self.state();
+        if !st.started {
+            return;
+        }
+        for l in st
+            .lines
+            .iter()
+            .filter(|l| l.send && l.src.cfg.kind == StreamKind::Data)
+        {
+            l.src.send_last_msg(&self.href, &*self.services);
+        }
+    }
+
     /// A viewer's keyframe request goes to the source of that m-line (throttled there).
     fn incoming_rtcp(&self, _ctx: &mut MediaCtx<'_>, feedback: &jano_plugin::RtcpFeedback) {
         if let jano_plugin::RtcpFeedback::KeyframeRequest { mindex, .. } = feedback {
