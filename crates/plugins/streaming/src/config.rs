@@ -297,6 +297,9 @@ pub struct MpConfig {
     pub rtsp: Option<RtspCfg>,
     /// `srtpsuite`/`srtpcrypto`: the RTP (not data) comes SRTP-protected with this key.
     pub srtp: Option<(SrtpSuite, String)>,
+    /// `collision` (ms): a packet of another SSRC is dropped unless the current one has been
+    /// silent this long (0: any SSRC goes, the latest wins).
+    pub collision: u64,
 }
 
 /// What an `rtsp` mountpoint pulls from, with Janus's keys and defaults.
@@ -392,6 +395,7 @@ impl MpConfig {
             file: None,
             rtsp: None,
             srtp,
+            collision: opt_u64(b, "collision")?.unwrap_or(0),
         })
     }
 
@@ -441,6 +445,7 @@ impl MpConfig {
             legacy: false,
             file: None,
             srtp: None,
+            collision: 0,
             rtsp: Some(RtspCfg {
                 url: url.to_owned(),
                 user: opt_str(b, "rtsp_user")?.map(str::to_owned),
@@ -529,6 +534,7 @@ impl MpConfig {
             legacy: false,
             rtsp: None,
             srtp: None,
+            collision: 0,
             file: Some(FileCfg {
                 filename: filename.to_owned(),
                 format,

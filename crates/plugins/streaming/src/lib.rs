@@ -213,6 +213,12 @@ impl Streaming {
         i.insert("enabled".into(), json!(mp.is_enabled()));
         i.insert("type".into(), json!(cfg.type_str()));
         let admin = full && opt_str(b, "secret")?.is_some();
+        if cfg.srtp.is_some() {
+            i.insert("srtp".into(), json!(true));
+        }
+        if cfg.collision > 0 {
+            i.insert("collision".into(), json!(cfg.collision));
+        }
         if let (true, Some(f)) = (admin, &cfg.file) {
             i.insert("filename".into(), json!(f.filename));
         }

@@ -127,6 +127,8 @@ pub struct Source {
     /// `buffermsg`: the latest data message, for new viewers.
     last_msg: Option<Mutex<Option<Vec<u8>>>>,
     router: Option<Arc<dyn MediaRouter>>,
+    /// `collision` of the mountpoint, in ms (0: off).
+    collision_ms: u64,
     /// Milliseconds since `epoch` of the last packet (0: none yet).
     last_ms: AtomicU64,
     epoch: Instant,
@@ -296,6 +298,7 @@ impl Source {
             kf: bufferkf.then(|| Mutex::new(Default::default())),
             last_msg: buffermsg.then(|| Mutex::new(None)),
             router: router.cloned(),
+            collision_ms: 0,
             last_ms: AtomicU64::new(0),
             epoch: Instant::now(),
         }
@@ -436,6 +439,20 @@ impl Source {
             .len()
     }
 
+    /// `collision`: a packet of an SSRC other than the current one while the current one is
+    /// still sending (within the window) is someone else's, and dropped.
+    fn collides(&self, data: &[u8]) -> bool {
+        let Some(ssrc) = data
+            .get(8..12)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(u32::from_be_bytes)
+        else {
+            return true;
+        };
+        let current = self.last_ssrc.load(Ordering::Relaxed);
+        current != 0 && ssrc != current && self.age_ms().is_some_and(|age| age < self.collision_ms)
+    }
+
     /// A packet came from the source (for `info`'s counters and age).
     fn count(&self) {
         self.packets.fetch_add(1, Ordering::Relaxed);
@@ -457,6 +474,9 @@ impl Source {
             },
             None => data,
         };
+        if self.collision_ms > 0 && self.cfg.kind != StreamKind::Data && self.collides(data) {
+            return;
+        }
         self.count();
         if !self.ctl.enabled.load(Ordering::Relaxed) {
             return;
@@ -565,6 +585,7 @@ impl Mountpoint {
             _ => {
                 for (i, s) in cfg.streams.iter().enumerate() {
                     let mut src = Source::bind(s.clone(), i, router.as_ref(), ports)?;
+                    src.collision_ms = cfg.collision;
                     // Data comes plain; audio and video each keep their own SRTP state.
                     if let (Some((suite, key)), false) = (&cfg.srtp, s.kind == StreamKind::Data) {
                         let rx = jano_plugin::srtp::SrtpReceiver::new(*suite, key)

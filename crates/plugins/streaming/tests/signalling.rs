@@ -745,3 +745,52 @@ fn srtp_sources_are_decrypted() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn collision_keeps_the_current_source() {
+    let dir = std::env::temp_dir().join(format!("jano-st-coll-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut t = T::new(None);
+    let a = t.attach();
+    let with_ssrc = |ssrc: u32, seq: u16| {
+        let mut p = rtp(111, seq, 3);
+        p.splice(8..12, ssrc.to_be_bytes());
+        p
+    };
+    let src = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    // A long window: the second SSRC is dropped; a short one that has passed: it takes over.
+    for (id, window, pause_ms, want) in [(21u64, 60_000u64, 0u64, 5usize), (22, 100, 400, 10)] {
+        let d = t.sync(
+            a,
+            json!({"request": "create", "type": "rtp", "id": id, "collision": window, "media": [
+                {"type": "audio", "mid": "a", "port": 0, "pt": 111, "codec": "opus"}]}),
+        );
+        let port = d["stream"]["ports"][0]["port"].as_u64().expect("port") as u16;
+        let file = dir.join(format!("c{id}")).to_string_lossy().into_owned();
+        t.sync(
+            a,
+            json!({"request": "recording", "id": id, "action": "start", "audio": file}),
+        );
+        for i in 0..5 {
+            src.send_to(&with_ssrc(0xAAAA, i), ("127.0.0.1", port))
+                .expect("send");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(pause_ms));
+        for i in 0..5 {
+            src.send_to(&with_ssrc(0xBBBB, 100 + i), ("127.0.0.1", port))
+                .expect("send");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        t.sync(
+            a,
+            json!({"request": "recording", "id": id, "action": "stop", "audio": true}),
+        );
+        let rec = jano_mjr::read_file(dir.join(format!("c{id}.mjr"))).expect("recording");
+        assert_eq!(rec.frames.len(), want, "collision {window} ms");
+        let d = t.sync(a, json!({"request": "info", "id": id}));
+        assert_eq!(d["info"]["collision"], window, "{d:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
