@@ -64,7 +64,9 @@ async fn viewer(gw: &mut Gw, sid: u64, id: u64) -> Viewer {
     let offer = ev["jsep"]["sdp"].as_str().expect("offer").to_owned();
     let (audio, video) = (mids_in(&offer, "audio"), mids_in(&offer, "video"));
     assert_eq!((audio.len(), video.len()), (1, 1), "{offer}");
-    let mut c = Client::new().await;
+    // With the playout-delay extension, for the mountpoints that offer it.
+    let cfg = str0m::RtcConfig::new().set_extension(6, str0m::rtp::Extension::PlayoutDelay);
+    let mut c = Client::with_config(cfg).await;
     let answer = c.accept_offer(&offer);
     let ev = request(
         gw,
@@ -579,4 +581,83 @@ async fn buffermsg_gives_new_viewers_the_latest_message() {
     src.send_to(b"third", ("127.0.0.1", port)).expect("send");
     assert!(c.run_until(WAIT, |c| c.data.len() >= 2).await, "live");
     assert_eq!(c.data[1], (false, b"third".to_vec()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn playout_delay_per_viewer() {
+    let mut gw = Gw::start(st_opts());
+    let sid = gw.create_session();
+    let adm = gw.attach(sid, ST);
+    let mut ports = Vec::new();
+    for (id, ext) in [(51u64, true), (52, false)] {
+        let r = gw.message(
+            sid,
+            adm,
+            json!({"request": "create", "type": "rtp", "id": id, "playoutdelay_ext": ext,
+                "media": [
+                {"type": "audio", "mid": "a", "port": 0, "pt": 111, "rtpmap": "opus/48000/2"},
+                {"type": "video", "mid": "v", "port": 0, "pt": 96, "rtpmap": "VP8/90000"}]}),
+            None,
+        );
+        let d = &r["plugindata"]["data"];
+        let port = |i: usize| d["stream"]["ports"][i]["port"].as_u64().unwrap_or(0) as u16;
+        ports.push((port(0), port(1)));
+    }
+    let mut with = viewer(&mut gw, sid, 51).await;
+    let mut without = viewer(&mut gw, sid, 52).await;
+    for v in [&with, &without] {
+        let ev = request(
+            &mut gw,
+            sid,
+            v.hid,
+            json!({"request": "configure", "min_delay": 10, "max_delay": 20}),
+            None,
+        )
+        .await;
+        assert_eq!(
+            ev["plugindata"]["data"]["result"]["event"], "configured",
+            "{ev}"
+        );
+    }
+    let ev = request(
+        &mut gw,
+        sid,
+        with.hid,
+        json!({"request": "configure", "min_delay": "soon"}),
+        None,
+    )
+    .await;
+    assert_eq!(ev["plugindata"]["data"]["error_code"], 454, "{ev}");
+    let src = UdpSocket::bind("127.0.0.1:0").expect("source socket");
+    feed(&src, ports[0], 7, 0..10, &mut [&mut with]).await;
+    feed(&src, ports[1], 7, 0..10, &mut [&mut without]).await;
+    let delays = |v: &Viewer, mid: Mid| -> Vec<(Option<u64>, Option<u64>)> {
+        v.c.rtp
+            .iter()
+            .zip(&v.c.rtp_ext)
+            .filter(|((m, _), _)| *m == mid)
+            .map(|(_, e)| {
+                let ms = |t: Option<str0m::media::MediaTime>| {
+                    t.map(|t| t.rebase(str0m::media::Frequency::MILLIS).numer())
+                };
+                (ms(e.play_delay_min), ms(e.play_delay_max))
+            })
+            .collect()
+    };
+    let video = delays(&with, with.video);
+    assert!(video.len() >= 9, "{video:?}");
+    assert!(
+        video.iter().all(|d| *d == (Some(100), Some(200))),
+        "the viewer's delay on its video: {video:?}"
+    );
+    assert!(
+        delays(&with, with.audio).iter().all(|d| *d == (None, None)),
+        "not on audio"
+    );
+    assert!(
+        delays(&without, without.video)
+            .iter()
+            .all(|d| *d == (None, None)),
+        "not without playoutdelay_ext"
+    );
 }

@@ -30,7 +30,7 @@ pub mod rtp;
 pub mod session;
 pub mod srtp;
 
-pub use fanout::{Dest, Fanout, KeyframeThrottle, MediaRouter};
+pub use fanout::{Dest, Fanout, KeyframeThrottle, MediaRouter, Playout};
 pub use jano_api::{Map, Value};
 pub use jano_config::Jcfg;
 pub use session::{

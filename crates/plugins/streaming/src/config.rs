@@ -300,6 +300,8 @@ pub struct MpConfig {
     /// `collision` (ms): a packet of another SSRC is dropped unless the current one has been
     /// silent this long (0: any SSRC goes, the latest wins).
     pub collision: u64,
+    /// `playoutdelay_ext`: viewers may ask for a playout delay on the video (`configure`).
+    pub playoutdelay_ext: bool,
 }
 
 /// What an `rtsp` mountpoint pulls from, with Janus's keys and defaults.
@@ -396,6 +398,7 @@ impl MpConfig {
             rtsp: None,
             srtp,
             collision: opt_u64(b, "collision")?.unwrap_or(0),
+            playoutdelay_ext: opt_bool(b, "playoutdelay_ext")?.unwrap_or(false),
         })
     }
 
@@ -446,6 +449,7 @@ impl MpConfig {
             file: None,
             srtp: None,
             collision: 0,
+            playoutdelay_ext: opt_bool(b, "playoutdelay_ext")?.unwrap_or(false),
             rtsp: Some(RtspCfg {
                 url: url.to_owned(),
                 user: opt_str(b, "rtsp_user")?.map(str::to_owned),
@@ -535,6 +539,7 @@ impl MpConfig {
             rtsp: None,
             srtp: None,
             collision: 0,
+            playoutdelay_ext: false,
             file: Some(FileCfg {
                 filename: filename.to_owned(),
                 format,

@@ -539,7 +539,16 @@ impl Streaming {
                         }
                     }
                 }
-                me.configure(&changes)?;
+                let delay = |k: &'static str| -> StResult<Option<i64>> {
+                    match b.get(k) {
+                        None => Ok(None),
+                        Some(v) => v
+                            .as_i64()
+                            .map(Some)
+                            .ok_or_else(|| StError::invalid_type(k, "an integer")),
+                    }
+                };
+                me.configure(&changes, (delay("min_delay")?, delay("max_delay")?))?;
                 Ok((json!({"event": "configured"}), None))
             }
             "switch" => {

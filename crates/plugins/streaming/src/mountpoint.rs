@@ -334,7 +334,13 @@ impl Source {
 
     /// A viewer's m-line starts receiving this stream; a new `epoch` (after a pause) makes the
     /// engine start a new sequence segment, so the viewer sees no gap for what it missed.
-    pub fn add_viewer(&self, h: &HandleRef, mindex: usize, epoch: u32) {
+    pub fn add_viewer(
+        &self,
+        h: &HandleRef,
+        mindex: usize,
+        epoch: u32,
+        playout: Option<(u16, u16)>,
+    ) {
         if let Some(od) = self.ondemand() {
             od.add(h.handle_id, mindex, epoch);
             return;
@@ -350,6 +356,7 @@ impl Source {
         if let Some(f) = g.as_mut() {
             let mut d = Dest::new(h.handle_id, mindex);
             d.epoch = epoch;
+            d.playout = playout;
             if !f
                 .iter()
                 .any(|x| x.handle_id == d.handle_id && x.mindex == d.mindex)

@@ -28,6 +28,8 @@ pub struct ViewerState {
     pub started: bool,
     /// Bumped each time media starts flowing again (see [`Source::add_viewer`]).
     pub epoch: u32,
+    /// `min_delay`/`max_delay` for the video streams (mountpoints with `playoutdelay_ext`).
+    pub playout: jano_plugin::Playout,
     flowing: bool,
 }
 
@@ -67,7 +69,11 @@ impl Viewer {
         st.flowing = flowing;
         for l in &st.lines {
             if flowing && l.send {
-                l.src.add_viewer(&self.href, l.mindex, st.epoch);
+                let playout = match l.src.cfg.kind {
+                    StreamKind::Video => st.playout.ext(),
+                    _ => None,
+                };
+                l.src.add_viewer(&self.href, l.mindex, st.epoch, playout);
             } else {
                 l.src.remove_viewer(self.href.handle_id, l.mindex);
             }
@@ -194,13 +200,18 @@ impl Viewer {
     pub fn configure(
         &self,
         changes: &[(Option<String>, Option<StreamKind>, bool)],
+        delay: (Option<i64>, Option<i64>),
     ) -> StResult<()> {
         let mut st = self.state();
         self.forget_destroyed(&mut st);
-        if st.mp.is_none() {
+        let Some(mp) = st.mp.clone() else {
             return Err(StError::NoMountpoint(
                 "Can't configure: not on a mountpoint".into(),
             ));
+        };
+        // As Janus: only where the mountpoint negotiates the playout-delay extension.
+        if mp.cfg().playoutdelay_ext {
+            st.playout.apply(delay.0, delay.1);
         }
         for (mid, kind, send) in changes {
             for l in st.lines.iter_mut() {

@@ -11,55 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-/// A playout delay setting (`min_delay`/`max_delay`, in 10 ms units as Janus takes them):
-/// -1 unset. A negative value clears both; each bound pulls the other along so min ≤ max.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Playout {
-    pub min: i64,
-    pub max: i64,
-}
-
-impl Default for Playout {
-    fn default() -> Playout {
-        Playout { min: -1, max: -1 }
-    }
-}
-
-impl Playout {
-    pub fn apply(&mut self, min: Option<i64>, max: Option<i64>) {
-        if let Some(v) = min {
-            if v < 0 {
-                *self = Playout::default();
-            } else {
-                self.min = v.min(4095);
-                self.max = self.max.max(self.min);
-            }
-        }
-        if let Some(v) = max {
-            if v < 0 {
-                *self = Playout::default();
-            } else {
-                self.max = v.min(4095);
-                if self.min > self.max {
-                    self.min = self.max;
-                }
-            }
-        }
-    }
-
-    /// (min, max) for the extension, when both are set.
-    pub fn ext(&self) -> Option<(u16, u16)> {
-        (self.min >= 0 && self.max >= 0).then_some((self.min as u16, self.max as u16))
-    }
-
-    fn pack(v: Option<(u16, u16)>) -> u32 {
-        v.map_or(u32::MAX, |(a, b)| u32::from(a) << 16 | u32::from(b))
-    }
-
-    fn unpack(v: u32) -> Option<(u16, u16)> {
-        (v != u32::MAX).then_some(((v >> 16) as u16, (v & 0xffff) as u16))
-    }
-}
+pub use jano_plugin::fanout::Playout;
 
 /// Simulcast layers a stream can have (Janus's substreams 0–2).
 pub const LAYERS: usize = 3;
@@ -540,20 +492,6 @@ pub fn pick_layer(target: usize, active: impl Fn(usize) -> bool) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn playout_bounds_pull_each_other() {
-        let mut p = Playout::default();
-        assert_eq!(p.ext(), None);
-        p.apply(Some(10), None);
-        assert_eq!(p.ext(), Some((10, 10)));
-        p.apply(None, Some(50));
-        assert_eq!(p.ext(), Some((10, 50)));
-        p.apply(None, Some(5));
-        assert_eq!(p.ext(), Some((5, 5)));
-        p.apply(Some(-1), None);
-        assert_eq!(p, Playout::default());
-    }
 
     #[test]
     fn temporal_switch_points() {
