@@ -24,6 +24,8 @@ pub struct StreamCfg {
     pub rtcp_port: Option<u16>,
     /// Where to bind (`iface`): an address; all interfaces when absent.
     pub iface: Option<IpAddr>,
+    /// `mcast`: the multicast group the stream comes to (joined on `iface`).
+    pub mcast: Option<std::net::Ipv4Addr>,
     pub pt: Option<u8>,
     /// Janus's codec name (`opus`, `vp8`…), from `codec` or the `rtpmap`.
     pub codec: Option<&'static str>,
@@ -67,6 +69,7 @@ impl StreamCfg {
             port: 0,
             rtcp_port: None,
             iface: None,
+            mcast: None,
             pt: None,
             codec: None,
             rtpmap: None,
@@ -120,6 +123,7 @@ impl StreamCfg {
             s.rtcp_port = opt_u64(o, "rtcpport")?.map(|p| port(Some(p))).transpose()?;
         }
         s.iface = iface(opt_str(o, "iface")?)?;
+        s.mcast = mcast(opt_str(o, "mcast")?)?;
         s.pt = opt_u64(o, "pt")?.map(|v| (v & 0x7f) as u8);
         s.codec = opt_str(o, "codec")?.and_then(codec_of);
         s.rtpmap = opt_str(o, "rtpmap")?.map(str::to_owned);
@@ -146,6 +150,7 @@ impl StreamCfg {
         let mut s = StreamCfg::new(kind, mid.to_owned());
         s.port = port(opt_u64(b, key("port"))?)?;
         s.iface = iface(opt_str(b, key("iface"))?)?;
+        s.mcast = mcast(opt_str(b, key("mcast"))?)?;
         if kind != StreamKind::Data {
             s.rtcp_port = opt_u64(b, key("rtcpport"))?
                 .map(|p| port(Some(p)))
@@ -185,7 +190,23 @@ fn legacy_key(kind: StreamKind, suffix: &str) -> &'static str {
         (StreamKind::Video, "fmtp") => "videofmtp",
         (StreamKind::Data, "port") => "dataport",
         (StreamKind::Data, "iface") => "dataiface",
+        (StreamKind::Audio, "mcast") => "audiomcast",
+        (StreamKind::Video, "mcast") => "videomcast",
+        (StreamKind::Data, "mcast") => "datamcast",
         _ => "unknown",
+    }
+}
+
+/// An IPv4 multicast group (Janus takes IPv4 only for multicast).
+fn mcast(v: Option<&str>) -> StResult<Option<std::net::Ipv4Addr>> {
+    match v {
+        None => Ok(None),
+        Some(s) => match s.parse::<std::net::Ipv4Addr>() {
+            Ok(a) if a.is_multicast() => Ok(Some(a)),
+            _ => Err(StError::CantCreate(format!(
+                "Invalid multicast address '{s}' (only IPv4 multicast is supported)"
+            ))),
+        },
     }
 }
 
@@ -347,6 +368,31 @@ pub struct FileCfg {
 }
 
 impl MpConfig {
+    /// What every mountpoint type reads alike (`name`, `description`, `metadata`,
+    /// `is_private`, `secret`, `pin`), no streams yet and nothing else on.
+    fn base(b: &Body, id: &MpId) -> StResult<MpConfig> {
+        let name = opt_str(b, "name")?
+            .map(str::to_owned)
+            .unwrap_or_else(|| id.to_string());
+        Ok(MpConfig {
+            description: opt_str(b, "description")?
+                .map(str::to_owned)
+                .unwrap_or_else(|| name.clone()),
+            name,
+            metadata: opt_str(b, "metadata")?.map(str::to_owned),
+            is_private: opt_bool(b, "is_private")?.unwrap_or(false),
+            secret: opt_str(b, "secret")?.map(str::to_owned),
+            pin: opt_str(b, "pin")?.map(str::to_owned),
+            streams: Vec::new(),
+            legacy: false,
+            file: None,
+            rtsp: None,
+            srtp: None,
+            collision: 0,
+            playoutdelay_ext: false,
+        })
+    }
+
     /// The settings of an `rtp` mountpoint from a `create` request (or a configuration
     /// category turned into the same shape).
     pub fn rtp_from(b: &Body, id: &MpId) -> StResult<MpConfig> {
@@ -380,25 +426,13 @@ impl MpConfig {
             ));
         }
         let srtp = srtp_of(b)?;
-        let name = opt_str(b, "name")?
-            .map(str::to_owned)
-            .unwrap_or_else(|| id.to_string());
         Ok(MpConfig {
-            description: opt_str(b, "description")?
-                .map(str::to_owned)
-                .unwrap_or_else(|| name.clone()),
-            name,
-            metadata: opt_str(b, "metadata")?.map(str::to_owned),
-            is_private: opt_bool(b, "is_private")?.unwrap_or(false),
-            secret: opt_str(b, "secret")?.map(str::to_owned),
-            pin: opt_str(b, "pin")?.map(str::to_owned),
             streams,
             legacy,
-            file: None,
-            rtsp: None,
             srtp,
             collision: opt_u64(b, "collision")?.unwrap_or(0),
             playoutdelay_ext: opt_bool(b, "playoutdelay_ext")?.unwrap_or(false),
+            ..MpConfig::base(b, id)?
         })
     }
 
@@ -432,23 +466,7 @@ impl MpConfig {
             // An old typo Janus still reads.
             None => opt_bool(b, "rtsp_check")?.unwrap_or(true),
         };
-        let name = opt_str(b, "name")?
-            .map(str::to_owned)
-            .unwrap_or_else(|| id.to_string());
         Ok(MpConfig {
-            description: opt_str(b, "description")?
-                .map(str::to_owned)
-                .unwrap_or_else(|| name.clone()),
-            name,
-            metadata: opt_str(b, "metadata")?.map(str::to_owned),
-            is_private: opt_bool(b, "is_private")?.unwrap_or(false),
-            secret: opt_str(b, "secret")?.map(str::to_owned),
-            pin: opt_str(b, "pin")?.map(str::to_owned),
-            streams: Vec::new(),
-            legacy: false,
-            file: None,
-            srtp: None,
-            collision: 0,
             playoutdelay_ext: opt_bool(b, "playoutdelay_ext")?.unwrap_or(false),
             rtsp: Some(RtspCfg {
                 url: url.to_owned(),
@@ -471,6 +489,7 @@ impl MpConfig {
                 video_codec: codec("videocodec", "videortpmap")?,
                 video_fmtp: opt_str(b, "videofmtp")?.map(str::to_owned),
             }),
+            ..MpConfig::base(b, id)?
         })
     }
 
@@ -522,29 +541,14 @@ impl MpConfig {
             FileFormat::Opus => opt_str(b, "audiofmtp")?.map(str::to_owned),
             _ => None,
         };
-        let name = opt_str(b, "name")?
-            .map(str::to_owned)
-            .unwrap_or_else(|| id.to_string());
         Ok(MpConfig {
-            description: opt_str(b, "description")?
-                .map(str::to_owned)
-                .unwrap_or_else(|| name.clone()),
-            name,
-            metadata: opt_str(b, "metadata")?.map(str::to_owned),
-            is_private: opt_bool(b, "is_private")?.unwrap_or(false),
-            secret: opt_str(b, "secret")?.map(str::to_owned),
-            pin: opt_str(b, "pin")?.map(str::to_owned),
             streams: vec![s],
-            legacy: false,
-            rtsp: None,
-            srtp: None,
-            collision: 0,
-            playoutdelay_ext: false,
             file: Some(FileCfg {
                 filename: filename.to_owned(),
                 format,
                 live,
             }),
+            ..MpConfig::base(b, id)?
         })
     }
 
