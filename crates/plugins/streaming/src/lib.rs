@@ -596,6 +596,9 @@ fn created_json(mp: &Mountpoint, permanent: bool) -> Map<String, Value> {
                 let mut p = Map::new();
                 p.insert("type".into(), json!(s.cfg.kind.as_str()));
                 p.insert("mid".into(), json!(s.cfg.mid));
+                if let Some(g) = s.cfg.mcast {
+                    p.insert("host".into(), json!(g.to_string()));
+                }
                 if let Some(msid) = &s.cfg.msid {
                     p.insert("msid".into(), json!(msid));
                 }

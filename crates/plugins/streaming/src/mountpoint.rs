@@ -158,9 +158,10 @@ impl Source {
         ports: &PortRange,
     ) -> StResult<Source> {
         let ip = cfg.iface.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        let socket = match cfg.port {
-            0 => ports.bind(ip),
-            p => UdpSocket::bind(SocketAddr::new(ip, p)),
+        let socket = match (cfg.mcast, cfg.port) {
+            (Some(group), port) => join_group(group, port, cfg.iface, ports),
+            (None, 0) => ports.bind(ip),
+            (None, p) => UdpSocket::bind(SocketAddr::new(ip, p)),
         }
         .map_err(|e| {
             StError::CantCreate(format!(
@@ -549,6 +550,44 @@ impl Source {
     fn stop(&self) {
         self.ctl.stop.store(true, Ordering::Release);
     }
+}
+
+/// A socket for a multicast stream: bound to the group and port (any port of the range for
+/// port 0), the group joined on the `iface` address (any interface when none), and only that
+/// group's datagrams taken (`IP_MULTICAST_ALL` off, as Janus sets it).
+fn join_group(
+    group: Ipv4Addr,
+    port: u16,
+    iface: Option<IpAddr>,
+    ports: &PortRange,
+) -> std::io::Result<UdpSocket> {
+    let s = match port {
+        0 => ports.bind(IpAddr::V4(group))?,
+        p => UdpSocket::bind(SocketAddr::new(IpAddr::V4(group), p))?,
+    };
+    let on = match iface {
+        Some(IpAddr::V4(a)) => a,
+        _ => Ipv4Addr::UNSPECIFIED,
+    };
+    s.join_multicast_v4(&group, &on)?;
+    {
+        use std::os::fd::AsRawFd;
+        let off: libc::c_int = 0;
+        // SAFETY: a valid socket and a c_int option value of the right size.
+        let r = unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_MULTICAST_ALL,
+                (&off as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(s)
 }
 
 /// A mountpoint and its viewers.

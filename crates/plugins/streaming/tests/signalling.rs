@@ -794,3 +794,64 @@ fn collision_keeps_the_current_source() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn multicast_streams_join_their_group() {
+    let dir = std::env::temp_dir().join(format!("jano-st-mcast-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut t = T::new(None);
+    let a = t.attach();
+    let group = std::net::Ipv4Addr::new(239, 255, 77, (std::process::id() % 200) as u8 + 1);
+    let d = t.sync(
+        a,
+        json!({"request": "create", "type": "rtp", "id": 61, "media": [
+            {"type": "audio", "mid": "a", "port": 0, "mcast": group.to_string(),
+             "iface": "127.0.0.1", "pt": 111, "codec": "opus"}]}),
+    );
+    assert_eq!(d["stream"]["ports"][0]["host"], group.to_string(), "{d:?}");
+    let port = d["stream"]["ports"][0]["port"].as_u64().expect("port") as u16;
+    let file = dir.join("m").to_string_lossy().into_owned();
+    t.sync(
+        a,
+        json!({"request": "recording", "id": 61, "action": "start", "audio": file}),
+    );
+    // The source multicasts on the loopback interface.
+    let src = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    {
+        use std::os::fd::AsRawFd;
+        let iface = libc::in_addr {
+            s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
+        };
+        // SAFETY: a valid socket and an in_addr option value.
+        let r = unsafe {
+            libc::setsockopt(
+                src.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_MULTICAST_IF,
+                (&iface as *const libc::in_addr).cast(),
+                std::mem::size_of::<libc::in_addr>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(r, 0, "IP_MULTICAST_IF");
+    }
+    src.set_multicast_loop_v4(true).expect("loop");
+    for i in 0..8u16 {
+        src.send_to(&rtp(111, i, 4), (group, port)).expect("send");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    t.sync(
+        a,
+        json!({"request": "recording", "id": 61, "action": "stop", "audio": true}),
+    );
+    let rec = jano_mjr::read_file(dir.join("m.mjr")).expect("recording");
+    assert_eq!(rec.frames.len(), 8, "every multicast packet");
+    let d = t.sync(
+        a,
+        json!({"request": "create", "type": "rtp", "media": [
+            {"type": "audio", "mid": "a", "port": 0, "mcast": "10.0.0.1", "pt": 0,
+             "codec": "pcmu"}]}),
+    );
+    assert_eq!(d["error_code"], 456, "not a multicast group: {d:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
