@@ -168,6 +168,29 @@ def dominant_frequency(samples, rate):
 # A tiny test runner with node:test-like output
 # ------------------------------------------------------------------------------------------------
 
+def stepper(runner, dump):
+    """The `step(name, fn, timeout, essential=True)` a script runs its steps with: each step is
+    timed and reported; a failed essential step makes the later ones skipped, and a failure
+    shows `dump()` (the last messages)."""
+    broken = [None]
+
+    async def step(name, fn, timeout, essential=True):
+        if broken[0]:
+            runner.skip(f"  {name}", f"earlier step failed: {broken[0]}")
+            return
+        t0 = time.monotonic()
+        try:
+            res = await asyncio.wait_for(fn(), timeout)
+            runner.ok(f"  {name}" + (f" — {res}" if isinstance(res, str) else ""), (time.monotonic() - t0) * 1000)
+        except Exception as e:  # noqa: BLE001
+            if essential:
+                broken[0] = name
+            err = str(e) if isinstance(e, AssertionFailed) else "".join(traceback.format_exception(e)).rstrip()
+            runner.fail(f"  {name}", (time.monotonic() - t0) * 1000, err, f"  last messages:\n{dump()}")
+
+    return step
+
+
 class Runner:
     def __init__(self):
         self.passed = 0

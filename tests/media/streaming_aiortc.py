@@ -17,13 +17,12 @@ import random
 import socket
 import sys
 import time
-import traceback
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.codecs import get_encoder
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
-from echotest_aiortc import AssertionFailed, BarsTrack, CONNECT_TIMEOUT, Runner, ToneTrack, check
+from echotest_aiortc import BarsTrack, CONNECT_TIMEOUT, Runner, ToneTrack, check, stepper
 from janus_client import HttpJanus, brief
 from videoroom_aiortc import Sink, wait_connected
 
@@ -200,21 +199,7 @@ async def main():
     runner = Runner()
     run = Run(args.http, args.addr)
     print(f"▶ aiortc Streaming rtp mountpoint over {args.http}", flush=True)
-    broken = [None]
-
-    async def step(name, fn, timeout, essential=True):
-        if broken[0]:
-            runner.skip(f"  {name}", f"earlier step failed: {broken[0]}")
-            return
-        t0 = time.monotonic()
-        try:
-            res = await asyncio.wait_for(fn(), timeout)
-            runner.ok(f"  {name}" + (f" — {res}" if isinstance(res, str) else ""), (time.monotonic() - t0) * 1000)
-        except Exception as e:  # noqa: BLE001
-            if essential:
-                broken[0] = name
-            err = str(e) if isinstance(e, AssertionFailed) else "".join(traceback.format_exception(e)).rstrip()
-            runner.fail(f"  {name}", (time.monotonic() - t0) * 1000, err, f"  last messages:\n{run.c.dump()}")
+    step = stepper(runner, run.c.dump)
 
     try:
         await step("create an rtp mountpoint (opus + VP8, random ports); the source starts sending", run.setup, 15)

@@ -17,14 +17,13 @@ import random
 import sys
 import tempfile
 import time
-import traceback
 
 import av
 import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-from echotest_aiortc import AssertionFailed, CONNECT_TIMEOUT, Runner, check, dominant_frequency
+from echotest_aiortc import CONNECT_TIMEOUT, Runner, check, dominant_frequency, stepper
 from janus_client import HttpJanus, brief
 from videoroom_aiortc import wait_connected
 
@@ -242,21 +241,7 @@ async def main():
     folder = args.dir or tempfile.mkdtemp(prefix="jano-streaming-files-")
     run = Run(args.http, folder)
     print(f"▶ aiortc Streaming live/ondemand file mountpoints over {args.http}", flush=True)
-    broken = [None]
-
-    async def step(name, fn, timeout, essential=True):
-        if broken[0]:
-            runner.skip(f"  {name}", f"earlier step failed: {broken[0]}")
-            return
-        t0 = time.monotonic()
-        try:
-            res = await asyncio.wait_for(fn(), timeout)
-            runner.ok(f"  {name}" + (f" — {res}" if isinstance(res, str) else ""), (time.monotonic() - t0) * 1000)
-        except Exception as e:  # noqa: BLE001
-            if essential:
-                broken[0] = name
-            err = str(e) if isinstance(e, AssertionFailed) else "".join(traceback.format_exception(e)).rstrip()
-            runner.fail(f"  {name}", (time.monotonic() - t0) * 1000, err, f"  last messages:\n{run.c.dump()}")
+    step = stepper(runner, run.c.dump)
 
     try:
         await step("write a 440 Hz Ogg Opus file and a 660 Hz µ-law file; session + handle", run.setup, 30)

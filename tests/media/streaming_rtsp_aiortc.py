@@ -20,13 +20,12 @@ import socket
 import subprocess
 import sys
 import time
-import traceback
 
 import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-from echotest_aiortc import AssertionFailed, CONNECT_TIMEOUT, Runner, check, dominant_frequency
+from echotest_aiortc import CONNECT_TIMEOUT, Runner, check, dominant_frequency, stepper
 from janus_client import HttpJanus, brief
 from videoroom_aiortc import wait_connected
 
@@ -256,21 +255,7 @@ async def main():
     runner = Runner()
     run = Run(args.http)
     print(f"▶ aiortc Streaming rtsp mountpoint (gst-rtsp-server, Digest auth) over {args.http}", flush=True)
-    broken = [None]
-
-    async def step(name, fn, timeout, essential=True):
-        if broken[0]:
-            runner.skip(f"  {name}", f"earlier step failed: {broken[0]}")
-            return
-        t0 = time.monotonic()
-        try:
-            res = await asyncio.wait_for(fn(), timeout)
-            runner.ok(f"  {name}" + (f" — {res}" if isinstance(res, str) else ""), (time.monotonic() - t0) * 1000)
-        except Exception as e:  # noqa: BLE001
-            if essential:
-                broken[0] = name
-            err = str(e) if isinstance(e, AssertionFailed) else "".join(traceback.format_exception(e)).rstrip()
-            runner.fail(f"  {name}", (time.monotonic() - t0) * 1000, err, f"  last messages:\n{run.c.dump()}")
+    step = stepper(runner, run.c.dump)
 
     try:
         await step("start gst-rtsp-server (VP8 + Opus, Digest auth); session + handles", run.setup, 30)

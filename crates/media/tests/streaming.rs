@@ -54,6 +54,30 @@ struct Viewer {
 }
 
 async fn viewer(gw: &mut Gw, sid: u64, id: u64) -> Viewer {
+    // With the playout-delay extension, for the mountpoints that offer it.
+    let cfg = str0m::RtcConfig::new().set_extension(6, str0m::rtp::Extension::PlayoutDelay);
+    let (hid, c, offer) = watch_started(gw, sid, id, cfg).await;
+    let (audio, video) = (mids_in(&offer, "audio"), mids_in(&offer, "video"));
+    assert_eq!((audio.len(), video.len()), (1, 1), "{offer}");
+    gw.event("started", |e| {
+        e["sender"] == hid && e["plugindata"]["data"]["result"]["status"] == "started"
+    })
+    .await;
+    Viewer {
+        hid,
+        c,
+        audio: audio[0],
+        video: video[0],
+    }
+}
+
+/// `watch`, the answer with `start`, and the client connected: (handle, client, offer).
+async fn watch_started(
+    gw: &mut Gw,
+    sid: u64,
+    id: u64,
+    cfg: str0m::RtcConfig,
+) -> (u64, Client, String) {
     let hid = gw.attach(sid, ST);
     let ev = request(gw, sid, hid, json!({"request": "watch", "id": id}), None).await;
     assert_eq!(
@@ -62,10 +86,6 @@ async fn viewer(gw: &mut Gw, sid: u64, id: u64) -> Viewer {
     );
     assert_eq!(ev["jsep"]["type"], "offer", "{ev}");
     let offer = ev["jsep"]["sdp"].as_str().expect("offer").to_owned();
-    let (audio, video) = (mids_in(&offer, "audio"), mids_in(&offer, "video"));
-    assert_eq!((audio.len(), video.len()), (1, 1), "{offer}");
-    // With the playout-delay extension, for the mountpoints that offer it.
-    let cfg = str0m::RtcConfig::new().set_extension(6, str0m::rtp::Extension::PlayoutDelay);
     let mut c = Client::with_config(cfg).await;
     let answer = c.accept_offer(&offer);
     let ev = request(
@@ -81,16 +101,7 @@ async fn viewer(gw: &mut Gw, sid: u64, id: u64) -> Viewer {
         "{ev}"
     );
     assert!(c.run_until(WAIT, |c| c.connected).await, "viewer up");
-    gw.event("started", |e| {
-        e["sender"] == hid && e["plugindata"]["data"]["result"]["status"] == "started"
-    })
-    .await;
-    Viewer {
-        hid,
-        c,
-        audio: audio[0],
-        video: video[0],
-    }
+    (hid, c, offer)
 }
 
 /// Counters (tag `tag`) a viewer got on `mid`, in arrival order.
@@ -322,30 +333,12 @@ async fn configure_and_switch_without_renegotiating() {
 
 /// A viewer of a one-audio-stream mountpoint, started and connected: (handle, client, mid).
 async fn audio_viewer(gw: &mut Gw, sid: u64, id: u64) -> (u64, Client, Mid) {
-    let hid = gw.attach(sid, ST);
-    let ev = request(gw, sid, hid, json!({"request": "watch", "id": id}), None).await;
-    assert_eq!(ev["jsep"]["type"], "offer", "{ev}");
-    let offer = ev["jsep"]["sdp"].as_str().expect("offer").to_owned();
-    let audio = mids_in(&offer, "audio");
-    assert_eq!(audio.len(), 1, "{offer}");
     let cfg = str0m::RtcConfig::new()
         .enable_pcma(true, false)
         .enable_pcmu(true, false);
-    let mut c = Client::with_config(cfg).await;
-    let answer = c.accept_offer(&offer);
-    let ev = request(
-        gw,
-        sid,
-        hid,
-        json!({"request": "start"}),
-        Some(json!({"type": "answer", "sdp": answer})),
-    )
-    .await;
-    assert_eq!(
-        ev["plugindata"]["data"]["result"]["status"], "starting",
-        "{ev}"
-    );
-    assert!(c.run_until(WAIT, |c| c.connected).await, "viewer up");
+    let (hid, c, offer) = watch_started(gw, sid, id, cfg).await;
+    let audio = mids_in(&offer, "audio");
+    assert_eq!(audio.len(), 1, "{offer}");
     (hid, c, audio[0])
 }
 
@@ -551,27 +544,8 @@ async fn buffermsg_gives_new_viewers_the_latest_message() {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     // A viewer arriving later gets the latest message as soon as its channel opens.
-    let hid = gw.attach(sid, ST);
-    let ev = request(
-        &mut gw,
-        sid,
-        hid,
-        json!({"request": "watch", "id": 41}),
-        None,
-    )
-    .await;
-    let offer = ev["jsep"]["sdp"].as_str().expect("offer").to_owned();
+    let (_, mut c, offer) = watch_started(&mut gw, sid, 41, str0m::RtcConfig::new()).await;
     assert!(offer.contains("m=application"), "{offer}");
-    let mut c = Client::new().await;
-    let answer = c.accept_offer(&offer);
-    request(
-        &mut gw,
-        sid,
-        hid,
-        json!({"request": "start"}),
-        Some(json!({"type": "answer", "sdp": answer})),
-    )
-    .await;
     assert!(
         c.run_until(WAIT, |c| !c.data.is_empty()).await,
         "the buffered message arrives"
