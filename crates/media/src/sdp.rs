@@ -194,6 +194,22 @@ pub fn receive_only(text: &str) -> String {
     out
 }
 
+/// Takes these header extensions (URIs) out of every m-section: the peer then never uses them.
+pub fn without_extensions(text: &str, uris: &[&str]) -> String {
+    if uris.is_empty() {
+        return text.to_owned();
+    }
+    text.split_inclusive("\r\n")
+        .filter(|l| {
+            let Some(rest) = l.trim_end().strip_prefix("a=extmap:") else {
+                return true;
+            };
+            let uri = rest.split_whitespace().nth(1).unwrap_or_default();
+            !uris.contains(&uri)
+        })
+        .collect()
+}
+
 /// Takes the AV1 dependency-descriptor extension out of every m-section whose first codec is
 /// not AV1. The engine relays it only with AV1 (whose SVC layers it tells); offered or answered
 /// on a VP8 m-line it changes what Chromium puts in its VP8 packets (the temporal layer index
@@ -433,6 +449,18 @@ a=sendrecv\r\n"
             ..Default::default()
         };
         assert!(restrict(VIDEO, "v", &vp9).contains("SAVPF 98 99\r\n"));
+    }
+
+    #[test]
+    fn extensions_left_out() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
+                   a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n\
+                   a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\na=rtpmap:111 opus/48000/2\r\n";
+        let out = without_extensions(sdp, &["urn:ietf:params:rtp-hdrext:ssrc-audio-level"]);
+        assert!(!out.contains("audio-level"), "{out}");
+        assert!(out.contains("a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n"));
+        assert!(out.ends_with("opus/48000/2\r\n"));
+        assert_eq!(without_extensions(sdp, &[]), sdp);
     }
 
     #[test]

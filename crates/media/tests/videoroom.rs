@@ -749,3 +749,62 @@ async fn playout_delay_reaches_the_subscriber() {
     );
     gw.stop();
 }
+
+/// A room's `*_ext: false` settings leave those header extensions out of its publishers'
+/// answers and its subscribers' offers (so the clients never send them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_extension_settings_shape_the_sdp() {
+    const TWCC: &str = "transport-wide-cc-extensions";
+    const LEVEL: &str = "ssrc-audio-level";
+    let mut gw = Gw::start(vr_opts());
+    let sid = gw.create_session();
+    for (room, off) in [(7101u64, true), (7102, false)] {
+        let settings = if off {
+            json!({"transport_wide_cc_ext": false, "audiolevel_ext": false})
+        } else {
+            json!({})
+        };
+        create_room(&gw, sid, room, settings);
+        let p = publisher_of(&mut gw, sid, room, &PubOpts::default()).await;
+        let hid = gw.attach(sid, jano_videoroom::PACKAGE);
+        let ev = request(
+            &mut gw,
+            sid,
+            hid,
+            json!({"request": "join", "ptype": "subscriber", "room": room,
+                "streams": [{"feed": p.id}]}),
+            None,
+        )
+        .await;
+        let offer = ev["jsep"]["sdp"].as_str().expect("subscriber offer");
+        for uri in [TWCC, LEVEL] {
+            assert_eq!(
+                offer.contains(uri),
+                !off,
+                "room {room}: {uri} in the subscriber's offer:\n{offer}"
+            );
+        }
+        // The publisher's answer: a second publisher, whose offer carries both.
+        let hid = gw.attach(sid, jano_videoroom::PACKAGE);
+        let mut c = Client::new().await;
+        let (offer, _pending, _) = c.offer(true, true, false);
+        assert!(offer.contains(TWCC) && offer.contains(LEVEL), "{offer}");
+        let ev = request(
+            &mut gw,
+            sid,
+            hid,
+            json!({"request": "joinandconfigure", "ptype": "publisher", "room": room}),
+            Some(json!({"type": "offer", "sdp": offer})),
+        )
+        .await;
+        let answer = ev["jsep"]["sdp"].as_str().expect("answer");
+        for uri in [TWCC, LEVEL] {
+            assert_eq!(
+                answer.contains(uri),
+                !off,
+                "room {room}: {uri} in the publisher's answer:\n{answer}"
+            );
+        }
+    }
+    gw.stop();
+}

@@ -196,6 +196,51 @@ pub struct MediaPrefs {
     /// the handle and tells the client (`"e2ee": true` in the JSEP) so it decrypts what it
     /// gets; payloads stay opaque to plugins.
     pub e2ee: bool,
+    /// Header extensions left out of what the engine offers or answers (a VideoRoom room's
+    /// `audiolevel_ext: false`, say).
+    pub without_extensions: Extensions,
+}
+
+/// A set of the header extensions a plugin can switch off, as Janus's rooms can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Extensions(u8);
+
+impl Extensions {
+    pub const AUDIO_LEVEL: Extensions = Extensions(1);
+    pub const VIDEO_ORIENTATION: Extensions = Extensions(2);
+    pub const PLAYOUT_DELAY: Extensions = Extensions(4);
+    pub const TRANSPORT_WIDE_CC: Extensions = Extensions(8);
+
+    const URIS: [(u8, &'static str); 4] = [
+        (1, "urn:ietf:params:rtp-hdrext:ssrc-audio-level"),
+        (2, "urn:3gpp:video-orientation"),
+        (
+            4,
+            "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay",
+        ),
+        (
+            8,
+            "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
+        ),
+    ];
+
+    /// This set with `other` added when `on`.
+    pub fn with(self, other: Extensions, on: bool) -> Extensions {
+        if on {
+            Extensions(self.0 | other.0)
+        } else {
+            self
+        }
+    }
+
+    /// The URIs (`a=extmap`) of the set.
+    pub fn uris(self) -> Vec<&'static str> {
+        Self::URIS
+            .iter()
+            .filter(|(bit, _)| self.0 & bit != 0)
+            .map(|(_, uri)| *uri)
+            .collect()
+    }
 }
 
 /// One m-line of a plugin's offer.

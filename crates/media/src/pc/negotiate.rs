@@ -128,6 +128,7 @@ impl Pc {
                 self.remote_sdp = Some(Arc::from(remote.sdp.as_str()));
                 Arc::make_mut(&mut self.remote_candidates).extend(sdp::candidates(&remote.sdp));
                 let text = sdp::dd_only_for_av1(&answer.to_sdp_string());
+                let text = sdp::without_extensions(&text, &prefs.without_extensions.uris());
                 if prefs.recv_only {
                     ("answer", sdp::receive_only(&text))
                 } else {
@@ -191,6 +192,7 @@ impl Pc {
                 }
                 // After the codecs are narrowed: the first one decides.
                 let text = sdp::dd_only_for_av1(&text);
+                let text = sdp::without_extensions(&text, &prefs.without_extensions.uris());
                 self.offer_mids = mids;
                 ("offer", text)
             }

@@ -238,6 +238,7 @@ impl Plugin for EchoTest {
                 recv_only: false,
                 // The core keeps the client's `e2ee` flag and echoes it in the answer.
                 e2ee: false,
+                without_extensions: Default::default(),
             }));
         }
         if ok && body.contains_key("substream") {

@@ -199,6 +199,16 @@ impl RoomConfig {
     }
 
     /// The category written back for a `permanent` room.
+    /// The header extensions the room's `*_ext: false` settings leave out of its SDPs.
+    pub fn without_extensions(&self) -> jano_plugin::Extensions {
+        use jano_plugin::Extensions as E;
+        E::default()
+            .with(E::AUDIO_LEVEL, !self.audiolevel_ext)
+            .with(E::VIDEO_ORIENTATION, !self.videoorient_ext)
+            .with(E::PLAYOUT_DELAY, !self.playoutdelay_ext)
+            .with(E::TRANSPORT_WIDE_CC, !self.transport_wide_cc_ext)
+    }
+
     pub fn to_group(&self) -> Group {
         let mut g = Group::new();
         let s = |g: &mut Group, k: &str, v: &str| g.insert(k, CfgValue::Str(v.to_owned()));

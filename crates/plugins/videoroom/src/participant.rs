@@ -446,6 +446,7 @@ fn configure(
             opus_red: false,
             recv_only: true,
             e2ee: p.is_e2ee(),
+            without_extensions: p.room.without_extensions,
         }));
     }
     // Per-stream requests.

@@ -18,6 +18,9 @@ pub struct Room {
     pub id: Id,
     state: Mutex<RoomState>,
     destroyed: AtomicBool,
+    /// The header extensions its SDPs leave out (its `*_ext` settings, fixed at creation):
+    /// read without the room's lock, which a subscription's lock must not wait for.
+    pub without_extensions: jano_plugin::Extensions,
 }
 
 pub struct RoomState {
@@ -40,6 +43,7 @@ impl Room {
     pub fn new(id: Id, cfg: RoomConfig) -> Room {
         Room {
             id,
+            without_extensions: cfg.without_extensions(),
             state: Mutex::new(RoomState {
                 cfg,
                 participants: BTreeMap::new(),

@@ -539,6 +539,7 @@ impl Subscriber {
             data: want_data,
             prefs: MediaPrefs {
                 e2ee: st.e2ee,
+                without_extensions: self.room.without_extensions,
                 ..MediaPrefs::default()
             },
             restart,
