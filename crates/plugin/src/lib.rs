@@ -25,6 +25,7 @@ use std::sync::Arc;
 pub mod dd;
 pub mod fanout;
 pub mod fields;
+pub mod layers;
 pub mod persist;
 pub mod rtp;
 pub mod session;

@@ -599,12 +599,17 @@ impl Subscriber {
                         let (Some(mindex), Some(mid)) = (s.mindex, s.mid.clone()) else {
                             continue;
                         };
-                        let link = Arc::new(Link::new(
-                            self.href.clone(),
-                            mindex,
-                            mid,
-                            self.room.id_json(),
-                        ));
+                        let room = self.room.id_json();
+                        let event: jano_plugin::layers::LayerEvent =
+                            Arc::new(move |mid: &str, key: &str, value: Value| {
+                                let mut ev = Map::new();
+                                ev.insert("videoroom".into(), json!("event"));
+                                ev.insert("room".into(), room.clone());
+                                ev.insert("mid".into(), json!(mid));
+                                ev.insert(key.into(), value);
+                                ev
+                            });
+                        let link = Arc::new(Link::new(self.href.clone(), mindex, mid, event));
                         let layer = if sm.simulcast {
                             let fb = s.fallback_us / 1000;
                             pick_layer(usize::from(s.substream), |l| sm.layer_active(l, fb))
