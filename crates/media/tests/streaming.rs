@@ -635,3 +635,95 @@ async fn playout_delay_per_viewer() {
         "not without playoutdelay_ext"
     );
 }
+
+/// Sends rounds `range` of one VP8 packet on each simulcast layer's port (tag 20 + layer),
+/// keyframes every `key_every` rounds.
+async fn feed_layers(
+    src: &UdpSocket,
+    ports: [u16; 3],
+    range: std::ops::Range<u32>,
+    key_every: u32,
+    v: &mut Viewer,
+) {
+    for n in range {
+        for (layer, port) in ports.iter().enumerate() {
+            let key = n % key_every == 0;
+            let mut p = vec![0x10, if key { 0x00 } else { 0x01 }];
+            p.extend_from_slice(&payload(20 + layer as u8, n));
+            let ssrc = 0xC0C0 + layer as u32;
+            let pkt = rtp(96, n as u16, n * 3000, ssrc, &p);
+            let _ = src.send_to(&pkt, ("127.0.0.1", *port));
+        }
+        v.c.run_for(Duration::from_millis(3)).await;
+    }
+    v.c.run_for(Duration::from_millis(100)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulcast_sources_and_substream_switches() {
+    let mut gw = Gw::start(st_opts());
+    let sid = gw.create_session();
+    let adm = gw.attach(sid, ST);
+    let r = gw.message(
+        sid,
+        adm,
+        json!({"request": "create", "type": "rtp", "id": 81, "media": [
+            {"type": "audio", "mid": "a", "port": 0, "pt": 111, "rtpmap": "opus/48000/2"},
+            {"type": "video", "mid": "v", "port": 0, "pt": 96, "rtpmap": "VP8/90000",
+             "simulcast": true, "port2": 0, "port3": 0}]}),
+        None,
+    );
+    let d = &r["plugindata"]["data"];
+    assert_eq!(d["streaming"], "created", "{r}");
+    let v = &d["stream"]["ports"][1];
+    let ports = ["port", "port_2", "port_3"].map(|k| v[k].as_u64().unwrap_or(0) as u16);
+    assert!(ports.iter().all(|p| *p > 0), "{r}");
+    let src = UdpSocket::bind("127.0.0.1:0").expect("source socket");
+    let mut w = viewer(&mut gw, sid, 81).await;
+    // Layers seen active first: the viewer starts on the highest one.
+    feed_layers(&src, ports, 0..10, 5, &mut w).await;
+    gw.event("substream event", |e| {
+        e["sender"] == w.hid && e["plugindata"]["data"]["result"]["substream"] == 2
+    })
+    .await;
+    feed_layers(&src, ports, 10..20, 5, &mut w).await;
+    assert!(got(&w.c, w.video, 22).len() >= 8, "the top layer");
+    assert!(got(&w.c, w.video, 20).is_empty() && got(&w.c, w.video, 21).is_empty());
+    // Down to the lowest: from its next keyframe on, only it.
+    let ev = request(
+        &mut gw,
+        sid,
+        w.hid,
+        json!({"request": "configure", "substream": 0}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        ev["plugindata"]["data"]["result"]["event"], "configured",
+        "{ev}"
+    );
+    feed_layers(&src, ports, 20..40, 5, &mut w).await;
+    gw.event("substream 0 event", |e| {
+        e["sender"] == w.hid && e["plugindata"]["data"]["result"]["substream"] == 0
+    })
+    .await;
+    let low = got(&w.c, w.video, 20);
+    assert!(
+        low.len() >= 15,
+        "the lowest layer after the switch: {low:?}"
+    );
+    assert_eq!(low[0] % 5, 0, "it starts on a keyframe: {low:?}");
+    let top = got(&w.c, w.video, 22);
+    assert!(
+        top.iter().all(|n| *n < low[0]),
+        "no top-layer packet after the switch"
+    );
+    // One video stream for the viewer: sequence numbers without a gap across the switch.
+    let seqs: Vec<u64> =
+        w.c.rtp_meta
+            .iter()
+            .filter(|(m, ..)| *m == w.video)
+            .map(|(_, _, s, _)| *s)
+            .collect();
+    assert!(seqs.windows(2).all(|x| x[1] == x[0] + 1), "{seqs:?}");
+}

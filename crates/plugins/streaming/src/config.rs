@@ -35,6 +35,10 @@ pub struct StreamCfg {
     pub binary: bool,
     /// Video: keep the latest keyframe, for new viewers to start with (`bufferkf`).
     pub bufferkf: bool,
+    /// Video: simulcast on three ports (`port` the lowest layer, `port2`, `port3`; 0 = any).
+    pub simulcast: bool,
+    pub port2: u16,
+    pub port3: u16,
     /// Data: keep the latest message, for new viewers to get at once (`buffermsg`).
     pub buffermsg: bool,
 }
@@ -77,6 +81,9 @@ impl StreamCfg {
             binary: false,
             bufferkf: false,
             buffermsg: false,
+            simulcast: false,
+            port2: 0,
+            port3: 0,
         }
     }
 
@@ -130,6 +137,11 @@ impl StreamCfg {
         s.fmtp = opt_str(o, "fmtp")?.map(str::to_owned);
         s.binary = datatype(opt_str(o, "datatype")?)?;
         s.bufferkf = s.kind == StreamKind::Video && opt_bool(o, "bufferkf")?.unwrap_or(false);
+        if s.kind == StreamKind::Video && opt_bool(o, "simulcast")?.unwrap_or(false) {
+            s.simulcast = true;
+            s.port2 = port(opt_u64(o, "port2")?)?;
+            s.port3 = port(opt_u64(o, "port3")?)?;
+        }
         s.buffermsg = s.kind == StreamKind::Data && opt_bool(o, "buffermsg")?.unwrap_or(false);
         s.finish()
     }
@@ -167,6 +179,11 @@ impl StreamCfg {
         }
         if kind == StreamKind::Video {
             s.bufferkf = opt_bool(b, "videobufferkf")?.unwrap_or(false);
+            if opt_bool(b, "videosimulcast")?.unwrap_or(false) {
+                s.simulcast = true;
+                s.port2 = port(opt_u64(b, "videoport2")?)?;
+                s.port3 = port(opt_u64(b, "videoport3")?)?;
+            }
         }
         s.finish().map(Some)
     }

@@ -144,7 +144,7 @@ fn drain(
                     break;
                 };
                 if let Some((_, src, seq)) = routes.iter_mut().find(|(ch, _, _)| *ch == h[1]) {
-                    src.on_datagram(packet, seq, services);
+                    src.on_datagram(packet, seq, services, None);
                     media = true;
                 }
                 // Odd channels are the server's RTCP: not needed here.

@@ -23,7 +23,7 @@ pub mod rtsp;
 pub mod viewer;
 
 use error::{StError, StResult};
-use jano_plugin::fields::{opt_array, opt_bool, opt_str, Body};
+use jano_plugin::fields::{opt_array, opt_bool, opt_str, opt_u64, Body};
 use jano_plugin::persist::Persist;
 use jano_plugin::{
     session_as, CoreServices, HandleRef, Jcfg, Jsep, JsepType, LocalJsep, Map, Plugin, PluginInfo,
@@ -549,6 +549,13 @@ impl Streaming {
                     }
                 };
                 me.configure(&changes, (delay("min_delay")?, delay("max_delay")?))?;
+                let layer = |k: &'static str| -> StResult<Option<u8>> {
+                    Ok(opt_u64(b, k)?.map(|v| v.min(2) as u8))
+                };
+                let (sub, temporal) = (layer("substream")?, layer("temporal")?);
+                if sub.is_some() || temporal.is_some() {
+                    me.set_layers(sub, temporal);
+                }
                 Ok((json!({"event": "configured"}), None))
             }
             "switch" => {
@@ -583,6 +590,10 @@ fn created_json(mp: &Mountpoint, permanent: bool) -> Map<String, Value> {
         for s in &mp.sources {
             let k = s.cfg.kind.as_str();
             stream.insert(format!("{k}_port"), json!(s.local_port));
+            for (layer, sock) in &s.extra {
+                let port = sock.local_addr().map(|a| a.port()).unwrap_or(0);
+                stream.insert(format!("{k}_port_{}", layer + 1), json!(port));
+            }
             if let Some(p) = s.rtcp_local_port {
                 stream.insert(format!("{k}_rtcp_port"), json!(p));
             }
@@ -605,6 +616,10 @@ fn created_json(mp: &Mountpoint, permanent: bool) -> Map<String, Value> {
                 p.insert("port".into(), json!(s.local_port));
                 if let Some(r) = s.rtcp_local_port {
                     p.insert("rtcp_port".into(), json!(r));
+                }
+                for (layer, sock) in &s.extra {
+                    let port = sock.local_addr().map(|a| a.port()).unwrap_or(0);
+                    p.insert(format!("port_{}", layer + 1), json!(port));
                 }
                 Value::Object(p)
             })

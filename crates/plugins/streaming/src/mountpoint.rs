@@ -129,6 +129,10 @@ pub struct Source {
     router: Option<Arc<dyn MediaRouter>>,
     /// `collision` of the mountpoint, in ms (0: off).
     collision_ms: u64,
+    /// Simulcast: the sockets of layers 1 and 2 (`port2`, `port3`); the main one is layer 0.
+    pub extra: Vec<(u8, Arc<UdpSocket>)>,
+    /// Simulcast: the receivers of each layer and their switches (instead of `fan`).
+    pub layers: Option<jano_plugin::layers::StreamMedia>,
     /// Milliseconds since `epoch` of the last packet (0: none yet).
     last_ms: AtomicU64,
     epoch: Instant,
@@ -182,7 +186,24 @@ impl Source {
                 cfg.kind.as_str()
             ))
         })?;
+        // Simulcast: the other two layers on ports of their own.
+        let mut extra = Vec::new();
+        if cfg.simulcast {
+            for (layer, p) in [(1u8, cfg.port2), (2, cfg.port3)] {
+                let s = match p {
+                    0 => ports.bind(ip),
+                    p => UdpSocket::bind(SocketAddr::new(ip, p)),
+                }
+                .map_err(|e| {
+                    StError::CantCreate(format!(
+                        "Can't add 'rtp' stream, error creating simulcast source stream: {e}"
+                    ))
+                })?;
+                extra.push((layer, Arc::new(s)));
+            }
+        }
         let mut src = Source::new(cfg, mindex, router);
+        src.extra = extra;
         src.rtcp_local_port = rtcp
             .as_ref()
             .and_then(|s| s.local_addr().ok())
@@ -277,6 +298,7 @@ impl Source {
 
     fn new(cfg: StreamCfg, mindex: usize, router: Option<&Arc<dyn MediaRouter>>) -> Source {
         let (bufferkf, buffermsg) = (cfg.bufferkf, cfg.buffermsg);
+        let (simulcast, mid) = (cfg.simulcast, cfg.mid.clone());
         Source {
             cfg,
             mindex,
@@ -300,6 +322,9 @@ impl Source {
             last_msg: buffermsg.then(|| Mutex::new(None)),
             router: router.cloned(),
             collision_ms: 0,
+            extra: Vec::new(),
+            layers: simulcast
+                .then(|| jano_plugin::layers::StreamMedia::new(router, mindex, mid, true, true)),
             last_ms: AtomicU64::new(0),
             epoch: Instant::now(),
         }
@@ -434,6 +459,9 @@ impl Source {
         if let Some(od) = self.ondemand() {
             return od.receiving();
         }
+        if let Some(sm) = &self.layers {
+            return sm.receivers();
+        }
         let fan = self
             .fan
             .read()
@@ -469,7 +497,13 @@ impl Source {
     }
 
     /// One datagram from the source.
-    pub(crate) fn on_datagram(&self, data: &[u8], seq: &mut SeqExt, services: &dyn CoreServices) {
+    pub(crate) fn on_datagram(
+        &self,
+        data: &[u8],
+        seq: &mut SeqExt,
+        services: &dyn CoreServices,
+        substream: Option<u8>,
+    ) {
         let plain;
         let data = match &self.srtp {
             Some(rx) => match rx.lock().unwrap_or_else(|e| e.into_inner()).unprotect(data) {
@@ -528,7 +562,7 @@ impl Source {
             timestamp: h.ts,
             marker: h.marker,
             ssrc: h.ssrc,
-            substream: None,
+            substream,
             ext: RtpExtensions::default(),
             payload: Arc::from(payload),
             svc: None,
@@ -536,7 +570,10 @@ impl Source {
         if let Some(kf) = &self.kf {
             kf.lock().unwrap_or_else(|e| e.into_inner()).offer(&packet);
         }
-        self.deliver(&packet);
+        match &self.layers {
+            Some(sm) => sm.forward(&packet, services),
+            None => self.deliver(&packet),
+        }
     }
 
     /// A packet to every viewer of the stream.
@@ -798,9 +835,23 @@ impl Drop for Mountpoint {
 
 /// Reads a source's socket on the gateway's runtime until the mountpoint goes.
 pub(crate) fn spawn_reader(services: &Arc<dyn CoreServices>, s: &Arc<Source>) {
+    let Some(main) = s.socket.clone() else { return };
+    // Simulcast layers are told apart by the port they come to.
+    let first = s.layers.as_ref().map(|_| 0u8);
+    spawn_socket_reader(services, s, main, first);
+    for (layer, socket) in &s.extra {
+        spawn_socket_reader(services, s, socket.clone(), Some(*layer));
+    }
+}
+
+fn spawn_socket_reader(
+    services: &Arc<dyn CoreServices>,
+    s: &Arc<Source>,
+    socket: Arc<UdpSocket>,
+    substream: Option<u8>,
+) {
     let (src, svc) = (s.clone(), services.clone());
     services.spawn(Box::pin(async move {
-        let Some(socket) = &src.socket else { return };
         let Ok(sock) = socket.try_clone().and_then(|s| {
             s.set_nonblocking(true)?;
             tokio::net::UdpSocket::from_std(s)
@@ -819,7 +870,7 @@ pub(crate) fn spawn_reader(services: &Arc<dyn CoreServices>, s: &Arc<Source>) {
                     Ok(Err(_)) | Err(_) => continue,
                 };
             if let Some(data) = buf.get(..n) {
-                src.on_datagram(data, &mut seq, &*svc);
+                src.on_datagram(data, &mut seq, &*svc, substream);
             }
         }
     }));

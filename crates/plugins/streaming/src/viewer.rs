@@ -4,10 +4,15 @@
 
 use crate::error::{StError, StResult};
 use crate::mountpoint::{Mountpoint, Source, StreamKind};
+use jano_plugin::layers::{pick_layer, Link};
 use jano_plugin::{
     CoreServices, HandleRef, LocalJsep, MediaCtx, MediaKind, MediaPrefs, OfferMedia, PluginSession,
 };
 use std::sync::{Arc, Mutex, MutexGuard};
+
+/// How long a simulcast layer may be silent and still count as active (Janus's default
+/// `fallback`, 250 ms).
+const LAYER_ACTIVE_MS: u64 = 250;
 
 /// One m-line of the viewer's PeerConnection and the source behind it.
 pub struct Line {
@@ -15,6 +20,18 @@ pub struct Line {
     pub mindex: usize,
     /// `configure`'s `send` (or the legacy `audio`/`video`/`data`).
     pub send: bool,
+    /// A simulcast source's hook for this m-line: the layer it gets and its switches.
+    pub link: Option<Arc<Link>>,
+}
+
+impl Line {
+    /// This m-line stops getting its source's media.
+    fn unhook(&mut self, handle_id: u64) {
+        match (&self.src.layers, self.link.take()) {
+            (Some(sm), Some(link)) => sm.detach(&link),
+            _ => self.src.remove_viewer(handle_id, self.mindex),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -30,7 +47,25 @@ pub struct ViewerState {
     pub epoch: u32,
     /// `min_delay`/`max_delay` for the video streams (mountpoints with `playoutdelay_ext`).
     pub playout: jano_plugin::Playout,
+    /// Simulcast: the layer (`substream`) and temporal layer (`temporal`) wanted; none: the
+    /// highest.
+    pub substream: Option<u8>,
+    pub temporal: Option<u8>,
     flowing: bool,
+}
+
+/// A layer change as the Streaming plugin tells it: `{"streaming":"event","result":{key: value}}`.
+fn layer_event(
+    _mid: &str,
+    key: &str,
+    value: jano_plugin::Value,
+) -> jano_plugin::Map<String, jano_plugin::Value> {
+    let mut result = jano_plugin::Map::new();
+    result.insert(key.into(), value);
+    let mut ev = jano_plugin::Map::new();
+    ev.insert("streaming".into(), serde_json::json!("event"));
+    ev.insert("result".into(), jano_plugin::Value::Object(result));
+    ev
 }
 
 pub struct Viewer {
@@ -67,15 +102,70 @@ impl Viewer {
             }
         }
         st.flowing = flowing;
-        for l in &st.lines {
-            if flowing && l.send {
-                let playout = match l.src.cfg.kind {
-                    StreamKind::Video => st.playout.ext(),
-                    _ => None,
-                };
+        let (playout, substream, temporal) = (st.playout.ext(), st.substream, st.temporal);
+        for l in st.lines.iter_mut() {
+            let on = flowing && l.send;
+            let playout = match l.src.cfg.kind {
+                StreamKind::Video => playout,
+                _ => None,
+            };
+            if let Some(sm) = &l.src.layers {
+                if on && l.link.is_none() {
+                    let link = Arc::new(Link::new(
+                        self.href.clone(),
+                        l.mindex,
+                        l.src.cfg.mid.clone(),
+                        Arc::new(layer_event),
+                    ));
+                    let want = usize::from(substream.unwrap_or(2));
+                    let layer = pick_layer(want, |x| sm.layer_active(x, LAYER_ACTIVE_MS));
+                    sm.attach(&link, layer);
+                    sm.set_temporal(&link, temporal.unwrap_or(2));
+                    sm.set_link_playout(&link, playout);
+                    link.tell(&*self.services, "substream", serde_json::json!(layer));
+                    l.link = Some(link);
+                } else if !on {
+                    l.unhook(self.href.handle_id);
+                }
+                continue;
+            }
+            if on {
                 l.src.add_viewer(&self.href, l.mindex, st.epoch, playout);
             } else {
                 l.src.remove_viewer(self.href.handle_id, l.mindex);
+            }
+        }
+    }
+
+    /// `configure`'s `substream`/`temporal` for the simulcast streams: a layer switch waits
+    /// for a keyframe of the new layer (asked of the source), a temporal one for a frame the
+    /// receiver can decode from; the viewer hears each change.
+    pub fn set_layers(&self, substream: Option<u8>, temporal: Option<u8>) {
+        let mut st = self.state();
+        if let Some(v) = substream {
+            st.substream = Some(v.min(2));
+        }
+        if let Some(v) = temporal {
+            st.temporal = Some(v.min(2));
+        }
+        for l in &st.lines {
+            let (Some(sm), Some(link)) = (&l.src.layers, &l.link) else {
+                continue;
+            };
+            if let Some(v) = substream {
+                let want = pick_layer(usize::from(v.min(2)), |x| {
+                    sm.layer_active(x, LAYER_ACTIVE_MS)
+                });
+                if link.current() == Some(want) {
+                    // Already there: Janus tells it right away.
+                    link.tell(&*self.services, "substream", serde_json::json!(want));
+                } else {
+                    sm.switch_to(link, want);
+                    l.src.request_keyframe();
+                }
+            }
+            if let Some(v) = temporal {
+                sm.set_temporal(link, v.min(2));
             }
         }
     }
@@ -114,6 +204,7 @@ impl Viewer {
                         src: s,
                         mindex: usize::MAX,
                         send: true,
+                        link: None,
                     });
                     continue;
                 }
@@ -122,6 +213,7 @@ impl Viewer {
                 src: s.clone(),
                 mindex: media.len(),
                 send: true,
+                link: None,
             });
             media.push(OfferMedia {
                 kind,
@@ -253,8 +345,8 @@ impl Viewer {
                 "Can't switch: the target mountpoint's streams differ".into(),
             ));
         }
-        for l in &st.lines {
-            l.src.remove_viewer(self.href.handle_id, l.mindex);
+        for l in st.lines.iter_mut() {
+            l.unhook(self.href.handle_id);
         }
         from.remove_viewer(self.href.handle_id);
         for (l, s) in st.lines.iter_mut().zip(&to.sources) {
@@ -281,8 +373,8 @@ impl Viewer {
             return false;
         };
         mp.remove_viewer(self.href.handle_id);
-        for l in st.lines.drain(..) {
-            l.src.remove_viewer(self.href.handle_id, l.mindex);
+        for mut l in st.lines.drain(..) {
+            l.unhook(self.href.handle_id);
         }
         st.started = false;
         st.paused = false;
