@@ -231,6 +231,18 @@ impl PluginQueue {
         self.token_secret = secret.map(Arc::from);
     }
 
+    /// The runtime plugin tasks run on, before the plugins are built: a plugin starts tasks as
+    /// it loads its configuration (a Streaming mountpoint's socket reader, a file playback).
+    pub fn set_runtime(&self, handle: tokio::runtime::Handle) {
+        let _ = self.tasks.set(handle);
+    }
+
+    /// The media engine, before the plugins are built (their configured fan-outs need its
+    /// router); [`Runtime::start`] hands it to the gateway.
+    pub fn set_media(&self, media: Arc<dyn MediaBackend>) {
+        let _ = self.media.set(media);
+    }
+
     /// The services for the plugin with this package name.
     pub fn services_for(&self, package: &'static str) -> Arc<dyn CoreServices> {
         Arc::new(Services {

@@ -343,6 +343,13 @@ pub async fn start(
     queue.set_configs_folder(cfg.folder.clone());
     // Signed mode: token_auth with a secret (plugins then check their own signed tokens).
     queue.set_token_secret(core.token_auth_secret.clone().filter(|_| core.token_auth));
+    // Plugins build what their configuration files describe as they load (a Streaming
+    // mountpoint's readers and fan-outs): the runtime and the media engine must be there first.
+    queue.set_runtime(tokio::runtime::Handle::current());
+    let media = start_media(&cfg, &queue);
+    if let Some(m) = &media {
+        queue.set_media(m.clone() as Arc<dyn jano_core::MediaBackend>);
+    }
     let mut registry = PluginRegistry::new();
     for (package, factory) in PLUGINS {
         if !cfg.plugin_enabled(package) {
@@ -368,7 +375,6 @@ pub async fn start(
         );
         registry.add(plugin);
     }
-    let media = start_media(&cfg, &queue);
     let rt = Runtime::start(
         core,
         registry,

@@ -112,13 +112,8 @@ pub struct Gw {
 impl Gw {
     pub fn start(opts: Opts) -> Gw {
         let queue = PluginQueue::new();
-        let mut registry = PluginRegistry::new();
-        registry.add(Arc::new(jano_echotest::EchoTest::new(
-            queue.services_for(ECHO),
-        )));
-        for p in (opts.plugins)(&queue) {
-            registry.add(p);
-        }
+        // As the server: the runtime and the media engine exist before the plugins are built.
+        queue.set_runtime(tokio::runtime::Handle::current());
         let ips = candidate_ips(&IpFilter {
             enforce: vec!["127.0.0.1".into()],
             ..Default::default()
@@ -133,6 +128,14 @@ impl Gw {
             ..MediaConfig::default()
         };
         let engine = MediaEngine::start(mc, queue.media_sink()).expect("media engine");
+        queue.set_media(Arc::new(engine.clone()));
+        let mut registry = PluginRegistry::new();
+        registry.add(Arc::new(jano_echotest::EchoTest::new(
+            queue.services_for(ECHO),
+        )));
+        for p in (opts.plugins)(&queue) {
+            registry.add(p);
+        }
         let cfg = CoreConfig {
             session_timeout: opts.session_timeout,
             admin_secret: Some(ADMIN_SECRET.into()),
