@@ -727,3 +727,97 @@ async fn simulcast_sources_and_substream_switches() {
             .collect();
     assert!(seqs.windows(2).all(|x| x[1] == x[0] + 1), "{seqs:?}");
 }
+
+/// Sends rounds `range` of VP8 on the layers in `on` only (keyframes every 5 rounds).
+async fn feed_some(
+    src: &UdpSocket,
+    ports: [u16; 3],
+    on: &[usize],
+    range: std::ops::Range<u32>,
+    v: &mut Viewer,
+) {
+    for n in range {
+        for &layer in on {
+            let key = n % 5 == 0;
+            let mut p = vec![0x10, if key { 0x00 } else { 0x01 }];
+            p.extend_from_slice(&payload(30 + layer as u8, n));
+            let pkt = rtp(96, n as u16, n * 3000, 0xD0D0 + layer as u32, &p);
+            let _ = src.send_to(&pkt, ("127.0.0.1", ports[layer]));
+        }
+        v.c.run_for(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulcast_fallback_when_the_layer_stops() {
+    let mut gw = Gw::start(st_opts());
+    let sid = gw.create_session();
+    let adm = gw.attach(sid, ST);
+    let r = gw.message(
+        sid,
+        adm,
+        json!({"request": "create", "type": "rtp", "id": 82, "media": [
+            {"type": "audio", "mid": "a", "port": 0, "pt": 111, "rtpmap": "opus/48000/2"},
+            {"type": "video", "mid": "v", "port": 0, "pt": 96, "rtpmap": "VP8/90000",
+             "simulcast": true}]}),
+        None,
+    );
+    let v = &r["plugindata"]["data"]["stream"]["ports"][1];
+    let ports = ["port", "port_2", "port_3"].map(|k| v[k].as_u64().unwrap_or(0) as u16);
+    let src = UdpSocket::bind("127.0.0.1:0").expect("source socket");
+    let mut w = viewer(&mut gw, sid, 82).await;
+    feed_some(&src, ports, &[0, 1, 2], 0..10, &mut w).await;
+    let mut n = 10;
+    // The top layer stops: after the fallback window the viewer goes down to layer 1.
+    assert!(
+        until_on(&mut gw, &src, ports, &[0, 1], &mut n, &mut w, 1).await,
+        "fallback to layer 1"
+    );
+    let from = n;
+    feed_some(&src, ports, &[0, 1], n..n + 10, &mut w).await;
+    n += 10;
+    let low = got(&w.c, w.video, 31);
+    assert!(
+        low.iter().filter(|x| **x >= from).count() >= 9,
+        "layer 1 after the fallback"
+    );
+    // It comes back: so does the viewer.
+    assert!(
+        until_on(&mut gw, &src, ports, &[0, 1, 2], &mut n, &mut w, 2).await,
+        "back to layer 2"
+    );
+    let back = n;
+    feed_some(&src, ports, &[0, 1, 2], n..n + 10, &mut w).await;
+    let top = got(&w.c, w.video, 32);
+    assert!(
+        top.iter().filter(|x| **x >= back).count() >= 9,
+        "layer 2 again: {top:?}"
+    );
+}
+
+/// Keeps feeding the layers `on` until the viewer hears it is on `layer` (a generous bound:
+/// the switch waits for the fallback window, the layer timer and a keyframe).
+async fn until_on(
+    gw: &mut Gw,
+    src: &UdpSocket,
+    ports: [u16; 3],
+    on: &[usize],
+    n: &mut u32,
+    w: &mut Viewer,
+    layer: u64,
+) -> bool {
+    let hid = w.hid;
+    for _ in 0..100 {
+        feed_some(src, ports, on, *n..*n + 5, w).await;
+        *n += 5;
+        let ev = gw
+            .event_within(Duration::from_millis(1), |e| {
+                e["sender"] == hid && e["plugindata"]["data"]["result"]["substream"] == layer
+            })
+            .await;
+        if ev.is_some() {
+            return true;
+        }
+    }
+    false
+}

@@ -54,6 +54,8 @@ pub struct Shared {
     mountpoints: RwLock<BTreeMap<MpId, Arc<Mountpoint>>>,
     /// `permanent` mountpoints, saved back to the configuration file.
     persist: Persist,
+    /// The plugin is shutting down (its timer ends).
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -117,6 +119,7 @@ impl Streaming {
             ports,
             mountpoints: RwLock::new(BTreeMap::new()),
             persist,
+            stopping: std::sync::atomic::AtomicBool::new(false),
         });
         if let Some(cfg) = config {
             for (name, group) in cfg.categories() {
@@ -128,6 +131,7 @@ impl Streaming {
                 }
             }
         }
+        spawn_layer_checks(&shared);
         Streaming { shared }
     }
 
@@ -575,6 +579,29 @@ impl Streaming {
     }
 }
 
+/// Every quarter of a second, simulcast receivers whose layer went silent fall back to an
+/// active one (and return when theirs comes back). One timer task for the plugin; it ends
+/// with the plugin.
+fn spawn_layer_checks(shared: &Arc<Shared>) {
+    let weak = Arc::downgrade(shared);
+    shared.services.spawn(Box::pin(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+        loop {
+            tick.tick().await;
+            let Some(shared) = weak.upgrade() else { return };
+            if shared.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
+            let all: Vec<Arc<Mountpoint>> = shared.mountpoints().values().cloned().collect();
+            for mp in all {
+                for s in mp.sources.iter().filter(|s| s.layers.is_some()) {
+                    s.check_layers(viewer::LAYER_ACTIVE_MS);
+                }
+            }
+        }
+    }));
+}
+
 /// The `created` answer: ports in the multistream shape, or flat for the legacy syntax.
 fn created_json(mp: &Mountpoint, permanent: bool) -> Map<String, Value> {
     let cfg = mp.cfg();
@@ -834,6 +861,9 @@ impl Plugin for Streaming {
     }
 
     fn shutdown(&self) {
+        self.shared
+            .stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let all: Vec<Arc<Mountpoint>> = self.shared.mountpoints_mut().values().cloned().collect();
         for mp in all {
             mp.stop();

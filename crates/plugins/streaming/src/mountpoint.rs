@@ -133,6 +133,8 @@ pub struct Source {
     pub extra: Vec<(u8, Arc<UdpSocket>)>,
     /// Simulcast: the receivers of each layer and their switches (instead of `fan`).
     pub layers: Option<jano_plugin::layers::StreamMedia>,
+    /// Simulcast: each receiver's link and the layer it wants, for the fallback check.
+    pub(crate) wanted: Mutex<Vec<(Arc<jano_plugin::layers::Link>, u8)>>,
     /// Milliseconds since `epoch` of the last packet (0: none yet).
     last_ms: AtomicU64,
     epoch: Instant,
@@ -323,6 +325,7 @@ impl Source {
             router: router.cloned(),
             collision_ms: 0,
             extra: Vec::new(),
+            wanted: Mutex::new(Vec::new()),
             layers: simulcast
                 .then(|| jano_plugin::layers::StreamMedia::new(router, mindex, mid, true, true)),
             last_ms: AtomicU64::new(0),
@@ -487,6 +490,45 @@ impl Source {
         };
         let current = self.last_ssrc.load(Ordering::Relaxed);
         current != 0 && ssrc != current && self.age_ms().is_some_and(|age| age < self.collision_ms)
+    }
+
+    /// Simulcast: the layer a receiver wants (a new link, or a new target).
+    pub(crate) fn want_layer(&self, link: &Arc<jano_plugin::layers::Link>, layer: u8) {
+        let mut g = self.wanted.lock().unwrap_or_else(|e| e.into_inner());
+        g.retain(|(l, _)| !Arc::ptr_eq(l, link));
+        g.push((link.clone(), layer));
+    }
+
+    pub(crate) fn forget_link(&self, link: &Arc<jano_plugin::layers::Link>) {
+        self.wanted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(l, _)| !Arc::ptr_eq(l, link));
+    }
+
+    /// Simulcast `fallback`: a receiver whose layer went silent moves to the best active one at
+    /// or below what it wants (and back up when that layer returns), on that layer's keyframe.
+    pub fn check_layers(&self, window_ms: u64) {
+        let Some(sm) = &self.layers else { return };
+        let wanted = self
+            .wanted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut asked = false;
+        for (link, target) in wanted {
+            let want = jano_plugin::layers::pick_layer(usize::from(target), |x| {
+                sm.layer_active(x, window_ms)
+            });
+            let going = link.pending().or(link.current());
+            if going != Some(want) && sm.layer_active(want, window_ms) {
+                sm.switch_to(&link, want);
+                asked = true;
+            }
+        }
+        if asked {
+            self.request_keyframe();
+        }
     }
 
     /// A packet came from the source (for `info`'s counters and age).

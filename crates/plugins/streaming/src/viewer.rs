@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 /// How long a simulcast layer may be silent and still count as active (Janus's default
 /// `fallback`, 250 ms).
-const LAYER_ACTIVE_MS: u64 = 250;
+pub const LAYER_ACTIVE_MS: u64 = 250;
 
 /// One m-line of the viewer's PeerConnection and the source behind it.
 pub struct Line {
@@ -28,7 +28,10 @@ impl Line {
     /// This m-line stops getting its source's media.
     fn unhook(&mut self, handle_id: u64) {
         match (&self.src.layers, self.link.take()) {
-            (Some(sm), Some(link)) => sm.detach(&link),
+            (Some(sm), Some(link)) => {
+                sm.detach(&link);
+                self.src.forget_link(&link);
+            }
             _ => self.src.remove_viewer(handle_id, self.mindex),
         }
     }
@@ -123,6 +126,7 @@ impl Viewer {
                     sm.set_temporal(&link, temporal.unwrap_or(2));
                     sm.set_link_playout(&link, playout);
                     link.tell(&*self.services, "substream", serde_json::json!(layer));
+                    l.src.want_layer(&link, want as u8);
                     l.link = Some(link);
                 } else if !on {
                     l.unhook(self.href.handle_id);
@@ -153,6 +157,7 @@ impl Viewer {
                 continue;
             };
             if let Some(v) = substream {
+                l.src.want_layer(link, v.min(2));
                 let want = pick_layer(usize::from(v.min(2)), |x| {
                     sm.layer_active(x, LAYER_ACTIVE_MS)
                 });
