@@ -20,6 +20,7 @@ pub mod play;
 pub mod pull;
 pub mod record;
 pub mod rtsp;
+pub mod source;
 pub mod viewer;
 
 use error::{StError, StResult};
