@@ -163,16 +163,12 @@ struct Live {
     period: Duration,
 }
 
-fn live_of(s: RtspSession, cfg: &RtspCfg) -> Live {
-    let mut period = s.timeout / 2;
-    if cfg.session_timeout > 0 {
-        period = period.min(Duration::from_secs(cfg.session_timeout) / 2);
-    }
+fn live_of(s: RtspSession, k: &Keeper) -> Live {
     Live {
+        period: k.period(s.timeout),
         conn: s.conn,
         session: s.session,
         control: s.control,
-        period: period.max(Duration::from_secs(1)),
     }
 }
 
@@ -203,8 +199,8 @@ pub fn spawn(services: &Arc<dyn CoreServices>, k: Keeper, session: Option<RtspSe
 
 async fn run(services: Arc<dyn CoreServices>, k: Keeper, session: Option<RtspSession>) {
     let delay = Duration::from_secs(k.cfg.reconnect_delay);
-    let ip = k.cfg.iface.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    let mut live = session.map(|s| live_of(s, &k.cfg));
+    let ip = k.ip();
+    let mut live = session.map(|s| live_of(s, &k));
     let mut since = Instant::now();
     let mut last_alive = Instant::now();
     loop {
@@ -244,7 +240,7 @@ async fn run(services: Arc<dyn CoreServices>, k: Keeper, session: Option<RtspSes
             live = match res {
                 Some(Ok(s)) => {
                     tracing::info!(url = %k.opts.url.url, "RTSP: reconnected");
-                    Some(live_of(s, &k.cfg))
+                    Some(live_of(s, &k))
                 }
                 Some(Err(e)) => {
                     tracing::warn!(url = %k.opts.url.url, "RTSP: reconnect failed: {e}");

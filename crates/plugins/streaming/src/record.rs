@@ -100,11 +100,8 @@ pub fn request(
             .iter()
             .find(|s| s.cfg.mid.eq_ignore_ascii_case(mid))
     };
-    let legacy = |s: &Source| match s.cfg.kind {
-        StreamKind::Audio => "audio",
-        StreamKind::Video => "video",
-        StreamKind::Data => "data",
-    };
+    // The legacy keys are named after the streams' kinds.
+    const LEGACY: [&str; 3] = ["audio", "video", "data"];
     match action {
         "start" => {
             if let Some(list) = media {
@@ -120,22 +117,17 @@ pub fn request(
                 }
                 return Ok(());
             }
-            let names =
-                ["audio", "video", "data"].map(|k| opt_str(b, k).map(|v| v.map(str::to_owned)));
-            let [a, v, d] = names;
-            let (a, v, d) = (a?, v?, d?);
-            if a.is_none() && v.is_none() && d.is_none() {
+            let mut any = false;
+            for k in LEGACY {
+                any |= opt_str(b, k)?.is_some();
+            }
+            if !any {
                 return Err(StError::BadRequest(
                     "Missing audio, video and/or data".into(),
                 ));
             }
             for s in &mp.sources {
-                let file = match legacy(s) {
-                    "audio" => a.as_deref(),
-                    "video" => v.as_deref(),
-                    _ => d.as_deref(),
-                };
-                if let Some(f) = file {
+                if let Some(f) = opt_str(b, s.cfg.kind.as_str())? {
                     start(s, f)?;
                 }
             }
@@ -150,25 +142,17 @@ pub fn request(
                 }
                 return Ok(());
             }
-            let flags = ["audio", "video", "data"].map(|k| opt_bool(b, k));
-            let [a, v, d] = flags;
-            let (a, v, d) = (
-                a?.unwrap_or(false),
-                v?.unwrap_or(false),
-                d?.unwrap_or(false),
-            );
-            if !a && !v && !d {
+            let mut any = false;
+            for k in LEGACY {
+                any |= opt_bool(b, k)?.unwrap_or(false);
+            }
+            if !any {
                 return Err(StError::BadRequest(
                     "Missing audio, video and/or data".into(),
                 ));
             }
             for s in &mp.sources {
-                let on = match legacy(s) {
-                    "audio" => a,
-                    "video" => v,
-                    _ => d,
-                };
-                if on {
+                if opt_bool(b, s.cfg.kind.as_str())?.unwrap_or(false) {
                     stop(s, services);
                 }
             }
