@@ -280,11 +280,6 @@ pub struct PortRange {
 }
 
 impl PortRange {
-    /// The lowest and highest port.
-    pub fn bounds(&self) -> (u16, u16) {
-        (self.lo, self.hi)
-    }
-
     /// From `min-max` (Janus's format; default 10000-60000, the bounds swapped if reversed).
     pub fn parse(text: Option<&str>) -> PortRange {
         let (mut lo, mut hi) = text
@@ -302,6 +297,29 @@ impl PortRange {
     }
 
     /// Binds the next free port of the range on `ip`.
+    /// An even RTP port and the RTCP one above it (RFC 3550's convention), taken in turn as
+    /// [`PortRange::bind`] takes single ports.
+    pub fn bind_pair(&self, ip: IpAddr) -> std::io::Result<(UdpSocket, UdpSocket)> {
+        let first = u32::from(self.lo) + u32::from(self.lo) % 2;
+        let pairs = (u32::from(self.hi) + 1).saturating_sub(first) / 2;
+        let mut last = None;
+        for _ in 0..pairs {
+            let off = self.next.fetch_add(1, Ordering::Relaxed) % pairs;
+            let Ok(port) = u16::try_from(first + 2 * off) else {
+                continue;
+            };
+            let pair = UdpSocket::bind(SocketAddr::new(ip, port)).and_then(|rtp| {
+                let rtcp = UdpSocket::bind(SocketAddr::new(ip, port.wrapping_add(1)))?;
+                Ok((rtp, rtcp))
+            });
+            match pair {
+                Ok(p) => return Ok(p),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| std::io::Error::other("no port pair in the range")))
+    }
+
     pub fn bind(&self, ip: IpAddr) -> std::io::Result<UdpSocket> {
         let span = u32::from(self.hi - self.lo) + 1;
         let mut last = None;
@@ -575,5 +593,27 @@ impl MpConfig {
             Some(f) if !f.live => "on demand",
             _ => "live",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn port_pairs_are_even_and_odd_and_in_the_range() {
+        let r = PortRange::parse(Some("41001-41006"));
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let (a1, a2) = r.bind_pair(ip).expect("a pair");
+        let (b1, b2) = r.bind_pair(ip).expect("another pair");
+        for (rtp, rtcp) in [(&a1, &a2), (&b1, &b2)] {
+            let p = rtp.local_addr().expect("addr").port();
+            assert_eq!(p % 2, 0, "RTP on an even port");
+            assert_eq!(rtcp.local_addr().expect("addr").port(), p + 1);
+            assert!((41002..=41005).contains(&p), "{p} in the range");
+        }
+        // Both pairs of the range are taken: no third.
+        assert!(r.bind_pair(ip).is_err());
     }
 }

@@ -28,9 +28,9 @@ pub async fn run(services: Arc<dyn CoreServices>, k: Keeper, session: Option<Rts
             if k.stopped() {
                 return;
             }
-            let (opts, ip, range) = (k.opts.clone(), k.ip(), k.range);
+            let (opts, ip, ports) = (k.opts.clone(), k.ip(), k.ports.clone());
             match blocking(&services, move || {
-                rtsp::connect(&opts, ip, range, Vec::new())
+                rtsp::connect(&opts, ip, &ports, Vec::new())
             })
             .await
             {

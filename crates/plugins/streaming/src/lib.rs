@@ -51,7 +51,7 @@ pub struct Shared {
     pub services: Arc<dyn CoreServices>,
     pub string_ids: bool,
     pub admin_key: Option<String>,
-    pub ports: PortRange,
+    pub ports: Arc<PortRange>,
     mountpoints: RwLock<BTreeMap<MpId, Arc<Mountpoint>>>,
     /// `permanent` mountpoints, saved back to the configuration file.
     persist: Persist,
@@ -117,7 +117,7 @@ impl Streaming {
             services,
             string_ids,
             admin_key,
-            ports,
+            ports: Arc::new(ports),
             mountpoints: RwLock::new(BTreeMap::new()),
             persist,
             stopping: std::sync::atomic::AtomicBool::new(false),

@@ -112,7 +112,7 @@ impl Mountpoint {
         id: MpId,
         cfg: MpConfig,
         services: &Arc<dyn CoreServices>,
-        ports: &PortRange,
+        ports: &Arc<PortRange>,
     ) -> StResult<Arc<Mountpoint>> {
         let router = services.media_router();
         if let Some(r) = cfg.rtsp.clone() {

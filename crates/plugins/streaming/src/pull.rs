@@ -22,7 +22,7 @@ pub fn start(
     mut cfg: MpConfig,
     r: RtspCfg,
     services: &Arc<dyn CoreServices>,
-    ports: &PortRange,
+    ports: &Arc<PortRange>,
     router: Option<Arc<dyn MediaRouter>>,
 ) -> StResult<Arc<Mountpoint>> {
     let fail = || StError::CantCreate("Error creating 'RTSP' stream".into());
@@ -31,7 +31,7 @@ pub fn start(
         fail()
     })?;
     let ip = r.iface.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    let (media, session) = match rtsp::connect(&opts, ip, ports.bounds(), Vec::new()) {
+    let (media, session) = match rtsp::connect(&opts, ip, ports, Vec::new()) {
         Ok(mut s) => {
             // The sources take the sockets; the session keeps what its streams are (an
             // interleaved session routes its channels by them).
@@ -50,9 +50,11 @@ pub fn start(
                 if (video && r.video) || (!video && r.audio) {
                     let udp = match r.tcp {
                         true => None,
-                        false => {
-                            Some(rtsp::bind_pair(ip, ports.bounds()).map_err(StError::CantCreate)?)
-                        }
+                        false => Some(
+                            ports
+                                .bind_pair(ip)
+                                .map_err(|e| StError::CantCreate(e.to_string()))?,
+                        ),
                     };
                     m.push(rtsp::RtspMedia {
                         video,
@@ -106,7 +108,7 @@ pub fn start(
         sources: mp.sources.clone(),
         cfg: r,
         opts,
-        range: ports.bounds(),
+        ports: ports.clone(),
     };
     spawn(services, keeper, session);
     Ok(mp)
@@ -132,7 +134,8 @@ pub struct Keeper {
     pub sources: Vec<Arc<Source>>,
     pub cfg: RtspCfg,
     pub opts: RtspOpts,
-    pub range: (u16, u16),
+    /// The plugin's port range (a reconnect may need new pairs).
+    pub ports: Arc<PortRange>,
 }
 
 impl Keeper {
@@ -233,8 +236,8 @@ async fn run(services: Arc<dyn CoreServices>, k: Keeper, session: Option<RtspSes
                     Some((s.is_video(), a, b))
                 })
                 .collect();
-            let (opts, range) = (k.opts.clone(), k.range);
-            let res = blocking(&services, move || rtsp::connect(&opts, ip, range, sockets)).await;
+            let (opts, ports) = (k.opts.clone(), k.ports.clone());
+            let res = blocking(&services, move || rtsp::connect(&opts, ip, &ports, sockets)).await;
             since = Instant::now();
             last_alive = since;
             live = match res {

@@ -6,6 +6,7 @@
 //! timeouts (it runs when a mountpoint is made, as Janus's does, or on a blocking pool when it
 //! reconnects); the media then comes in on the UDP sockets like any `rtp` stream's.
 
+use crate::config::PortRange;
 use md5::{Digest, Md5};
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
@@ -455,37 +456,12 @@ pub fn control_url(base: &str, control: &str) -> String {
     }
 }
 
-/// Binds an even RTP port and the RTCP one above it (RFC 3550's convention) from `range`.
-pub fn bind_pair(ip: IpAddr, range: (u16, u16)) -> Result<(UdpSocket, UdpSocket), String> {
-    let (lo, hi) = range;
-    let start = lo + lo % 2;
-    let span = u32::from(hi.saturating_sub(start)) / 2;
-    let offset = if span > 0 {
-        rand::random::<u32>() % span
-    } else {
-        0
-    };
-    for i in 0..span.max(1) {
-        let p = start as u32 + 2 * ((offset + i) % span.max(1));
-        let Ok(p) = u16::try_from(p) else { continue };
-        if p == u16::MAX {
-            continue;
-        }
-        if let Ok(rtp) = UdpSocket::bind(SocketAddr::new(ip, p)) {
-            if let Ok(rtcp) = UdpSocket::bind(SocketAddr::new(ip, p + 1)) {
-                return Ok((rtp, rtcp));
-            }
-        }
-    }
-    Err("no free RTP/RTCP port pair".into())
-}
-
 /// DESCRIBE, SETUP and PLAY. `sockets` are the pairs of an earlier session to reuse (a
-/// reconnect), audio first; otherwise new pairs are bound in `range` on `ip`.
+/// reconnect); otherwise new pairs are taken from `ports` on `ip`.
 pub fn connect(
     o: &RtspOpts,
     ip: IpAddr,
-    range: (u16, u16),
+    ports: &PortRange,
     mut sockets: Vec<(bool, UdpSocket, UdpSocket)>,
 ) -> Result<RtspSession, String> {
     let mut conn = Conn::open(o)?;
@@ -549,7 +525,9 @@ pub fn connect(
                     let (_, a, b) = sockets.remove(i);
                     (a, b)
                 }
-                None => bind_pair(ip, range)?,
+                None => ports
+                    .bind_pair(ip)
+                    .map_err(|e| format!("RTP/RTCP ports: {e}"))?,
             };
             let port = rtp.local_addr().map(|a| a.port()).unwrap_or(0);
             let udp_transport = format!("RTP/AVP/UDP;unicast;client_port={}-{}", port, port + 1);
