@@ -25,11 +25,13 @@ use std::sync::Arc;
 pub mod dd;
 pub mod fanout;
 pub mod fields;
+pub mod ids;
 pub mod layers;
 pub mod persist;
 pub mod rtp;
 pub mod session;
 pub mod srtp;
+pub mod talk;
 
 pub use fanout::{Dest, Fanout, KeyframeThrottle, MediaRouter, Playout};
 pub use jano_api::{Map, Value};

@@ -4,8 +4,6 @@
 
 use crate::error::{VrError, VrResult};
 use jano_plugin::{Map, Value};
-use serde_json::json;
-use std::fmt;
 
 pub type Body = Map<String, Value>;
 
@@ -85,82 +83,25 @@ pub fn objects<'a>(items: &'a [Value], name: &'static str) -> VrResult<Vec<&'a B
         .collect()
 }
 
-/// A room or participant id: a non-negative integer, or a string with `string_ids`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Id {
-    Num(u64),
-    Str(String),
-}
+pub use jano_plugin::ids::Id;
 
-impl Id {
-    pub fn to_json(&self) -> Value {
-        match self {
-            Id::Num(n) => json!(n),
-            Id::Str(s) => json!(s),
-        }
-    }
-
-    pub fn is_zero(&self) -> bool {
-        match self {
-            Id::Num(n) => *n == 0,
-            Id::Str(s) => s.is_empty(),
-        }
-    }
-
-    /// A fresh random id of the configured kind.
-    pub fn random(string_ids: bool) -> Id {
-        // Janus keeps numeric ids below 2^53 so that JavaScript reads them exactly.
-        let n = rand::random::<u64>() & ((1u64 << 53) - 1);
-        let n = n.max(1);
-        if string_ids {
-            Id::Str(format!("{n:x}"))
-        } else {
-            Id::Num(n)
-        }
-    }
-
-    /// Reads a configuration category name's id (`room-<id>`).
-    pub fn parse_text(text: &str, string_ids: bool) -> Option<Id> {
-        if string_ids {
-            (!text.is_empty()).then(|| Id::Str(text.to_owned()))
-        } else {
-            text.parse().ok().map(Id::Num)
-        }
-    }
-}
-
-impl fmt::Display for Id {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Id::Num(n) => write!(f, "{n}"),
-            Id::Str(s) => f.write_str(s),
-        }
-    }
-}
-
-/// How ids are read: integers, or strings with `string_ids`.
+/// How ids are read: integers, or strings with `string_ids` (VideoRoom's errors).
 #[derive(Debug, Clone, Copy)]
 pub struct Ids {
     pub strings: bool,
 }
 
 impl Ids {
-    fn kind(&self) -> &'static str {
-        if self.strings {
-            "a string"
-        } else {
-            "a positive integer"
+    fn shared(&self) -> jano_plugin::ids::Ids {
+        jano_plugin::ids::Ids {
+            strings: self.strings,
         }
     }
 
     pub fn opt(&self, b: &Body, name: &'static str) -> VrResult<Option<Id>> {
-        match b.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => self
-                .from_value(v)
-                .map(Some)
-                .ok_or_else(|| VrError::invalid_type(name, self.kind())),
-        }
+        self.shared()
+            .opt(b, name)
+            .map_err(|_| VrError::invalid_type(name, self.shared().kind()))
     }
 
     pub fn req(&self, b: &Body, name: &'static str) -> VrResult<Id> {
@@ -168,11 +109,7 @@ impl Ids {
     }
 
     pub fn from_value(&self, v: &Value) -> Option<Id> {
-        if self.strings {
-            v.as_str().map(|s| Id::Str(s.to_owned()))
-        } else {
-            v.as_u64().map(Id::Num)
-        }
+        self.shared().from_value(v)
     }
 }
 

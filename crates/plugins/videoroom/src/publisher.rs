@@ -127,20 +127,8 @@ pub struct PubState {
     pub audio_active_packets: Option<u64>,
 }
 
-/// Audio-level bookkeeping (publisher's media worker only).
-#[derive(Debug, Default)]
-struct TalkState {
-    packets: u64,
-    sum: u64,
-    talking: bool,
-}
-
-/// What the packet path needs to know about `talking` events (set at publish time).
-#[derive(Debug, Clone, Copy)]
-pub struct TalkCfg {
-    pub packets: u64,
-    pub average: u64,
-}
+pub use jano_plugin::talk::TalkCfg;
+use jano_plugin::talk::TalkDetector;
 
 pub struct Publisher {
     services: Arc<dyn CoreServices>,
@@ -157,7 +145,7 @@ pub struct Publisher {
     publishing: AtomicBool,
     left: AtomicBool,
     throttle: Mutex<KeyframeThrottle>,
-    talk: Mutex<TalkState>,
+    talk: Mutex<TalkDetector>,
     talk_cfg: Mutex<Option<TalkCfg>>,
     /// The last periodic keyframe request (`fir_freq`).
     pub last_fir: Mutex<Option<Instant>>,
@@ -211,7 +199,7 @@ impl Publisher {
             publishing: AtomicBool::new(false),
             left: AtomicBool::new(false),
             throttle: Mutex::new(KeyframeThrottle::new(Duration::from_millis(500))),
-            talk: Mutex::new(TalkState::default()),
+            talk: Mutex::new(TalkDetector::default()),
             talk_cfg: Mutex::new(None),
             last_fir: Mutex::new(None),
             remote: OnceLock::new(),
@@ -494,22 +482,11 @@ impl Publisher {
         let Some(cfg) = *self.talk_cfg.lock().unwrap_or_else(|e| e.into_inner()) else {
             return;
         };
-        let changed = {
-            let mut t = self.talk.lock().unwrap_or_else(|e| e.into_inner());
-            t.packets += 1;
-            t.sum += u64::from(level.unsigned_abs());
-            if t.packets < cfg.packets.max(1) {
-                return;
-            }
-            let avg = t.sum as f64 / t.packets as f64;
-            t.packets = 0;
-            t.sum = 0;
-            let talking = avg < cfg.average as f64;
-            (talking != t.talking).then(|| {
-                t.talking = talking;
-                (talking, avg)
-            })
-        };
+        let changed = self
+            .talk
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .feed(level, cfg);
         let Some((talking, avg)) = changed else {
             return;
         };
