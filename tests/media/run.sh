@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # End-to-end media tests with real WebRTC clients (aiortc, janus.js in headless Chromium, Janode)
-# against the EchoTest plugin of a server started here, inside a private network namespace.
+# against the EchoTest (and VideoRoom, Streaming, AudioBridge) plugins of a server started here,
+# inside a private network namespace.
 #
 # Usage:
 #   tests/media/run.sh --janus                      # the real Janus 1.1.2 (/usr/bin/janus)
 #   tests/media/run.sh --server '<cmd with {cfg}>'  # e.g. --server 'target/release/jano -F {cfg}'
-#   options: --only aiortc|janusjs|janode|videoroom|streaming (repeatable)   --keep (keep the temp folder)
+#   options: --only aiortc|janusjs|janode|videoroom|streaming|audiobridge (repeatable)
+#            --keep (keep the temp folder)
 #
 # What it does: creates network namespace jmedia-<pid> with a veth pair (both ends inside it,
 # address 10.<a>.<b>.1/24 derived from the pid), writes a config folder from /etc/janus's samples
-# (HTTP 8088 /janus, WS 8188, admins off, only the EchoTest, VideoRoom and Streaming plugins (the
-# last without mountpoints of its own) and the HTTP + WebSockets
+# (HTTP 8088 /janus, WS 8188, admins off, only the EchoTest, VideoRoom, Streaming (without
+# mountpoints of its own) and AudioBridge (without rooms of its own) plugins and the HTTP + WebSockets
 # transports, nat.ice_enforce_list = the veth address, media.rtp_port_range = 20000-40000),
 # starts the server inside the namespace, waits for http://<addr>:8088/janus/info, runs every
 # client inside the namespace, and always kills the server and deletes the namespace on exit.
@@ -25,7 +27,7 @@ CLIENTS="$ROOT/tests/clients"
 export CHROMIUM_PATH="${CHROMIUM_PATH:-/usr/bin/chromium}"
 LOG_LINES="${JANO_MEDIA_SERVER_LOG_LINES:-80}"
 
-usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 SERVER_CMD=""
 ONLY=()
@@ -57,7 +59,7 @@ want() { [ ${#ONLY[@]} -eq 0 ] && return 0; local x; for x in "${ONLY[@]}"; do [
 command -v ip >/dev/null || { echo "media/run.sh: iproute2 (ip) is missing" >&2; exit 2; }
 command -v curl >/dev/null || { echo "media/run.sh: curl is missing" >&2; exit 2; }
 PYTHON="${PYTHON:-python3}"
-if want aiortc || want janode || want videoroom || want streaming; then
+if want aiortc || want janode || want videoroom || want streaming || want audiobridge; then
   if ! "$PYTHON" -c 'import aiortc, av, numpy, aiohttp' 2>/dev/null; then
     echo "media/run.sh: python modules missing (aiortc, av, numpy, aiohttp):" >&2
     echo "  run: $PYTHON -m pip install -q -r tests/python/requirements.txt" >&2
@@ -145,8 +147,11 @@ for f in janus.jcfg janus.transport.http.jcfg janus.transport.websockets.jcfg ja
   [ -f "/etc/janus/$f" ] || { echo "media/run.sh: /etc/janus/$f is missing (apt-get install janus gives the samples)" >&2; exit 2; }
   cp "/etc/janus/$f" "$CFG/$f"
 done
+# The AudioBridge sample without its room (`room-1234`): the test creates and destroys its own.
+[ -f /etc/janus/janus.plugin.audiobridge.jcfg ] || { echo "media/run.sh: /etc/janus/janus.plugin.audiobridge.jcfg is missing" >&2; exit 2; }
+sed -e '/^room-[^:]*: *{/,/^}/d' /etc/janus/janus.plugin.audiobridge.jcfg >"$CFG/janus.plugin.audiobridge.jcfg"
 libs() { (cd "/usr/lib/x86_64-linux-gnu/janus/$1" 2>/dev/null && ls libjanus_*.so 2>/dev/null | grep -v -x -E "$2" | paste -sd, -); }
-plugin_disable="$(libs plugins 'libjanus_(echotest|videoroom|streaming)\.so')"
+plugin_disable="$(libs plugins 'libjanus_(echotest|videoroom|streaming|audiobridge)\.so')"
 transport_disable="$(libs transports 'libjanus_(http|websockets)\.so')"
 event_disable="$(libs events '')"
 : "${plugin_disable:=libjanus_voicemail.so}"
@@ -276,6 +281,10 @@ if want streaming; then
     "$PYTHON" "$HERE/streaming_file_aiortc.py" --http "$HTTP_URL" --dir "$TMP"
   run_suite streaming-rtsp 150 env PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     "$PYTHON" "$HERE/streaming_rtsp_aiortc.py" --http "$HTTP_URL"
+fi
+if want audiobridge; then
+  run_suite audiobridge-aiortc 120 env PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    "$PYTHON" "$HERE/audiobridge_aiortc.py" --http "$HTTP_URL" --ws "$WS_URL" --addr "$ADDR"
 fi
 if [ ${#node_files[@]} -gt 0 ]; then
   # MEDIA_TEST_PATTERN narrows the node tests to the matching names (while working on one).

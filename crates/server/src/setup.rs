@@ -14,6 +14,10 @@ const PLUGINS: &[(&str, PluginFactory)] = &[
     (jano_echotest::PACKAGE, jano_echotest::EchoTest::factory),
     (jano_videoroom::PACKAGE, jano_videoroom::VideoRoom::factory),
     (jano_streaming::PACKAGE, jano_streaming::Streaming::factory),
+    (
+        jano_audiobridge::PACKAGE,
+        jano_audiobridge::AudioBridge::factory,
+    ),
 ];
 
 /// Whether a plugin's configuration file turns it on.
