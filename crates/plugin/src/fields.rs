@@ -15,6 +15,35 @@ pub enum FieldError {
     Type(&'static str, &'static str),
 }
 
+/// Why a `secret`, `pin` or `admin_key` check failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    #[error(transparent)]
+    Field(#[from] FieldError),
+    /// `Unauthorized (wrong <name>)`: each plugin's own "unauthorized" code.
+    #[error("{0}")]
+    Wrong(&'static str),
+}
+
+/// A room's (or mountpoint's, or the plugin's) `secret`, `pin` or `admin_key` as Janus checks
+/// it: nothing to check when none is set; otherwise the field must be there, a string, and
+/// match (compared in constant time).
+pub fn check_secret(want: Option<&str>, b: &Body, name: &'static str) -> Result<(), SecretError> {
+    let Some(want) = want else {
+        return Ok(());
+    };
+    let got = req_str(b, name)?;
+    if same_secret(got, want) {
+        Ok(())
+    } else {
+        Err(SecretError::Wrong(match name {
+            "pin" => "Unauthorized (wrong pin)",
+            "admin_key" => "Unauthorized (wrong admin_key)",
+            _ => "Unauthorized (wrong secret)",
+        }))
+    }
+}
+
 /// Compares a secret (room or mountpoint secret, pin, admin key) in constant time.
 pub fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len()

@@ -27,7 +27,7 @@ pub mod session;
 
 use error::{AbError, AbResult};
 use handle::AbHandle;
-use jano_plugin::fields::{opt_str, same_secret, Body};
+use jano_plugin::fields::{Body, SecretError};
 use jano_plugin::ids::{Id, Ids};
 use jano_plugin::persist::Persist;
 use jano_plugin::{
@@ -174,21 +174,12 @@ impl Shared {
     }
 }
 
-/// Janus's secret check: a room (or plugin) without one lets anyone; otherwise the field
-/// must be there, a string, and match.
+/// Janus's `secret`/`pin`/`admin_key` check: 483 when missing, 489 when wrong.
 pub fn check_secret(want: Option<&str>, b: &Body, field: &'static str) -> AbResult<()> {
-    let Some(want) = want else {
-        return Ok(());
-    };
-    match opt_str(b, field)? {
-        None => Err(AbError::Missing(field)),
-        Some(got) if same_secret(got, want) => Ok(()),
-        Some(_) => Err(AbError::Unauthorized(match field {
-            "admin_key" => "Unauthorized (wrong admin_key)",
-            "pin" => "Unauthorized (wrong pin)",
-            _ => "Unauthorized (wrong secret)",
-        })),
-    }
+    jano_plugin::fields::check_secret(want, b, field).map_err(|e| match e {
+        SecretError::Field(f) => f.into(),
+        SecretError::Wrong(text) => AbError::Unauthorized(text),
+    })
 }
 
 pub struct AudioBridge {

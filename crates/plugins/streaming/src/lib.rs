@@ -84,20 +84,12 @@ impl Shared {
     }
 }
 
-/// `secret`/`pin`/`admin_key` as Janus checks them: required when set, compared in constant
-/// time; 453 when missing, 457 `Unauthorized (wrong <name>)` when wrong.
+/// `secret`/`pin`/`admin_key` as Janus checks them: 453 when missing, 457 when wrong.
 fn check_secret(want: Option<&str>, b: &Body, name: &'static str) -> StResult<()> {
-    let Some(want) = want else { return Ok(()) };
-    let got = opt_str(b, name)?.ok_or(StError::Missing(name))?;
-    if jano_plugin::fields::same_secret(got, want) {
-        Ok(())
-    } else {
-        Err(StError::Unauthorized(match name {
-            "pin" => "Unauthorized (wrong pin)",
-            "admin_key" => "Unauthorized (wrong admin_key)",
-            _ => "Unauthorized (wrong secret)",
-        }))
-    }
+    jano_plugin::fields::check_secret(want, b, name).map_err(|e| match e {
+        jano_plugin::fields::SecretError::Field(f) => f.into(),
+        jano_plugin::fields::SecretError::Wrong(text) => StError::Unauthorized(text),
+    })
 }
 
 pub struct Streaming {

@@ -147,26 +147,12 @@ impl Shared {
 
     /// The `secret` check for room management (absent secret in the room: anyone).
     pub fn check_secret(room_secret: Option<&str>, b: &Body) -> VrResult<()> {
-        let Some(want) = room_secret else {
-            return Ok(());
-        };
-        match json::opt_str(b, "secret")? {
-            None => Err(VrError::Missing("secret")),
-            Some(got) if json::same_secret(got, want) => Ok(()),
-            Some(_) => Err(VrError::Unauthorized("Unauthorized (wrong secret)")),
-        }
+        check_secret(room_secret, b, "secret")
     }
 
     /// The plugin-wide `admin_key` check (`create`, locked forwarding).
     pub fn check_admin_key(&self, b: &Body) -> VrResult<()> {
-        let Some(want) = &self.admin_key else {
-            return Ok(());
-        };
-        match json::opt_str(b, "admin_key")? {
-            None => Err(VrError::Missing("admin_key")),
-            Some(got) if json::same_secret(got, want) => Ok(()),
-            Some(_) => Err(VrError::Unauthorized("Unauthorized (wrong admin_key)")),
-        }
+        check_secret(self.admin_key.as_deref(), b, "admin_key")
     }
 
     pub fn push(
@@ -446,6 +432,16 @@ impl VideoRoom {
             Err(e) => e.to_data(),
         }
     }
+}
+
+/// Janus's `secret`/`pin`/`admin_key` check: 429 when missing, 430 mistyped, 433 when wrong.
+pub fn check_secret(want: Option<&str>, b: &Body, name: &'static str) -> VrResult<()> {
+    use jano_plugin::fields::{FieldError, SecretError};
+    jano_plugin::fields::check_secret(want, b, name).map_err(|e| match e {
+        SecretError::Field(FieldError::Missing(n)) => VrError::Missing(n),
+        SecretError::Field(f @ FieldError::Type(..)) => VrError::Invalid(f.to_string()),
+        SecretError::Wrong(text) => VrError::Unauthorized(text),
+    })
 }
 
 /// One timer for the whole plugin: 4 times a second, layers; every second, REMB and FIR.

@@ -5,9 +5,7 @@
 use crate::config::RoomConfig;
 use crate::error::{VrError, VrResult};
 use crate::handle::{Role, VrHandle};
-use crate::json::{
-    objects, opt_array, opt_bool, opt_object, opt_str, opt_u64, req_str, same_secret, Body, Id,
-};
+use crate::json::{objects, opt_array, opt_bool, opt_object, opt_str, opt_u64, req_str, Body, Id};
 use crate::media::StreamMedia;
 use crate::publisher::{Phase, PubStream, Publisher};
 use crate::sdp::{self, fmtp_param, SdpKind, SdpMedia};
@@ -88,13 +86,7 @@ pub fn check_signed(shared: &Shared, room: &Id, cfg: &RoomConfig, b: &Body) -> V
 
 /// The room's access checks for a participant: PIN, then the `allowed` tokens.
 fn check_access(cfg: &RoomConfig, b: &Body) -> VrResult<()> {
-    if let Some(pin) = &cfg.pin {
-        match opt_str(b, "pin")? {
-            Some(got) if same_secret(got, pin) => {}
-            None => return Err(VrError::Missing("pin")),
-            Some(_) => return Err(VrError::Unauthorized("Unauthorized (wrong pin)")),
-        }
-    }
+    crate::check_secret(cfg.pin.as_deref(), b, "pin")?;
     if let Some(allowed) = &cfg.allowed {
         match opt_str(b, "token")? {
             Some(t) if allowed.contains(t) => {}

@@ -77,13 +77,7 @@ pub fn join(
         }
         let mut rs = room.state();
         crate::participant::check_signed(shared, &room.id, &rs.cfg, b)?;
-        if let Some(pin) = &rs.cfg.pin {
-            match opt_str(b, "pin")? {
-                Some(got) if crate::json::same_secret(got, pin) => {}
-                None => return Err(VrError::Missing("pin")),
-                Some(_) => return Err(VrError::Unauthorized("Unauthorized (wrong pin)")),
-            }
-        }
+        crate::check_secret(rs.cfg.pin.as_deref(), b, "pin")?;
         let owner_ok = private_id.is_some_and(|id| rs.by_private_id(id).is_some());
         if rs.cfg.require_pvtid && !owner_ok {
             return Err(VrError::Unauthorized(
