@@ -75,7 +75,7 @@ if want streaming; then
       gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good >&2
   fi
 fi
-if want janusjs || want janode || want videoroom; then
+if want janusjs || want janode || want videoroom || want audiobridge; then
   command -v node >/dev/null || { echo "media/run.sh: node is not installed (need Node 20+)" >&2; exit 2; }
   [ "$(node -p 'process.versions.node.split(".")[0]')" -ge 20 ] || { echo "media/run.sh: need Node 20+" >&2; exit 2; }
   # Same npm dependencies (and the same stamp) as tests/clients/run.sh.
@@ -88,7 +88,7 @@ if want janusjs || want janode || want videoroom; then
   fi
   # The tests here import the packages installed for tests/clients.
   [ -L "$HERE/node_modules" ] || ln -sfn ../clients/node_modules "$HERE/node_modules"
-  if { want janusjs || want videoroom; } && [ ! -x "$CHROMIUM_PATH" ]; then
+  if { want janusjs || want videoroom || want audiobridge; } && [ ! -x "$CHROMIUM_PATH" ]; then
     echo "media/run.sh: installing chromium (Debian package)" >&2
     apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
   fi
@@ -284,7 +284,12 @@ if want streaming; then
 fi
 if want audiobridge; then
   run_suite audiobridge-aiortc 120 env PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
-    "$PYTHON" "$HERE/audiobridge_aiortc.py" --http "$HTTP_URL" --ws "$WS_URL" --addr "$ADDR"
+    "$PYTHON" "$HERE/audiobridge_aiortc.py" --http "$HTTP_URL" --ws "$WS_URL" --addr "$ADDR" --dir "$TMP"
+  # Plain-RTP participants (UDP sockets bound on $ADDR) next to an aiortc one; garbage RTP.
+  run_suite audiobridge-rtp 90 env PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    "$PYTHON" "$HERE/audiobridge_rtp.py" --http "$HTTP_URL" --addr "$ADDR"
+  # janus.js in Chromium (fake microphone) + an aiortc participant (audiobridge_peer.py).
+  node_files+=("$HERE/audiobridge-janusjs.test.mjs")
 fi
 if [ ${#node_files[@]} -gt 0 ]; then
   # MEDIA_TEST_PATTERN narrows the node tests to the matching names (while working on one).

@@ -93,6 +93,14 @@ pub fn opt_array<'a>(b: &'a Body, name: &'static str) -> Result<Option<&'a [Valu
     }
 }
 
+pub fn opt_object<'a>(b: &'a Body, name: &'static str) -> Result<Option<&'a Body>, FieldError> {
+    match b.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(o)) => Ok(Some(o)),
+        Some(_) => Err(FieldError::Type(name, "an object")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,6 +22,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+pub mod audio_file;
 pub mod dd;
 pub mod fanout;
 pub mod fields;
@@ -32,6 +33,7 @@ pub mod rtp;
 pub mod session;
 pub mod srtp;
 pub mod talk;
+pub mod udp;
 
 pub use fanout::{Dest, Fanout, KeyframeThrottle, MediaRouter, Playout};
 pub use jano_api::{Map, Value};

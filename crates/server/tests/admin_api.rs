@@ -420,7 +420,12 @@ async fn token_management_with_token_auth() {
         .await;
     assert_eq!(
         v["data"]["plugins"],
-        json!([ECHOTEST, "janus.plugin.streaming", "janus.plugin.videoroom"]),
+        json!([
+            "janus.plugin.audiobridge",
+            ECHOTEST,
+            "janus.plugin.streaming",
+            "janus.plugin.videoroom"
+        ]),
         "{v}"
     );
 

@@ -36,6 +36,7 @@ const CHROMIUM_FLAGS = [
 /** Extra page scripts a test may ask for by name (loaded after media-harness.js). */
 const EXTRA_SCRIPTS = {
   '/videoroom-harness.js': path.join(MEDIA, 'page', 'videoroom-harness.js'),
+  '/audiobridge-harness.js': path.join(MEDIA, 'page', 'audiobridge-harness.js'),
 };
 
 /**

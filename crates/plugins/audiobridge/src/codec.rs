@@ -143,6 +143,15 @@ impl Decoder {
         true
     }
 
+    /// Decodes one Opus packet whatever its duration (an announcement's frames may be longer
+    /// than 20 ms): the samples written to `out`, `None` on an error or for G.711.
+    pub fn decode_packet(&mut self, payload: &[u8], out: &mut [i16]) -> Option<usize> {
+        let dec = self.opus.as_mut()?;
+        let packet = audiopus::packet::Packet::try_from(payload).ok()?;
+        let signals = audiopus::MutSignals::try_from(&mut *out).ok()?;
+        dec.decode(Some(packet), signals, false).ok()
+    }
+
     /// Forgets the decoder's state (`resetdecoder`).
     pub fn reset(&mut self) {
         if let Ok(d) = Decoder::new(self.codec, self.rate) {

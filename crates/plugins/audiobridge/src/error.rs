@@ -34,6 +34,8 @@ pub enum AbError {
     Unauthorized(&'static str),
     #[error("User ID {0} already exists")]
     IdExists(String),
+    #[error("File ID exists ({0})")]
+    FileIdExists(String),
     #[error("{0}")]
     AlreadyJoined(&'static str),
     #[error("No such user {0} in room {1}")]
@@ -59,7 +61,7 @@ impl AbError {
             AbError::NotJoined(_) => 487,
             AbError::Libopus(_) => 488,
             AbError::Unauthorized(_) => 489,
-            AbError::IdExists(_) => 490,
+            AbError::IdExists(_) | AbError::FileIdExists(_) => 490,
             AbError::AlreadyJoined(_) => 491,
             AbError::NoSuchUser(..) => 492,
             AbError::InvalidSdp(_) => 493,

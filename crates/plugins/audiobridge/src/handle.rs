@@ -4,7 +4,6 @@
 use crate::participant::Participant;
 use crate::Shared;
 use jano_plugin::{HandleRef, MediaCtx, MediaKind, NegotiatedMedia, PluginSession, RtpPacket};
-use serde_json::json;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Who sent the last offer of the handle's PeerConnection (plugin-offered sessions must be
@@ -57,21 +56,9 @@ impl AbHandle {
 impl PluginSession for AbHandle {
     fn setup_media(&self, _ctx: &mut MediaCtx<'_>) {
         self.state().pc_up = true;
-        let Some(p) = self.participant().filter(|p| !p.has_left()) else {
-            return;
-        };
-        p.set_setup(true);
-        let (muted, spatial) = {
-            let st = p.room.state();
-            (st.muted, st.cfg.spatial_audio)
-        };
-        p.sync_params(muted);
-        // The others learn the participant is now set up.
-        let mut ev = jano_plugin::Map::new();
-        ev.insert("audiobridge".into(), json!("event"));
-        ev.insert("room".into(), p.room.id_json());
-        ev.insert("participants".into(), json!([p.update_json(spatial)]));
-        p.room.notify(&*self.shared.services, Some(&p.id), &ev);
+        if let Some(p) = self.participant().filter(|p| !p.has_left()) {
+            self.shared.media_up(&p);
+        }
     }
 
     fn negotiated(&self, _ctx: &mut MediaCtx<'_>, media: &[NegotiatedMedia]) {
@@ -106,7 +93,9 @@ impl PluginSession for AbHandle {
             if !m.params.listening {
                 return;
             }
-            m.jitter.push(packet.seq, packet.payload.clone());
+            let silent = packet.ext.audio_level == Some(127);
+            m.jitter
+                .push_marked(packet.seq, packet.payload.clone(), silent);
             match packet.ext.audio_level {
                 Some(level) if !m.params.silent => match m.params.talk {
                     Some(cfg) => m.talk.feed(level, cfg),

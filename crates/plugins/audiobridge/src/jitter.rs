@@ -17,8 +17,8 @@ const MAX_QUEUE: usize = 50;
 /// What a tick gets from the buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Take {
-    /// The expected packet.
-    Frame(Arc<[u8]>),
+    /// The expected packet, and whether its sender marked it as silence (audio level 127).
+    Frame(Arc<[u8]>, bool),
     /// The expected packet is missing; the next one is here: decode its FEC data.
     Fec(Arc<[u8]>),
     /// The expected packet is missing: conceal it.
@@ -29,7 +29,7 @@ pub enum Take {
 
 #[derive(Debug)]
 pub struct Jitter {
-    queue: BTreeMap<u64, Arc<[u8]>>,
+    queue: BTreeMap<u64, (Arc<[u8]>, bool)>,
     next: Option<u64>,
     prebuffer: usize,
     max: usize,
@@ -100,11 +100,17 @@ impl Jitter {
     }
 
     pub fn push(&mut self, seq: u64, payload: Arc<[u8]>) {
+        self.push_marked(seq, payload, false);
+    }
+
+    /// A packet its sender marked as silence: decoded (the decoder keeps its state) but left
+    /// out of the mix, as Janus does.
+    pub fn push_marked(&mut self, seq: u64, payload: Arc<[u8]>, silent: bool) {
         if self.next.is_some_and(|n| seq < n) {
             self.dropped += 1;
             return;
         }
-        self.queue.insert(seq, payload);
+        self.queue.insert(seq, (payload, silent));
         self.trim();
     }
 
@@ -129,10 +135,10 @@ impl Jitter {
                 }
             }
         };
-        if let Some(p) = self.queue.remove(&next) {
+        if let Some((p, silent)) = self.queue.remove(&next) {
             self.next = Some(next + 1);
             self.misses = 0;
-            return Take::Frame(p);
+            return Take::Frame(p, silent);
         }
         if self.queue.is_empty() {
             self.misses += 1;
@@ -146,7 +152,7 @@ impl Jitter {
         }
         self.next = Some(next + 1);
         match self.queue.get(&(next + 1)) {
-            Some(p) => Take::Fec(p.clone()),
+            Some((p, _)) => Take::Fec(p.clone()),
             None => Take::Lost,
         }
     }
@@ -167,12 +173,12 @@ mod tests {
         j.push(10, p(10));
         assert_eq!(j.take(), Take::Nothing);
         j.push(12, p(12));
-        assert_eq!(j.take(), Take::Frame(p(10)));
-        assert_eq!(j.take(), Take::Frame(p(11)));
+        assert_eq!(j.take(), Take::Frame(p(10), false));
+        assert_eq!(j.take(), Take::Frame(p(11), false));
         // Late: already played past it.
         j.push(10, p(10));
         assert_eq!(j.dropped, 1);
-        assert_eq!(j.take(), Take::Frame(p(12)));
+        assert_eq!(j.take(), Take::Frame(p(12), false));
     }
 
     #[test]
@@ -180,15 +186,15 @@ mod tests {
         let mut j = Jitter::new(1);
         j.push(1, p(1));
         j.push(2, p(2));
-        assert_eq!(j.take(), Take::Frame(p(1)));
-        assert_eq!(j.take(), Take::Frame(p(2)));
+        assert_eq!(j.take(), Take::Frame(p(1), false));
+        assert_eq!(j.take(), Take::Frame(p(2), false));
         j.push(4, p(4));
         j.push(7, p(7));
         assert_eq!(j.take(), Take::Fec(p(4)));
-        assert_eq!(j.take(), Take::Frame(p(4)));
+        assert_eq!(j.take(), Take::Frame(p(4), false));
         assert_eq!(j.take(), Take::Lost);
         assert_eq!(j.take(), Take::Fec(p(7)));
-        assert_eq!(j.take(), Take::Frame(p(7)));
+        assert_eq!(j.take(), Take::Frame(p(7), false));
     }
 
     #[test]
@@ -196,8 +202,8 @@ mod tests {
         let mut j = Jitter::new(1);
         j.push(1, p(1));
         j.push(2, p(2));
-        assert_eq!(j.take(), Take::Frame(p(1)));
-        assert_eq!(j.take(), Take::Frame(p(2)));
+        assert_eq!(j.take(), Take::Frame(p(1), false));
+        assert_eq!(j.take(), Take::Frame(p(2), false));
         for _ in 0..CONCEAL_TICKS {
             assert_eq!(j.take(), Take::Lost);
         }
@@ -207,7 +213,7 @@ mod tests {
         j.push(40, p(40));
         assert_eq!(j.take(), Take::Nothing);
         j.push(41, p(41));
-        assert_eq!(j.take(), Take::Frame(p(40)));
+        assert_eq!(j.take(), Take::Frame(p(40), false));
     }
 
     #[test]
@@ -216,7 +222,7 @@ mod tests {
         for s in 0..7u64 {
             j.push(s, p(s as u8));
         }
-        assert_eq!(j.take(), Take::Frame(p(0)));
+        assert_eq!(j.take(), Take::Frame(p(0), false));
         for s in 7..12u64 {
             j.push(s, p(s as u8));
         }
@@ -225,6 +231,6 @@ mod tests {
         j.push(12, p(12));
         assert_eq!(j.len(), 6);
         assert_eq!(j.dropped, 6);
-        assert_eq!(j.take(), Take::Frame(p(7)));
+        assert_eq!(j.take(), Take::Frame(p(7), false));
     }
 }

@@ -13,17 +13,22 @@
 //! `PluginSession` callbacks of [`handle::AbHandle`] on the handle's media worker (they only
 //! queue packets); decoding, mixing and encoding on the mixing threads.
 
+pub mod announce;
 pub mod codec;
 pub mod config;
 pub mod error;
+pub mod forward;
 pub mod handle;
 pub mod jitter;
 pub mod manage;
 pub mod mix;
 pub mod mixer;
 pub mod participant;
+pub mod plainrtp;
 pub mod room;
+pub mod room_media;
 pub mod session;
+pub mod wav;
 
 use error::{AbError, AbResult};
 use handle::AbHandle;
@@ -70,6 +75,15 @@ const SYNC: &[&str] = &[
     "unmute",
     "mute_room",
     "unmute_room",
+    "enable_recording",
+    "play_file",
+    "is_playing",
+    "stop_file",
+    "stop_all_files",
+    "listannouncements",
+    "rtp_forward",
+    "stop_rtp_forward",
+    "listforwarders",
 ];
 
 /// Requests acknowledged at once and answered with an event.
@@ -80,6 +94,12 @@ pub struct Shared {
     pub services: Arc<dyn CoreServices>,
     pub ids: Ids,
     pub admin_key: Option<String>,
+    /// `lock_rtp_forward` (only with an `admin_key`): forwarders need the admin key.
+    pub lock_rtp_forward: bool,
+    /// `local_ip`: the address plain-RTP participants are told to send to.
+    pub local_ip: Option<std::net::IpAddr>,
+    /// `rtp_port_range`: where plain-RTP participants' ports come from.
+    pub ports: jano_plugin::udp::PortRange,
     rooms: RwLock<HashMap<Id, Arc<Room>>>,
     pub persist: Persist,
     pub pool: mixer::MixerPool,
@@ -153,6 +173,22 @@ impl Shared {
         p.room.notify(&*self.services, None, &ev);
     }
 
+    /// A participant's media is up (its PeerConnection, or a plain-RTP participant's first
+    /// packet): it is mixed and gets the mix, and the others hear it is set up.
+    pub fn media_up(&self, p: &Arc<Participant>) {
+        p.set_setup(true);
+        let (muted, spatial) = {
+            let st = p.room.state();
+            (st.muted, st.cfg.spatial_audio)
+        };
+        p.sync_params(muted);
+        let mut ev = Map::new();
+        ev.insert("audiobridge".into(), json!("event"));
+        ev.insert("room".into(), p.room.id_json());
+        ev.insert("participants".into(), json!([p.update_json(spatial)]));
+        p.room.notify(&*self.services, Some(&p.id), &ev);
+    }
+
     /// A participant leaves its room (request, detach, kick, room destroyed). `notify`: the
     /// others hear `leaving`.
     pub fn leave(&self, p: &Arc<Participant>, notify: bool) {
@@ -201,10 +237,21 @@ impl AudioBridge {
             .and_then(|n| usize::try_from(n).ok())
             .filter(|n| *n > 0)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let lock_rtp_forward = admin_key.is_some()
+            && general
+                .and_then(|g| g.get_bool("lock_rtp_forward"))
+                .unwrap_or(false);
         let persist = Persist::new(services.configs_folder(), PACKAGE, config.cloned());
         let shared = Arc::new(Shared {
             ids: Ids { strings },
             admin_key,
+            lock_rtp_forward,
+            local_ip: general
+                .and_then(|g| g.get_str("local_ip"))
+                .and_then(|ip| ip.parse().ok()),
+            ports: jano_plugin::udp::PortRange::parse(
+                general.and_then(|g| g.get_str("rtp_port_range")).as_deref(),
+            ),
             rooms: RwLock::new(HashMap::new()),
             persist,
             pool: mixer::MixerPool::new(threads, services.clone()),
@@ -222,7 +269,13 @@ impl AudioBridge {
                 match config::RoomConfig::from_group(&id, group) {
                     Ok(mut rc) => {
                         rc.signed_tokens &= shared.services.auth_is_signed();
-                        shared.add_room(Arc::new(Room::new(id, rc)));
+                        let room = Arc::new(Room::new(id, rc));
+                        if let Some(spec) = forward::spec_from_group(group) {
+                            if let Err(e) = forward::add(&room, spec) {
+                                tracing::warn!("audiobridge: room {}: no forwarder: {e}", room.id);
+                            }
+                        }
+                        shared.add_room(room);
                     }
                     Err(e) => tracing::warn!("audiobridge: skipping room {id}: {e}"),
                 }

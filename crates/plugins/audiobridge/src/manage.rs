@@ -56,6 +56,15 @@ pub fn handle(
             m.jitter.reset();
             Ok(obj(json!({"audiobridge": "success"})))
         }
+        "enable_recording" => crate::room_media::enable_recording(shared, b),
+        "play_file" => crate::room_media::play_file(shared, b),
+        "is_playing" => crate::room_media::is_playing(shared, b),
+        "stop_file" => crate::room_media::stop_file(shared, b),
+        "stop_all_files" => crate::room_media::stop_all_files(shared, b),
+        "listannouncements" => crate::room_media::list(shared, b),
+        "rtp_forward" => crate::forward::rtp_forward(shared, b),
+        "stop_rtp_forward" => crate::forward::stop_rtp_forward(shared, b),
+        "listforwarders" => crate::forward::listforwarders(shared, b),
         other => Err(AbError::UnknownRequest(other.to_owned())),
     }
 }
@@ -159,6 +168,13 @@ fn destroy(shared: &Shared, b: &Body) -> AbResult<Map<String, Value>> {
     let room = shared.managed_room(b)?;
     shared.rooms_mut().remove(&id);
     room.mark_destroyed();
+    {
+        // The recording ends now (the writer completes the file), and so do the files.
+        let mut mix = room.mix_state();
+        mix.recorder = None;
+        mix.announcements.clear();
+        mix.forwarders.clear();
+    }
     let parts: Vec<Arc<Participant>> = {
         let mut st = room.state();
         let all: Vec<Arc<Participant>> = st.participants.values().cloned().collect();

@@ -9,7 +9,8 @@
 use crate::codec::{Codec, Encoder};
 use crate::mix;
 use crate::participant::Media;
-use crate::room::Room;
+use crate::room::{MixState, Room};
+use crate::wav::WavRecorder;
 use jano_plugin::{CoreServices, MediaKind, RtpPacket};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -121,6 +122,13 @@ impl MixerPool {
         lane.wake.notify_one();
     }
 
+    /// Wakes the idle threads (a room got something to mix).
+    pub fn wake(&self) {
+        for l in &self.lanes {
+            l.wake.notify_all();
+        }
+    }
+
     pub fn stats(&self) -> serde_json::Value {
         serde_json::Value::Array(self.lanes.iter().map(|l| l.stats.to_json()).collect())
     }
@@ -150,10 +158,7 @@ fn run(lane: &Lane, stop: &AtomicBool, services: &dyn CoreServices) {
                     return;
                 }
                 list.retain(|w| w.upgrade().is_some_and(|r| !r.is_destroyed()));
-                let busy = list
-                    .iter()
-                    .filter_map(Weak::upgrade)
-                    .any(|r| !r.mixing().is_empty());
+                let busy = list.iter().filter_map(Weak::upgrade).any(|r| r.busy());
                 if busy {
                     break;
                 }
@@ -198,29 +203,67 @@ fn run(lane: &Lane, stop: &AtomicBool, services: &dyn CoreServices) {
 #[derive(Default)]
 pub(crate) struct Scratch {
     total: Vec<i32>,
+    /// Each group's part of the mix (for the groups' forwarders).
+    groups: Vec<Vec<i32>>,
     out: Vec<i16>,
     encoded: Vec<u8>,
+    rtp: Vec<u8>,
 }
 
 /// One room's 20 ms.
 pub(crate) fn tick(room: &Room, services: &dyn CoreServices, scratch: &mut Scratch) {
-    let (rate, stereo) = {
+    let (rate, stereo, record, groups) = {
         let st = room.state();
-        (st.cfg.sampling_rate, st.cfg.spatial_audio)
+        (
+            st.cfg.sampling_rate,
+            st.cfg.spatial_audio,
+            st.cfg.record,
+            st.cfg.groups.len(),
+        )
     };
     let frame = (rate / 50) as usize;
     let channels = if stereo { 2 } else { 1 };
     let parts = room.mixing();
     scratch.total.clear();
     scratch.total.resize(frame * channels, 0);
+    scratch.groups.resize_with(groups, Vec::new);
+    for g in scratch.groups.iter_mut() {
+        g.clear();
+        g.resize(frame * channels, 0);
+    }
     // Decode and sum.
     for p in parts.iter() {
         let mut m = p.media();
-        contribute(&mut m, &mut scratch.total, stereo);
+        contribute(&mut m, &mut scratch.total, &mut scratch.groups, stereo);
     }
-    let mut mix = room.mix.lock().unwrap_or_else(|e| e.into_inner());
+    let mut mix = room.mix_state();
     mix.ticks += 1;
     let seq = mix.ticks;
+    let events = play_files(room, &mut mix, &mut scratch.total, frame, stereo);
+    record_mix(
+        room,
+        &mut mix,
+        record,
+        &scratch.total,
+        &mut scratch.out,
+        rate,
+        channels,
+    );
+    {
+        let mut mixes: Vec<&[i32]> = vec![&scratch.total];
+        mixes.extend(scratch.groups.iter().map(Vec::as_slice));
+        // Nobody in the room and no file: only `always_on` forwarders still get the mix.
+        let idle = parts.is_empty() && mix.announcements.is_empty();
+        crate::forward::send(
+            &mut mix,
+            &mixes,
+            rate,
+            stereo,
+            idle,
+            &mut scratch.out,
+            &mut scratch.rtp,
+        );
+    }
     // The whole mix, encoded once per setting, for the listeners who did not speak.
     let mut shared: HashMap<crate::codec::EncoderSettings, Arc<[u8]>> = HashMap::new();
     for p in parts.iter() {
@@ -286,13 +329,122 @@ pub(crate) fn tick(room: &Room, services: &dyn CoreServices, scratch: &mut Scrat
             payload,
             svc: None,
         };
-        drop(m);
-        services.relay_rtp(&p.href, &packet);
+        match m.plain.as_mut() {
+            // A plain-RTP participant: straight to its address, with its payload type.
+            Some(out) => {
+                if out.peer.is_some() {
+                    jano_plugin::udp::serialize_rtp(&packet, None, Some(out.pt), &mut scratch.rtp);
+                    // The socket is connected to the participant's address.
+                    match out.socket.send(&scratch.rtp) {
+                        Ok(_) => out.sent += 1,
+                        Err(_) => out.dropped += 1,
+                    }
+                }
+            }
+            None => {
+                drop(m);
+                services.relay_rtp(&p.href, &packet);
+            }
+        }
+    }
+    drop(mix);
+    for (what, file_id) in events {
+        let mut ev = jano_plugin::Map::new();
+        ev.insert("audiobridge".into(), serde_json::json!(what));
+        ev.insert("room".into(), room.id_json());
+        ev.insert("file_id".into(), serde_json::json!(file_id));
+        room.notify(services, None, &ev);
+    }
+}
+
+/// Mixes this tick's frame of every file playing; the announcements that started or ended.
+fn play_files(
+    room: &Room,
+    mix: &mut MixState,
+    total: &mut [i32],
+    frame: usize,
+    stereo: bool,
+) -> Vec<(&'static str, String)> {
+    let mut events = Vec::new();
+    if mix.announcements.is_empty() {
+        return events;
+    }
+    let mut pcm = vec![0i16; frame];
+    mix.announcements.retain_mut(|a| {
+        if !a.next_frame(&mut pcm) {
+            if a.started {
+                events.push(("announcement-stopped", a.file_id.clone()));
+            }
+            return false;
+        }
+        if !a.started {
+            a.started = true;
+            events.push(("announcement-started", a.file_id.clone()));
+        }
+        // Files play at full volume, in the middle (no placement), as in Janus.
+        if stereo {
+            for (pair, s) in total.chunks_exact_mut(2).zip(&pcm) {
+                for t in pair {
+                    *t += i32::from(*s);
+                }
+            }
+        } else {
+            mix::accumulate(total, &pcm);
+        }
+        true
+    });
+    room.announcing
+        .store(mix.announcements.len(), Ordering::Release);
+    events
+}
+
+/// Hands the whole mix to the room's WAV recorder (started or stopped as `record` says).
+fn record_mix(
+    room: &Room,
+    mix: &mut MixState,
+    record: bool,
+    total: &[i32],
+    out: &mut Vec<i16>,
+    rate: u32,
+    channels: usize,
+) {
+    if !record {
+        mix.recorder = None;
+        return;
+    }
+    if mix.recorder.is_none() && !mix.record_failed {
+        let (dir, file) = {
+            let st = room.state();
+            (st.cfg.record_dir.clone(), st.cfg.record_file.clone())
+        };
+        let name = file.unwrap_or_else(|| {
+            let us = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros())
+                .unwrap_or(0);
+            format!("janus-audioroom-{}-{us}.wav", room.id)
+        });
+        let path = match dir {
+            Some(d) => std::path::Path::new(&d).join(name),
+            None => std::path::PathBuf::from(name),
+        };
+        match WavRecorder::start(path.clone(), None, rate, channels as u16) {
+            Ok(r) => mix.recorder = Some(r),
+            Err(e) => {
+                tracing::warn!("audiobridge: cannot record to {}: {e}", path.display());
+                mix.record_failed = true;
+            }
+        }
+    }
+    if let Some(r) = &mix.recorder {
+        out.resize(total.len(), 0);
+        mix::listener_mix(total, None, out);
+        r.push(out);
     }
 }
 
 /// Takes the participant's packet for this tick, decodes it and adds it to the sum.
-fn contribute(m: &mut Media, total: &mut [i32], stereo: bool) {
+fn contribute(m: &mut Media, total: &mut [i32], groups: &mut [Vec<i32>], stereo: bool) {
     m.contributed = false;
     let take = m.jitter.take();
     let Media {
@@ -303,13 +455,17 @@ fn contribute(m: &mut Media, total: &mut [i32], stereo: bool) {
         params,
         ..
     } = m;
+    let mut marked_silent = false;
     let audio = match take {
-        crate::jitter::Take::Frame(p) => decoder.decode(Some(&p), false, pcm),
+        crate::jitter::Take::Frame(p, silent) => {
+            marked_silent = silent;
+            decoder.decode(Some(&p), false, pcm)
+        }
         crate::jitter::Take::Fec(p) => decoder.decode(Some(&p), true, pcm),
         crate::jitter::Take::Lost => decoder.decode(None, false, pcm),
         crate::jitter::Take::Nothing => false,
     };
-    if !audio || params.silent {
+    if !audio || params.silent || marked_silent {
         return;
     }
     mix::apply_volume(pcm, params.volume);
@@ -321,6 +477,11 @@ fn contribute(m: &mut Media, total: &mut [i32], stereo: bool) {
     }
     for (t, c) in total.iter_mut().zip(contribution.iter()) {
         *t += *c;
+    }
+    if let Some(g) = params.group.and_then(|g| groups.get_mut(g)) {
+        for (t, c) in g.iter_mut().zip(contribution.iter()) {
+            *t += *c;
+        }
     }
     m.contributed = true;
 }

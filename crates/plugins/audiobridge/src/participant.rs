@@ -27,6 +27,8 @@ pub struct Settings {
     pub spatial_position: u8,
     pub prebuffer: u64,
     pub group: Option<String>,
+    /// The group's position in the room's `groups`.
+    pub group_index: Option<usize>,
     pub talk: TalkCfg,
     /// The room raises `talking` events (`audiolevel_event`).
     pub talk_events: bool,
@@ -44,6 +46,8 @@ pub struct MixParams {
     pub encoder: EncoderSettings,
     /// Talk detection thresholds, when the room raises `talking` events.
     pub talk: Option<TalkCfg>,
+    /// The group its voice also goes to (for the groups' forwarders).
+    pub group: Option<usize>,
 }
 
 /// The participant's packet path and mixer state.
@@ -62,6 +66,8 @@ pub struct Media {
     pub mindex: usize,
     /// The audio-level extension was negotiated (`talking` then shows in the events).
     pub has_audio_level: bool,
+    /// A plain-RTP participant: where its mix goes.
+    pub plain: Option<crate::plainrtp::PlainOut>,
     pub talk: TalkDetector,
 }
 
@@ -101,6 +107,7 @@ impl Participant {
             contributed: false,
             mindex: 0,
             has_audio_level: false,
+            plain: None,
             talk: TalkDetector::default(),
         };
         Ok(Participant {
@@ -208,5 +215,6 @@ fn params_of(st: &Settings, room_muted: bool, setup: bool, stereo: bool) -> MixP
             stereo,
         },
         talk: st.talk_events.then_some(st.talk),
+        group: st.group_index,
     }
 }

@@ -1,13 +1,15 @@
 //! A room: its settings and participants (signalling side), and what its mixer keeps between
 //! ticks (mixing side).
 
+use crate::announce::Announcement;
 use crate::codec::{Encoder, EncoderSettings};
 use crate::config::RoomConfig;
 use crate::participant::Participant;
+use crate::wav::WavRecorder;
 use jano_plugin::ids::Id;
 use jano_plugin::{CoreServices, Map, Value};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 pub struct RoomState {
@@ -23,6 +25,15 @@ pub struct MixState {
     pub ticks: u64,
     /// Encoders shared by the listeners who hear the whole mix, by their settings.
     pub shared: HashMap<EncoderSettings, Encoder>,
+    /// Files being played into the mix (`play_file`).
+    pub announcements: Vec<Announcement>,
+    /// The mix being recorded to a WAV file (`record`).
+    pub recorder: Option<WavRecorder>,
+    /// Starting the recording failed: not retried until the next `enable_recording`.
+    pub record_failed: bool,
+    /// RTP forwarders of the mix, and their encoders by (group, codec).
+    pub forwarders: Vec<crate::forward::MixForwarder>,
+    pub fwd_encoders: HashMap<(Option<usize>, crate::codec::Codec), Encoder>,
 }
 
 pub struct Room {
@@ -35,6 +46,10 @@ pub struct Room {
     /// The SSRC of every stream this room sends.
     pub ssrc: u32,
     destroyed: AtomicBool,
+    /// Files playing (kept by the mixer): a room with only announcements is mixed too.
+    pub announcing: AtomicUsize,
+    /// `always_on` forwarders: they get the (silent) mix even when nobody is in the room.
+    pub always_on: AtomicUsize,
 }
 
 impl Room {
@@ -50,10 +65,28 @@ impl Room {
             mix: Mutex::new(MixState {
                 ticks: 0,
                 shared: HashMap::new(),
+                announcements: Vec::new(),
+                recorder: None,
+                record_failed: false,
+                forwarders: Vec::new(),
+                fwd_encoders: HashMap::new(),
             }),
+            announcing: AtomicUsize::new(0),
+            always_on: AtomicUsize::new(0),
             ssrc: rand::random::<u32>().max(1),
             destroyed: AtomicBool::new(false),
         }
+    }
+
+    pub fn mix_state(&self) -> MutexGuard<'_, MixState> {
+        self.mix.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the room has anything to mix (participants or files).
+    pub fn busy(&self) -> bool {
+        !self.mixing().is_empty()
+            || self.announcing.load(Ordering::Acquire) > 0
+            || self.always_on.load(Ordering::Acquire) > 0
     }
 
     pub fn state(&self) -> MutexGuard<'_, RoomState> {

@@ -34,7 +34,7 @@ pub fn handle(
         }
     }
     let (data, generate) = match request {
-        "join" => join(shared, me, b)?,
+        "join" => join(shared, me, b, jsep.is_some())?,
         "configure" => configure(shared, me, b)?,
         "changeroom" => (changeroom(shared, me, b)?, false),
         "leave" => (leave(shared, me)?, false),
@@ -96,6 +96,26 @@ fn negotiate(me: &AbHandle, jsep: Option<&Jsep>, generate: bool) -> AbResult<Opt
                 fill: None,
             }))
         }
+    }
+}
+
+/// A plain-RTP participant's `rtp` object.
+struct RtpAsk {
+    ip: Option<String>,
+    port: Option<u64>,
+    payload_type: Option<u64>,
+}
+
+impl RtpAsk {
+    fn read(o: &Body) -> AbResult<RtpAsk> {
+        // Janus's names and types (its own check looks at the wrong object; this one does not).
+        opt_u64(o, "audiolevel_ext")?;
+        opt_bool(o, "fec")?;
+        Ok(RtpAsk {
+            ip: opt_str(o, "ip")?.map(str::to_owned),
+            port: opt_u64(o, "port")?,
+            payload_type: opt_u64(o, "payload_type")?,
+        })
     }
 }
 
@@ -197,6 +217,10 @@ fn access(shared: &Shared, b: &Body, id_checked: bool) -> AbResult<Joining> {
     })
 }
 
+fn group_index(cfg: &RoomConfig, group: Option<&str>) -> Option<usize> {
+    group.and_then(|g| cfg.groups.iter().position(|x| x == g))
+}
+
 fn quality(b: &Body) -> AbResult<Option<u8>> {
     match u64_field(b, "quality")? {
         None => Ok(None),
@@ -288,10 +312,17 @@ fn enter(
     Room::notify_list(&*shared.services, &others, &ev);
     let list = others.iter().map(|o| o.to_json(spatial)).collect();
     me.state().participant = Some(p.clone());
+    // A thread idling on an empty room starts mixing it now.
+    shared.pool.wake();
     Ok((p, list))
 }
 
-fn join(shared: &Shared, me: &AbHandle, b: &Body) -> AbResult<(Map<String, Value>, bool)> {
+fn join(
+    shared: &Shared,
+    me: &AbHandle,
+    b: &Body,
+    has_sdp: bool,
+) -> AbResult<(Map<String, Value>, bool)> {
     if me.participant().is_some_and(|p| !p.has_left()) {
         return Err(AbError::AlreadyJoined(
             "Already in a room (use changeroom to join another one)",
@@ -299,11 +330,11 @@ fn join(shared: &Shared, me: &AbHandle, b: &Body) -> AbResult<(Map<String, Value
     }
     check_join_types(b)?;
     let j = access(shared, b, true)?;
-    if b.get("rtp").is_some_and(|v| !v.is_null()) {
-        return Err(AbError::Unknown(
-            "Plain RTP participants are not supported by jano yet".into(),
-        ));
-    }
+    // With an SDP the `rtp` object is ignored, as Janus does.
+    let rtp = match jano_plugin::fields::opt_object(b, "rtp")? {
+        Some(o) if !has_sdp => Some(RtpAsk::read(o)?),
+        _ => None,
+    };
     let prebuffer = match u64_field(b, "prebuffer")? {
         Some(v) if v <= MAX_PREBUFFERING => v,
         _ => j.cfg.default_prebuffering,
@@ -342,16 +373,40 @@ fn join(shared: &Shared, me: &AbHandle, b: &Body) -> AbResult<(Map<String, Value
         spatial_position,
         prebuffer,
         group: j.group.clone(),
+        group_index: group_index(&j.cfg, j.group.as_deref()),
         talk,
         talk_events: j.cfg.audiolevel_event,
     };
+    let plain = match &rtp {
+        Some(ask) => Some(
+            crate::plainrtp::open(shared, codec, ask.ip.as_deref(), ask.port, ask.payload_type)
+                .map_err(AbError::Unknown)?,
+        ),
+        None => None,
+    };
     let (p, list) = enter(shared, me, &j, settings)?;
-    let data = obj(json!({
+    let mut data = obj(json!({
         "audiobridge": "joined",
         "room": j.room.id_json(),
         "id": p.id.to_json(),
         "participants": list,
     }));
+    if let Some(plain) = plain {
+        p.media().plain = Some(crate::plainrtp::PlainOut {
+            socket: plain.socket.clone(),
+            peer: plain.peer,
+            pt: plain.pt,
+            sent: 0,
+            dropped: 0,
+        });
+        crate::plainrtp::spawn_reader(&me.shared, &p, &plain);
+        data.insert(
+            "rtp".into(),
+            json!({"ip": plain.local.ip().to_string(), "port": plain.local.port(), "payload_type": plain.pt}),
+        );
+        // No offer to make: its media is plain RTP.
+        return Ok((data, false));
+    }
     Ok((data, opt_bool(b, "generate_offer")?.unwrap_or(false)))
 }
 
@@ -400,6 +455,7 @@ fn configure(shared: &Shared, me: &AbHandle, b: &Body) -> AbResult<(Map<String, 
                     return Err(AbError::NoSuchGroup(format!("No such group ({g})")));
                 }
                 st.group = Some(g.to_owned());
+                st.group_index = group_index(&cfg, Some(g));
             }
         }
         if let Some(m) = muted {
@@ -462,6 +518,7 @@ fn changeroom(shared: &Shared, me: &AbHandle, b: &Body) -> AbResult<Map<String, 
         spatial_position: u64_field(b, "spatial_position")?.unwrap_or(64).min(100) as u8,
         prebuffer: prev.prebuffer,
         group: j.group.clone(),
+        group_index: group_index(&j.cfg, j.group.as_deref()),
         talk: TalkCfg {
             packets: j.cfg.audio_active_packets,
             average: j.cfg.audio_level_average,

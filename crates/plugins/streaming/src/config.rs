@@ -7,8 +7,7 @@ use crate::file::FileFormat;
 use crate::mountpoint::{MpId, StreamKind};
 use jano_plugin::fields::{opt_array, opt_bool, opt_str, opt_u64, Body};
 use jano_plugin::srtp::{SrtpReceiver, SrtpSuite};
-use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::sync::atomic::Ordering;
+use std::net::IpAddr;
 
 /// One stream of a mountpoint, as configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -271,69 +270,7 @@ fn datatype(v: Option<&str>) -> StResult<bool> {
     }
 }
 
-/// `rtp_port_range`: where streams asked to take any port (`port = 0`) take one, in turn.
-#[derive(Debug)]
-pub struct PortRange {
-    lo: u16,
-    hi: u16,
-    next: std::sync::atomic::AtomicU32,
-}
-
-impl PortRange {
-    /// From `min-max` (Janus's format; default 10000-60000, the bounds swapped if reversed).
-    pub fn parse(text: Option<&str>) -> PortRange {
-        let (mut lo, mut hi) = text
-            .and_then(|t| t.split_once('-'))
-            .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
-            .unwrap_or((10000u16, 60000u16));
-        if lo > hi {
-            std::mem::swap(&mut lo, &mut hi);
-        }
-        PortRange {
-            lo: lo.max(1),
-            hi: hi.max(1),
-            next: std::sync::atomic::AtomicU32::new(0),
-        }
-    }
-
-    /// Binds the next free port of the range on `ip`.
-    /// An even RTP port and the RTCP one above it (RFC 3550's convention), taken in turn as
-    /// [`PortRange::bind`] takes single ports.
-    pub fn bind_pair(&self, ip: IpAddr) -> std::io::Result<(UdpSocket, UdpSocket)> {
-        let first = u32::from(self.lo) + u32::from(self.lo) % 2;
-        let pairs = (u32::from(self.hi) + 1).saturating_sub(first) / 2;
-        let mut last = None;
-        for _ in 0..pairs {
-            let off = self.next.fetch_add(1, Ordering::Relaxed) % pairs;
-            let Ok(port) = u16::try_from(first + 2 * off) else {
-                continue;
-            };
-            let pair = UdpSocket::bind(SocketAddr::new(ip, port)).and_then(|rtp| {
-                let rtcp = UdpSocket::bind(SocketAddr::new(ip, port.wrapping_add(1)))?;
-                Ok((rtp, rtcp))
-            });
-            match pair {
-                Ok(p) => return Ok(p),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| std::io::Error::other("no port pair in the range")))
-    }
-
-    pub fn bind(&self, ip: IpAddr) -> std::io::Result<UdpSocket> {
-        let span = u32::from(self.hi - self.lo) + 1;
-        let mut last = None;
-        for _ in 0..span {
-            let off = self.next.fetch_add(1, Ordering::Relaxed) % span;
-            let port = self.lo.saturating_add(off as u16);
-            match UdpSocket::bind(SocketAddr::new(ip, port)) {
-                Ok(s) => return Ok(s),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| std::io::Error::other("empty port range")))
-    }
-}
+pub use jano_plugin::udp::PortRange;
 
 /// A mountpoint's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]

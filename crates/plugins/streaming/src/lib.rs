@@ -13,7 +13,8 @@
 pub mod buffer;
 pub mod config;
 pub mod error;
-pub mod file;
+/// The audio file reader is shared with AudioBridge's `play_file`.
+pub use jano_plugin::audio_file as file;
 pub mod interleave;
 pub mod mountpoint;
 pub mod play;

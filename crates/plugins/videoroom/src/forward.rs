@@ -10,7 +10,7 @@ use crate::Shared;
 use jano_plugin::srtp::{SrtpSender, SrtpSuite};
 use jano_plugin::{Map, Value};
 use serde_json::json;
-use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -31,35 +31,18 @@ fn publisher(shared: &Shared, b: &Body) -> VrResult<(Arc<crate::room::Room>, Arc
 }
 
 pub(crate) fn resolve(host: &str, port: u64, v6: bool) -> VrResult<SocketAddr> {
-    let port = u16::try_from(port)
-        .ok()
-        .filter(|p| *p > 0)
-        .ok_or_else(|| VrError::Invalid("Invalid element (port)".into()))?;
-    (host, port)
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| {
-            a.find(|a| a.is_ipv6() == v6)
-                .or_else(|| (host, port).to_socket_addrs().ok()?.next())
-        })
-        .ok_or_else(|| VrError::Invalid(format!("Invalid host address '{host}'")))
+    jano_plugin::udp::resolve(host, port, v6).map_err(|e| match e {
+        jano_plugin::udp::TargetError::Port(_) => VrError::Invalid("Invalid element (port)".into()),
+        jano_plugin::udp::TargetError::Host(h) => {
+            VrError::Invalid(format!("Invalid host address '{h}'"))
+        }
+    })
 }
 
 pub(crate) fn socket(addr: &SocketAddr) -> VrResult<Arc<UdpSocket>> {
-    let bind: SocketAddr = if addr.is_ipv6() {
-        "[::]:0"
-            .parse()
-            .map_err(|_| VrError::Unknown("bind".into()))?
-    } else {
-        "0.0.0.0:0"
-            .parse()
-            .map_err(|_| VrError::Unknown("bind".into()))?
-    };
-    let s = UdpSocket::bind(bind)
-        .map_err(|e| VrError::Unknown(format!("Error binding socket: {e}")))?;
-    s.set_nonblocking(true)
-        .map_err(|e| VrError::Unknown(format!("Error configuring socket: {e}")))?;
-    Ok(Arc::new(s))
+    jano_plugin::udp::sender_socket(addr)
+        .map(Arc::new)
+        .map_err(|e| VrError::Unknown(format!("Error binding socket: {e}")))
 }
 
 fn fwd_json(f: &Forwarder) -> Value {

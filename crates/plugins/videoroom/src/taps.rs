@@ -91,15 +91,7 @@ pub struct Taps {
 }
 
 /// Writes a packet as plain RTP (no header extensions) with an optional SSRC and payload type.
-pub fn serialize(p: &RtpPacket, ssrc: Option<u32>, pt: Option<u8>, out: &mut Vec<u8>) {
-    out.clear();
-    out.push(0x80);
-    out.push(u8::from(p.marker) << 7 | (pt.unwrap_or(p.pt) & 0x7f));
-    out.extend_from_slice(&(p.seq as u16).to_be_bytes());
-    out.extend_from_slice(&p.timestamp.to_be_bytes());
-    out.extend_from_slice(&ssrc.unwrap_or(p.ssrc).to_be_bytes());
-    out.extend_from_slice(&p.payload);
-}
+pub use jano_plugin::udp::serialize_rtp as serialize;
 
 impl Taps {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, TapSet> {

@@ -1,9 +1,8 @@
-//! File sources of `live` and `ondemand` mountpoints: audio only, as Janus plays them — raw
-//! G.711 (`.alaw` → PCMA, `.mulaw` → PCMU, 160-byte frames every 20 ms) and Opus in Ogg
-//! (`.opus`), looped forever. The file is read and split into frames once, when the mountpoint
-//! is made: playback never touches the disk, and every viewer of an `ondemand` mountpoint shares
-//! the same frames. Opus packets are paced by their own duration (from the TOC byte), where
-//! Janus assumes 20 ms each.
+//! Audio files as Janus's plugins play them (Streaming's `live` and `ondemand` mountpoints,
+//! AudioBridge's `play_file`): raw G.711 (`.alaw` → PCMA, `.mulaw` → PCMU, 160-byte frames
+//! every 20 ms) and Opus in Ogg (`.opus`). A file is read and split into frames once: playback
+//! never touches the disk, and every player of the file shares the same frames. Opus packets
+//! are paced by their own duration (from the TOC byte), where Janus assumes 20 ms each.
 
 use std::sync::Arc;
 
