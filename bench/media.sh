@@ -6,14 +6,17 @@
 #                  [--peers N] [--audio-pps 50] [--video-pps 100] [--video-bytes 1000]
 #                  [--duration S] [--warmup S] [--steps "10,20,50,..."] [--no-max]
 #                  [--nice N] [--no-build] [--keep] [--out FILE] [--janus-loops "0 2"]
-#                  [--fanout | --videoroom] [--room-size K] [--media-workers N]
+#                  [--fanout | --videoroom | --audiobridge] [--room-size K] [--media-workers N]
 #
 # --fanout: instead of EchoTest, peer 0 publishes on jano.plugin.fanout and every other peer
 # subscribes to it (`jano-load media --fanout`); "echoed" then counts forwarded packets and the
 # RTT is one-way latency. Janus has no such plugin, so only the --server runs.
 # --videoroom: the same on the VideoRoom plugin (janus.plugin.videoroom; both servers have it,
 # so Janus runs too): peer 0 creates a room and publishes, the others subscribe (1 → N − 1).
-# --room-size K (with --videoroom or --fanout): groups of K peers, each its own room (1 → K − 1);
+# --audiobridge: the AudioBridge (janus.plugin.audiobridge; both servers have it): groups of
+# --room-size peers in a room each, every peer sending real Opus (no video: one talker per room,
+# the others silence) and counting the mix it gets back; "forwarded" = mixed packets received, latency = their arrival jitter.
+# --room-size K (with --videoroom, --fanout or --audiobridge): groups of K peers, each its own room (1 → K − 1);
 # the default --peers becomes 5 K and the default --steps K × 1,2,5,10,20,30,50,70,100.
 # --media-workers N: `media_workers = N` in janus.jcfg's media section of the --server runs
 # (jano's media threads; default one per core the server may use, i.e. 1 when pinned).
@@ -53,6 +56,7 @@ KEEP=0
 OUT=""
 FANOUT=0
 VIDEOROOM=0
+AUDIOBRIDGE=0
 ROOM_SIZE=""
 MEDIA_WORKERS=""
 PEERS_SET=0
@@ -88,6 +92,7 @@ while [ $# -gt 0 ]; do
         --janus-loops) JANUS_LOOPS="$2"; shift ;;
         --fanout) FANOUT=1 ;;
         --videoroom) VIDEOROOM=1 ;;
+        --audiobridge) AUDIOBRIDGE=1 ;;
         --room-size) ROOM_SIZE="$2"; shift ;;
         --media-workers) MEDIA_WORKERS="$2"; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -105,7 +110,7 @@ if [ -n "$ROOM_SIZE" ]; then
     case "$ROOM_SIZE" in
         ''|*[!0-9]*|0) echo "--room-size: '$ROOM_SIZE' is not a positive number" >&2; exit 2 ;;
     esac
-    [ "$FANOUT" = 1 ] || [ "$VIDEOROOM" = 1 ] || { echo "--room-size needs --videoroom or --fanout" >&2; exit 2; }
+    [ "$FANOUT" = 1 ] || [ "$VIDEOROOM" = 1 ] || [ "$AUDIOBRIDGE" = 1 ] || { echo "--room-size needs --videoroom, --fanout or --audiobridge" >&2; exit 2; }
     [ "$PEERS_SET" = 1 ] || PEERS=$((5 * ROOM_SIZE))
     [ "$STEPS_SET" = 1 ] || STEPS=$(for m in 1 2 5 10 20 30 50 70 100; do echo $((m * ROOM_SIZE)); done | paste -sd, -)
 fi
@@ -202,6 +207,7 @@ make_conf() { # dir [event_loops] [media_workers]
     mkdir -p "$dir"
     cp -r /etc/janus/. "$dir/"
     [ "$VIDEOROOM" = 1 ] && keep='libjanus_(echotest|videoroom)'
+    [ "$AUDIOBRIDGE" = 1 ] && keep='libjanus_(echotest|audiobridge)'
     plugins=$(cd "$JANUS_LIBDIR/plugins" && ls ./*.so | sed 's#^\./##' | grep -Ev "^$keep\.so\$" | paste -sd, -)
     transports=$(cd "$JANUS_LIBDIR/transports" && ls ./*.so | sed 's#^\./##' | grep -v '^libjanus_websockets\.so$' | paste -sd, -)
     sed -i \
@@ -282,6 +288,7 @@ media() { # label args...
         --label "$label" --audio-pps "$AUDIO_PPS" --video-pps "$VIDEO_PPS" \
         --video-bytes "$VIDEO_BYTES" --duration "$DURATION" --warmup "$WARMUP" \
         $([ "$FANOUT" = 1 ] && echo --fanout) $([ "$VIDEOROOM" = 1 ] && echo --videoroom) \
+        $([ "$AUDIOBRIDGE" = 1 ] && echo --audiobridge) \
         $([ -n "$ROOM_SIZE" ] && echo --room-size "$ROOM_SIZE") "$@" --json) || rc=$?
     if [ -z "$out" ]; then
         log "jano-load media failed for $label (exit $rc, no report)"
@@ -342,7 +349,10 @@ details() {
     echo
     echo "\`$CMDLINE\` — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, load average $LOAD_START → $LOAD_END"
     echo
-    if [ "$VIDEOROOM" = 1 ] || [ "$FANOUT" = 1 ]; then
+    if [ "$AUDIOBRIDGE" = 1 ]; then
+        if [ -n "$ROOM_SIZE" ]; then groups="groups of $ROOM_SIZE peers, each its own room"; else groups="one room of all the peers"; fi
+        echo "* Each peer: a str0m 0.25 PeerConnection (RTP mode) on the AudioBridge (janus.plugin.audiobridge, rooms at its default 16 kHz) over WebSockets, $groups; every peer sends real Opus (48 kHz mono, 20 ms frames) at $AUDIO_PPS packets/s and no video — the first of each room a 440 Hz tone (the talker), the others encoded silence (listeners); forwarded = mixed packets the peers got back (one per 20 ms is due); loss = 1 − mixed packets received / packets sent in the ${DURATION} s window (after ${WARMUP} s warm-up); latency = how far the gaps between two mixed packets are from 20 ms (arrival jitter, which includes the mixer's tick jitter)."
+    elif [ "$VIDEOROOM" = 1 ] || [ "$FANOUT" = 1 ]; then
         if [ "$VIDEOROOM" = 1 ]; then where="the VideoRoom (janus.plugin.videoroom)"; else where="jano.plugin.fanout"; fi
         if [ -n "$ROOM_SIZE" ]; then groups="groups of $ROOM_SIZE peers, each its own room: 1 publisher → $((ROOM_SIZE - 1)) subscribers"; else groups="one room: peer 0 publishes, the other N − 1 subscribe"; fi
         echo "* Each peer: a str0m 0.25 PeerConnection (RTP mode) on $where over WebSockets, $groups. The publisher sends one Opus and one VP8 m-line, $AUDIO_PPS + $VIDEO_PPS packets/s (100- and $VIDEO_BYTES-byte payloads; VP8 keyframe first, every 2 s and on PLI/FIR); forwarded = packets the subscribers got; loss = publisher packets of the ${DURATION} s window (after ${WARMUP} s warm-up) that a connected subscriber never got; latency = one-way publisher → subscriber. RSS and threads per subscriber = growth of the server's RSS / threads over the idle server, divided by the subscribers."

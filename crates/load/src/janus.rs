@@ -10,6 +10,8 @@ pub const FANOUT: &str = "jano.plugin.fanout";
 
 /// Janus's VideoRoom (jano has it too).
 pub const VIDEOROOM: &str = "janus.plugin.videoroom";
+/// Janus's AudioBridge (jano has it too).
+pub const AUDIOBRIDGE: &str = "janus.plugin.audiobridge";
 
 /// Length of a [`Tx`] prefix: shared channels route answers to clients by it.
 pub const TX_PREFIX_LEN: usize = 8;
@@ -244,6 +246,22 @@ pub fn check_videoroom<'v>(
     hid: u64,
     want: Option<&str>,
 ) -> Result<&'v Value, Failure> {
+    check_room_plugin(kind, v, tx, sid, hid, VIDEOROOM, "videoroom", want)
+}
+
+/// The same for another room plugin: `plugin` its package, `key` its data key
+/// (`audiobridge`).
+#[allow(clippy::too_many_arguments)]
+pub fn check_room_plugin<'v>(
+    kind: Kind,
+    v: &'v Value,
+    tx: &str,
+    sid: u64,
+    hid: u64,
+    plugin: &str,
+    key: &str,
+    want: Option<&str>,
+) -> Result<&'v Value, Failure> {
     let got = janus_kind(v);
     expect(
         kind,
@@ -255,7 +273,7 @@ pub fn check_videoroom<'v>(
     if v.get("sender").and_then(Value::as_u64) != Some(hid) {
         return Err(Failure::new(kind, "wrong or missing sender", short(v)));
     }
-    if v.pointer("/plugindata/plugin").and_then(Value::as_str) != Some(VIDEOROOM) {
+    if v.pointer("/plugindata/plugin").and_then(Value::as_str) != Some(plugin) {
         return Err(Failure::new(kind, "wrong plugindata.plugin", short(v)));
     }
     let data = v
@@ -263,16 +281,12 @@ pub fn check_videoroom<'v>(
         .ok_or_else(|| Failure::new(kind, "no plugindata.data", short(v)))?;
     if let Some(want) = want {
         if let Some(code) = data.get("error_code").and_then(Value::as_i64) {
-            return Err(Failure::new(
-                kind,
-                format!("videoroom error {code}"),
-                short(v),
-            ));
+            return Err(Failure::new(kind, format!("{key} error {code}"), short(v)));
         }
-        if data.get("videoroom").and_then(Value::as_str) != Some(want) {
+        if data.get(key).and_then(Value::as_str) != Some(want) {
             return Err(Failure::new(
                 kind,
-                format!("plugindata.data.videoroom != {want:?}"),
+                format!("plugindata.data.{key} != {want:?}"),
                 short(v),
             ));
         }

@@ -247,6 +247,11 @@ struct MediaArgs {
     /// forwarded to subscribers; the RTT is one-way latency.
     #[arg(long, conflicts_with = "fanout")]
     videoroom: bool,
+    /// AudioBridge (`janus.plugin.audiobridge`, jano's and Janus's): groups of peers
+    /// (--room-size) each in its own room, every peer sending real Opus and counting the mix it
+    /// gets back; the latency figures are then the mix's arrival jitter.
+    #[arg(long, conflicts_with_all = ["fanout", "videoroom"])]
+    audiobridge: bool,
     /// --videoroom / --fanout: peers per group (1 publisher + K − 1 subscribers), each group its
     /// own room (e.g. 11: rooms of 1 → 10); default: one group of all the peers (1 → N − 1).
     #[arg(long)]
@@ -419,8 +424,8 @@ async fn run(cli: Cli) -> Result<bool, String> {
             if let Some(pid) = a.server_pid {
                 check_pid("server-pid", pid)?;
             }
-            if a.room_size.is_some() && !(a.fanout || a.videoroom) {
-                return Err("--room-size needs --videoroom or --fanout".into());
+            if a.room_size.is_some() && !(a.fanout || a.videoroom || a.audiobridge) {
+                return Err("--room-size needs --videoroom, --fanout or --audiobridge".into());
             }
             if a.room_size == Some(0) {
                 return Err("--room-size must be at least 1".into());
@@ -466,6 +471,7 @@ async fn run(cli: Cli) -> Result<bool, String> {
                 settle: secs("settle", a.settle)?,
                 fanout: a.fanout,
                 videoroom: a.videoroom,
+                audiobridge: a.audiobridge,
                 room_size: a.room_size,
                 room: a.room,
             };

@@ -46,7 +46,11 @@ pub struct MediaOpts {
     /// publisher creates a room and joins it (`joinandconfigure` + offer); the subscribers
     /// `join` with `streams: [{feed}]`, answer the server's offer and `start`.
     pub videoroom: bool,
-    /// Fan-out / VideoRoom: peers per group (1 publisher + the rest subscribers), each group
+    /// AudioBridge (`janus.plugin.audiobridge`, jano's and Janus's): every peer of a group
+    /// joins the group's room and sends real Opus; "echoed" counts the mixed packets each gets
+    /// back (one per 20 ms), and the latency samples are their arrival jitter.
+    pub audiobridge: bool,
+    /// Fan-out / VideoRoom / AudioBridge: peers per group (1 publisher + the rest subscribers), each group
     /// its own room; `None` = one group of all the peers.
     pub room_size: Option<usize>,
     /// VideoRoom: the first group's room id (group g uses room + g); random if `None`.
@@ -61,7 +65,7 @@ impl MediaOpts {
 
     /// Peers per group of `n` (echo: every peer is its own).
     fn group_size(&self, n: usize) -> usize {
-        if self.pubsub() {
+        if self.pubsub() || self.audiobridge {
             self.room_size.unwrap_or(n).clamp(1, n.max(1))
         } else {
             1
@@ -69,7 +73,9 @@ impl MediaOpts {
     }
 
     fn plugin(&self) -> &'static str {
-        if self.videoroom {
+        if self.audiobridge {
+            "audiobridge"
+        } else if self.videoroom {
             "videoroom"
         } else if self.fanout {
             "fanout"
@@ -107,6 +113,7 @@ async fn step(o: &MediaOpts, n: usize) -> Result<Value, String> {
             feeds.push((Arc::new(tx), rx));
         }
         let role = match (o.pubsub(), first) {
+            _ if o.audiobridge => Role::Mixer,
             (false, _) => Role::Echo,
             (true, true) => Role::Publisher(feeds[g].0.clone()),
             (true, false) => Role::Subscriber {
@@ -117,7 +124,10 @@ async fn step(o: &MediaOpts, n: usize) -> Result<Value, String> {
         let cfg = PeerCfg {
             index: i as u32,
             role,
-            room: o.videoroom.then_some(base_room + g as u64),
+            // AudioBridge: one talker per room (the first peer), the others listen (they send
+            // Opus-encoded silence), as in a call where one speaks at a time.
+            talker: !o.audiobridge || first,
+            room: (o.videoroom || o.audiobridge).then_some(base_room + g as u64),
             url: o.target.url.clone(),
             bind_ip: o.bind_ip,
             audio_pps: o.audio_pps,
@@ -374,8 +384,8 @@ fn summarise(
         "fanout": o.fanout,
         "plugin": o.plugin(),
         // As given (`None`: one group of all the peers, whatever their number).
-        "room_size": o.room_size.filter(|_| pubsub),
-        "rooms": pubsub.then(|| n.div_ceil(group)),
+        "room_size": o.room_size.filter(|_| pubsub || o.audiobridge),
+        "rooms": (pubsub || o.audiobridge).then(|| n.div_ceil(group)),
         "subscribers_connected": pubsub.then_some(subscribers),
         "keyframes_sent": keyframes,
         "keyframe_requests": keyframe_requests,

@@ -44,7 +44,9 @@ pub fn human(r: &Value) -> String {
     }
     let plugin = plugin_of(r);
     let fanout = plugin != "echotest";
-    let (echoed, rtt) = if fanout {
+    let (echoed, rtt) = if plugin == "audiobridge" {
+        ("mixed", "mix arrival jitter")
+    } else if fanout {
         ("forwarded", "publisher→subscriber latency")
     } else {
         ("echoed", "echo RTT")
@@ -58,6 +60,10 @@ pub fn human(r: &Value) -> String {
             format!("; fan-out: {k} group(s) of up to {size} peers, 1 publisher + subscribers each")
         }
         ("fanout", _, _) => "; 1 publisher, the rest subscribers".into(),
+        ("audiobridge", Some(k), Some(size)) => {
+            format!("; AudioBridge: {k} room(s) of up to {size} peers, one talker each")
+        }
+        ("audiobridge", _, _) => "; AudioBridge: one room, one talker".into(),
         _ => String::new(),
     };
     let _ = writeln!(
@@ -147,6 +153,13 @@ pub fn markdown(runs: &[&Value]) -> String {
                     s.saturating_sub(1)
                 ),
                 ("fanout", None) => "jano.plugin.fanout: 1 publisher → N − 1 subscribers".into(),
+                ("audiobridge", Some(s)) => format!(
+                    "AudioBridge, rooms of {s}, one talker each (forwarded = mixed packets \
+                     received, latency = their arrival jitter)"
+                ),
+                ("audiobridge", None) => "AudioBridge, one room, one talker (forwarded = \
+                    mixed packets received, latency = their arrival jitter)"
+                    .into(),
                 (p, _) => p.to_string(),
             };
             if !out.is_empty() {

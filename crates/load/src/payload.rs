@@ -3,6 +3,7 @@
 //! schedule of one m-line, and the counting of what comes back. Apart from the peer's
 //! signalling and its str0m loop, so the wire format can be read (and tested) on its own.
 
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use str0m::media::Mid;
@@ -53,6 +54,66 @@ pub struct Track {
     /// Video: the next frame is a keyframe (first frame, or after a PLI/FIR).
     pub key_due: bool,
     pub next_key: Instant,
+    /// Audio of an AudioBridge participant: real Opus frames sent in turn instead of the
+    /// synthetic payload (a mixer decodes them).
+    pub opus: Option<Arc<Vec<Vec<u8>>>>,
+}
+
+/// One second of a 440 Hz tone (a talker) or of silence (a listener) as Opus (48 kHz mono,
+/// 20 ms frames), encoded once per run.
+pub fn opus_frames(talker: bool) -> Arc<Vec<Vec<u8>>> {
+    static TONE: OnceLock<Arc<Vec<Vec<u8>>>> = OnceLock::new();
+    static SILENCE: OnceLock<Arc<Vec<Vec<u8>>>> = OnceLock::new();
+    let amplitude = if talker { 8000.0 } else { 0.0 };
+    let cell = if talker { &TONE } else { &SILENCE };
+    cell.get_or_init(|| {
+        use audiopus::coder::Encoder;
+        use audiopus::{Application, Channels, SampleRate};
+        let mut frames = Vec::new();
+        if let Ok(enc) = Encoder::new(SampleRate::Hz48000, Channels::Mono, Application::Voip) {
+            for k in 0..50usize {
+                let pcm: Vec<i16> = (k * 960..(k + 1) * 960)
+                    .map(|i| {
+                        let t = i as f64 / 48_000.0;
+                        (amplitude * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16
+                    })
+                    .collect();
+                let mut out = vec![0u8; 1500];
+                if let Ok(n) = enc.encode(&pcm, &mut out) {
+                    out.truncate(n);
+                    frames.push(out);
+                }
+            }
+        }
+        Arc::new(frames)
+    })
+    .clone()
+}
+
+/// Counts a packet of an AudioBridge participant's mix (one is due every 20 ms): arrivals in
+/// the measured window, and how far each gap between two arrivals is from 20 ms (kept in the
+/// RTT samples: for a mixer they are the mix's arrival jitter, microseconds).
+pub fn count_mix(
+    now: Instant,
+    sched: Option<crate::peer::Schedule>,
+    last: &mut Option<Instant>,
+    res: &mut PeerResult,
+) {
+    let c = &mut res.counts[0];
+    c.echoed_total += 1;
+    if let Some(s) = sched {
+        if now >= s.measure_from && now < s.measure_to {
+            c.echoed_measured += 1;
+            if let Some(prev) = *last {
+                let gap = now.duration_since(prev).as_micros() as i64;
+                let dev = (gap - 20_000).unsigned_abs().min(u64::from(u32::MAX));
+                if res.rtt_us.len() < MAX_RTT_SAMPLES {
+                    res.rtt_us.push(dev as u32);
+                }
+            }
+        }
+    }
+    *last = Some(now);
 }
 
 /// A VP8 keyframe's payload header (RFC 6386 §9.1), after a one-byte payload descriptor with
@@ -88,17 +149,22 @@ pub fn send_one(
         } else {
             p[..VP8_INTERFRAME.len()].copy_from_slice(&VP8_INTERFRAME);
         }
+    } else if let Some(frames) = t.opus.as_ref().filter(|f| !f.is_empty()) {
+        // An AudioBridge participant: a real Opus frame, no marker (the mix never echoes it).
+        p = frames[(t.counter % frames.len() as u64) as usize].clone();
     } else {
         // Opus TOC: CELT fullband 20 ms, mono, one frame.
         p[0] = 0xF8;
     }
-    p[PREFIX..PREFIX + 4].copy_from_slice(&MAGIC);
-    p[PREFIX + 4..PREFIX + 8].copy_from_slice(&index.to_be_bytes());
-    p[PREFIX + 8] = kind as u8;
-    p[PREFIX + 9] = u8::from(measured);
-    p[PREFIX + 12..PREFIX + 20].copy_from_slice(&t.counter.to_be_bytes());
-    let sent_us = Instant::now().duration_since(epoch).as_micros() as u64;
-    p[PREFIX + 20..PREFIX + 28].copy_from_slice(&sent_us.to_be_bytes());
+    if t.opus.is_none() || kind == 1 {
+        p[PREFIX..PREFIX + 4].copy_from_slice(&MAGIC);
+        p[PREFIX + 4..PREFIX + 8].copy_from_slice(&index.to_be_bytes());
+        p[PREFIX + 8] = kind as u8;
+        p[PREFIX + 9] = u8::from(measured);
+        p[PREFIX + 12..PREFIX + 20].copy_from_slice(&t.counter.to_be_bytes());
+        let sent_us = Instant::now().duration_since(epoch).as_micros() as u64;
+        p[PREFIX + 20..PREFIX + 28].copy_from_slice(&sent_us.to_be_bytes());
+    }
 
     let mut api = rtc.direct_api();
     let Some(stream) = api.stream_tx_by_mid(t.mid, None) else {

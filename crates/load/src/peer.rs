@@ -22,7 +22,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{watch, Semaphore};
 
 use crate::janus;
-use crate::payload::{count_echo, send_one, Seen, Track, MIN_PAYLOAD};
+use crate::payload::{count_echo, count_mix, send_one, Seen, Track, MIN_PAYLOAD};
 use crate::signal::{tdeadline, Negotiated, Signal};
 use crate::stats::{Failure, Kind};
 
@@ -68,11 +68,16 @@ pub enum Role {
         feed: watch::Receiver<Feed>,
         from: u32,
     },
+    /// An AudioBridge participant: sends real Opus audio and counts the mix it gets back (one
+    /// packet per 20 ms expected).
+    Mixer,
 }
 
 pub struct PeerCfg {
     pub index: u32,
     pub role: Role,
+    /// An AudioBridge participant that talks (a tone); the others send silence.
+    pub talker: bool,
     /// Publisher / subscriber roles: `None` = `jano.plugin.fanout`; `Some(room)` = the
     /// VideoRoom room of the group (the publisher creates it, and destroys it at the end).
     pub room: Option<u64>,
@@ -352,17 +357,16 @@ impl Peer<'_> {
             .media(mid)
             .map(|m| m.remote_pts().to_vec())
             .unwrap_or_default();
-        let subscriber = matches!(self.cfg.role, Role::Subscriber { .. });
+        let mixer = matches!(self.cfg.role, Role::Mixer);
+        // A subscriber only receives; an AudioBridge participant has no video: what such a
+        // track would send with does not matter.
+        let silent =
+            matches!(self.cfg.role, Role::Subscriber { .. }) || (mixer && codec == Codec::Vp8);
         let params = rtc.codec_config().params();
         let pt = params
             .iter()
             .find(|p| p.spec().codec == codec && remote.contains(&p.pt()))
-            // A subscriber only receives: what it would send with does not matter.
-            .or_else(|| {
-                params
-                    .iter()
-                    .find(|p| subscriber && p.spec().codec == codec)
-            })
+            .or_else(|| params.iter().find(|p| silent && p.spec().codec == codec))
             .cloned()
             .ok_or_else(|| {
                 Failure::new(
@@ -376,7 +380,7 @@ impl Peer<'_> {
         } else {
             (self.cfg.video_pps, self.cfg.video_bytes, 90_000)
         };
-        if subscriber {
+        if silent {
             pps = 0;
         }
         let interval = if pps == 0 {
@@ -396,6 +400,9 @@ impl Peer<'_> {
             seen: Seen::default(),
             key_due: true,
             next_key: Instant::now(),
+            // A mixer decodes what it gets: real Opus, not the marked synthetic payload.
+            opus: (mixer && codec == Codec::Opus)
+                .then(|| crate::payload::opus_frames(self.cfg.talker)),
         })
     }
 
@@ -421,6 +428,8 @@ impl Peer<'_> {
             _ => (false, index),
         };
         let epoch = self.epoch;
+        let mixer = matches!(self.cfg.role, Role::Mixer);
+        let mut last_mix: Option<Instant> = None;
         let res = &mut *self.res;
         let ws = self
             .sig
@@ -492,6 +501,10 @@ impl Peer<'_> {
 
             let mut echo = |e: Event| -> Result<(), Failure> {
                 match e {
+                    Event::RtpPacket(_) if mixer => {
+                        count_mix(Instant::now(), sched, &mut last_mix, res);
+                        Ok(())
+                    }
                     Event::RtpPacket(p) => {
                         count_echo(&p.payload, expect_from, forwarded, tracks, res, epoch);
                         Ok(())

@@ -17,6 +17,15 @@ use crate::peer::{PeerCfg, PeerResult, Role};
 use crate::stats::{Failure, Kind};
 use crate::ws::WsConn;
 
+/// AudioBridge peers negotiate in `join_mixer`: never in the shared offer path.
+fn unreachable_mixer() -> Result<Value, Failure> {
+    Err(Failure::new(
+        Kind::Message,
+        "internal",
+        "mixer in the echo path",
+    ))
+}
+
 /// A tokio deadline `d` from now (the WebSocket calls take tokio instants).
 pub fn tdeadline(d: Duration) -> tokio::time::Instant {
     tokio::time::Instant::now() + d
@@ -39,8 +48,10 @@ pub struct Signal {
     ws: Option<WsConn>,
     session: Option<u64>,
     handle: Option<u64>,
-    /// The VideoRoom room this peer created (destroyed when it hangs up).
+    /// The VideoRoom or AudioBridge room this peer created (destroyed when it hangs up).
     created_room: Option<u64>,
+    /// The plugin (package, data key) of that room.
+    room_plugin: (&'static str, &'static str),
     tx: janus::Tx,
     /// Per request/answer.
     timeout: Duration,
@@ -53,6 +64,7 @@ impl Signal {
             session: None,
             handle: None,
             created_room: None,
+            room_plugin: (janus::VIDEOROOM, "videoroom"),
             tx: janus::Tx::new(),
             timeout,
         }
@@ -127,6 +139,7 @@ impl Signal {
         self.session = Some(sid);
         let plugin = match (&cfg.role, cfg.room) {
             (Role::Echo, _) => janus::ECHOTEST,
+            (Role::Mixer, _) => janus::AUDIOBRIDGE,
             (_, None) => janus::FANOUT,
             (_, Some(_)) => janus::VIDEOROOM,
         };
@@ -173,6 +186,89 @@ impl Signal {
         ))
     }
 
+    /// AudioBridge participant: creates the group's room if nobody did yet (Janus's default
+    /// sampling rate, 16 kHz).
+    async fn create_audio_room(&mut self, room: u64) -> Result<(), Failure> {
+        let (sid, hid) = (self.session.unwrap_or(0), self.handle.unwrap_or(0));
+        let (v, tx) = self
+            .call(
+                Kind::Message,
+                json!({
+                    "janus": "message", "session_id": sid, "handle_id": hid,
+                    "body": {"request": "create", "room": room, "description": "jano-load"},
+                }),
+            )
+            .await?;
+        let data = janus::check_room_plugin(
+            Kind::Message,
+            &v,
+            &tx,
+            sid,
+            hid,
+            janus::AUDIOBRIDGE,
+            "audiobridge",
+            None,
+        )?;
+        if data["audiobridge"] == "created" {
+            self.created_room = Some(room);
+            self.room_plugin = (janus::AUDIOBRIDGE, "audiobridge");
+            return Ok(());
+        }
+        if data["error_code"].as_u64() == Some(486) {
+            // Another peer of the group made it first.
+            return Ok(());
+        }
+        Err(Failure::new(
+            Kind::Message,
+            "audiobridge create failed",
+            janus::short(&v),
+        ))
+    }
+
+    /// AudioBridge participant: an audio-only offer with `join`, the answer in `joined`.
+    async fn join_mixer(&mut self, cfg: &PeerCfg, rtc: &mut Rtc) -> Result<Negotiated, Failure> {
+        let (sid, hid) = (self.session.unwrap_or(0), self.handle.unwrap_or(0));
+        let room = cfg.room.unwrap_or(0);
+        let mut api = rtc.sdp_api();
+        let audio_mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+        let (offer, pending) = api
+            .apply()
+            .ok_or_else(|| Failure::new(Kind::Message, "no offer", "str0m made no offer"))?;
+        self.create_audio_room(room).await?;
+        let offer_sent = Instant::now();
+        let (ev, tx) = self
+            .message(
+                json!({"request": "join", "room": room, "display": format!("p{}", cfg.index)}),
+                Some(json!({"type": "offer", "sdp": offer.to_sdp_string(), "trickle": false})),
+            )
+            .await?;
+        let data = janus::check_room_plugin(
+            Kind::Event,
+            &ev,
+            &tx,
+            sid,
+            hid,
+            janus::AUDIOBRIDGE,
+            "audiobridge",
+            Some("joined"),
+        )?;
+        let feed_id = data["id"].as_u64().unwrap_or(0);
+        let sdp = jsep_sdp(&ev, "answer")?;
+        let sdp = keep_candidates_on(sdp, cfg.bind_ip);
+        let answer = SdpAnswer::from_sdp_string(&sdp)
+            .map_err(|e| Failure::new(Kind::Event, "bad SDP answer", e.to_string()))?;
+        rtc.sdp_api()
+            .accept_answer(pending, answer)
+            .map_err(|e| Failure::new(Kind::Event, "answer rejected", e.to_string()))?;
+        // No video: the second track is a placeholder that never sends.
+        Ok(Negotiated {
+            audio_mid,
+            video_mid: audio_mid,
+            offer_sent,
+            feed_id,
+        })
+    }
+
     /// offer → answer on the attached handle (a VideoRoom subscriber: join → the server's offer
     /// → our answer with `start`), applied to `rtc`. `feed_of` is the publisher's feed a
     /// subscriber joins. A `webrtcup` that came while waiting for a subscriber's `started` is
@@ -184,6 +280,9 @@ impl Signal {
         feed_of: Option<u64>,
         res: &mut PeerResult,
     ) -> Result<Negotiated, Failure> {
+        if matches!(cfg.role, Role::Mixer) {
+            return self.join_mixer(cfg, rtc).await;
+        }
         let (sid, hid) = (self.session.unwrap_or(0), self.handle.unwrap_or(0));
         let room = cfg.room;
         let subscriber = matches!(cfg.role, Role::Subscriber { .. });
@@ -250,6 +349,7 @@ impl Signal {
                 (Role::Subscriber { .. }, _) => {
                     json!({"request": "subscribe", "feed": feed_of.unwrap_or(0)})
                 }
+                (Role::Mixer, _) => unreachable_mixer()?,
             };
             offer_sent = Instant::now();
             let (ev, tx) = self
@@ -261,6 +361,7 @@ impl Signal {
                 .await?;
             match (&cfg.role, room) {
                 (Role::Echo, _) => janus::check_event(&ev, &tx, sid, hid)?,
+                (Role::Mixer, _) => {}
                 (_, None) => {
                     janus::check_plugin_event(&ev, &tx, sid, hid, janus::FANOUT, "fanout")?
                 }
@@ -292,6 +393,7 @@ impl Signal {
     /// Destroys the VideoRoom room it created and the session (bounded), closes the socket.
     /// Problems are soft failures.
     pub async fn hangup(&mut self, soft_failures: &mut Vec<Failure>) {
+        let (plugin, key) = self.room_plugin;
         if let (Some(room), Some(sid), Some(hid)) =
             (self.created_room.take(), self.session, self.handle)
         {
@@ -303,13 +405,22 @@ impl Signal {
                 )
                 .await
                 .and_then(|(v, tx)| {
-                    let d = janus::check_videoroom(Kind::Destroy, &v, &tx, sid, hid, None)?;
-                    if d["videoroom"] == "destroyed" {
+                    let d = janus::check_room_plugin(
+                        Kind::Destroy,
+                        &v,
+                        &tx,
+                        sid,
+                        hid,
+                        plugin,
+                        key,
+                        None,
+                    )?;
+                    if d[key] == "destroyed" {
                         Ok(())
                     } else {
                         Err(Failure::new(
                             Kind::Destroy,
-                            "videoroom destroy failed",
+                            format!("{key} destroy failed"),
                             janus::short(&v),
                         ))
                     }

@@ -270,9 +270,108 @@ fn opus_samples(p: &[u8]) -> Option<u32> {
     (frames > 0 && samples <= 5760).then_some(samples)
 }
 
+/// An Ogg Opus file (RFC 7845) of these packets: the `OpusHead` and `OpusTags` headers, then
+/// the packets, 50 to a page, with granule positions and page checksums as players expect.
+pub fn write_ogg_opus(packets: &[&[u8]], channels: u8, input_rate: u32) -> Vec<u8> {
+    let serial: u32 = 0x6a61_6e6f;
+    let mut out = Vec::new();
+    let mut head = b"OpusHead".to_vec();
+    head.push(1);
+    head.push(channels.max(1));
+    head.extend_from_slice(&312u16.to_le_bytes()); // pre-skip (libopus's encoder delay)
+    head.extend_from_slice(&input_rate.to_le_bytes());
+    head.extend_from_slice(&0u16.to_le_bytes()); // output gain
+    head.push(0); // channel mapping family 0
+    let mut tags = b"OpusTags".to_vec();
+    let vendor = b"jano";
+    tags.extend_from_slice(&(vendor.len() as u32).to_le_bytes());
+    tags.extend_from_slice(vendor);
+    tags.extend_from_slice(&0u32.to_le_bytes());
+    let mut seq = 0u32;
+    ogg_page(&mut out, serial, seq, 0x02, 0, &[&head]);
+    seq += 1;
+    ogg_page(&mut out, serial, seq, 0x00, 0, &[&tags]);
+    seq += 1;
+    let mut granule: u64 = 0;
+    let chunks: Vec<&[&[u8]]> = packets.chunks(50).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        for p in chunk.iter() {
+            granule += u64::from(opus_samples(p).unwrap_or(960));
+        }
+        let flags = if i + 1 == chunks.len() { 0x04 } else { 0x00 };
+        ogg_page(&mut out, serial, seq, flags, granule, chunk);
+        seq += 1;
+    }
+    out
+}
+
+/// One Ogg page of whole packets (each under 255 × 255 bytes), its CRC filled in.
+fn ogg_page(out: &mut Vec<u8>, serial: u32, seq: u32, flags: u8, granule: u64, packets: &[&[u8]]) {
+    let start = out.len();
+    let mut table = Vec::new();
+    for p in packets {
+        let mut n = p.len();
+        while n >= 255 {
+            table.push(255u8);
+            n -= 255;
+        }
+        table.push(n as u8);
+    }
+    out.extend_from_slice(b"OggS");
+    out.push(0);
+    out.push(flags);
+    out.extend_from_slice(&granule.to_le_bytes());
+    out.extend_from_slice(&serial.to_le_bytes());
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.push(table.len().min(255) as u8);
+    out.extend_from_slice(table.get(..255.min(table.len())).unwrap_or_default());
+    for p in packets {
+        out.extend_from_slice(p);
+    }
+    let crc = ogg_crc(out.get(start..).unwrap_or_default());
+    if let Some(dst) = out.get_mut(start + 22..start + 26) {
+        dst.copy_from_slice(&crc.to_le_bytes());
+    }
+}
+
+/// Ogg's page checksum: CRC-32, polynomial 0x04c11db7, not reflected, initial value 0.
+fn ogg_crc(data: &[u8]) -> u32 {
+    let mut crc: u32 = 0;
+    for &b in data {
+        crc ^= u32::from(b) << 24;
+        for _ in 0..8 {
+            crc = if crc & 0x8000_0000 != 0 {
+                (crc << 1) ^ 0x04c1_1db7
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn written_ogg_opus_reads_back() {
+        let a: &[u8] = &[0xf8, 1, 2, 3];
+        let b: &[u8] = &[0xf8, 4, 5];
+        let packets: Vec<&[u8]> = std::iter::repeat_n([a, b], 60).flatten().collect();
+        let file = write_ogg_opus(&packets, 1, 48000);
+        let t = Track::parse(file.clone(), FileFormat::Opus).unwrap();
+        assert_eq!(t.frames(), 120);
+        assert_eq!(t.frame(1).0, b);
+        // The checksum of the first page, as any Ogg reader computes it.
+        let len = 27 + 1 + 19;
+        let mut page = file[..len].to_vec();
+        let stored = u32::from_le_bytes(page[22..26].try_into().unwrap());
+        page[22..26].copy_from_slice(&[0; 4]);
+        assert_eq!(ogg_crc(&page), stored);
+        assert_eq!(ogg_crc(b"OggS"), 0x5fb0a94f);
+    }
 
     /// An Ogg page of `serial` with these packets (each under 255 × 255 bytes).
     fn page(serial: u32, flags: u8, packets: &[&[u8]]) -> Vec<u8> {

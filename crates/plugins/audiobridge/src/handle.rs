@@ -96,6 +96,12 @@ impl PluginSession for AbHandle {
             let silent = packet.ext.audio_level == Some(127);
             m.jitter
                 .push_marked(packet.seq, packet.payload.clone(), silent);
+            // Recorded as it came, unless muted (as Janus does).
+            if !m.params.silent {
+                if let Some(rec) = m.mjr.as_mut() {
+                    rec.save(packet);
+                }
+            }
             match packet.ext.audio_level {
                 Some(level) if !m.params.silent => match m.params.talk {
                     Some(cfg) => m.talk.feed(level, cfg),

@@ -23,6 +23,7 @@ pub mod jitter;
 pub mod manage;
 pub mod mix;
 pub mod mixer;
+pub mod mjrs;
 pub mod participant;
 pub mod plainrtp;
 pub mod room;
@@ -81,6 +82,7 @@ const SYNC: &[&str] = &[
     "stop_file",
     "stop_all_files",
     "listannouncements",
+    "enable_mjrs",
     "rtp_forward",
     "stop_rtp_forward",
     "listforwarders",
@@ -196,6 +198,7 @@ impl Shared {
             return;
         }
         p.mark_left();
+        mjrs::stop(self, p);
         {
             let mut st = p.room.state();
             p.room.remove(&mut st, &p.id);

@@ -57,6 +57,7 @@ pub fn handle(
             Ok(obj(json!({"audiobridge": "success"})))
         }
         "enable_recording" => crate::room_media::enable_recording(shared, b),
+        "enable_mjrs" => crate::room_media::enable_mjrs(shared, b),
         "play_file" => crate::room_media::play_file(shared, b),
         "is_playing" => crate::room_media::is_playing(shared, b),
         "stop_file" => crate::room_media::stop_file(shared, b),
@@ -184,6 +185,9 @@ fn destroy(shared: &Shared, b: &Body) -> AbResult<Map<String, Value>> {
         }
         all
     };
+    for p in &parts {
+        crate::mjrs::stop(shared, p);
+    }
     let ev = obj(json!({"audiobridge": "destroyed", "room": id.to_json()}));
     for p in &parts {
         shared.push(&p.href, None, ev.clone(), None);

@@ -18,6 +18,8 @@ use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 const TICK: Duration = Duration::from_millis(20);
+/// Samples below this magnitude are inaudible (-66 dBFS).
+const SILENCE: u16 = 16;
 /// How often an idle mixing thread looks for a room that got participants.
 const IDLE_CHECK: Duration = Duration::from_millis(100);
 
@@ -466,6 +468,11 @@ fn contribute(m: &mut Media, total: &mut [i32], groups: &mut [Vec<i32>], stereo:
         crate::jitter::Take::Nothing => false,
     };
     if !audio || params.silent || marked_silent {
+        return;
+    }
+    // A frame with nothing audible in it (below -66 dBFS) adds nothing to the mix: leaving
+    // it out lets its sender share the listeners' encode instead of needing its own.
+    if pcm.iter().all(|s| s.unsigned_abs() < SILENCE) {
         return;
     }
     mix::apply_volume(pcm, params.volume);

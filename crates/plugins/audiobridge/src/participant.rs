@@ -29,6 +29,9 @@ pub struct Settings {
     pub group: Option<String>,
     /// The group's position in the room's `groups`.
     pub group_index: Option<usize>,
+    /// `record` / `filename` of `join` and `configure`: its own `.mjr`.
+    pub record: bool,
+    pub filename: Option<String>,
     pub talk: TalkCfg,
     /// The room raises `talking` events (`audiolevel_event`).
     pub talk_events: bool,
@@ -68,6 +71,8 @@ pub struct Media {
     pub has_audio_level: bool,
     /// A plain-RTP participant: where its mix goes.
     pub plain: Option<crate::plainrtp::PlainOut>,
+    /// Its `.mjr` recording, when one runs.
+    pub mjr: Option<crate::mjrs::Mjr>,
     pub talk: TalkDetector,
 }
 
@@ -108,6 +113,7 @@ impl Participant {
             mindex: 0,
             has_audio_level: false,
             plain: None,
+            mjr: None,
             talk: TalkDetector::default(),
         };
         Ok(Participant {

@@ -150,6 +150,37 @@ pub fn list(shared: &Shared, b: &Body) -> AbResult<Map<String, Value>> {
     })))
 }
 
+pub fn enable_mjrs(shared: &Shared, b: &Body) -> AbResult<Map<String, Value>> {
+    shared.ids.req(b, "room")?;
+    let mjrs = match opt_bool(b, "mjrs")? {
+        Some(r) => r,
+        None => return Err(AbError::Missing("mjrs")),
+    };
+    let dir = opt_str(b, "mjrs_dir")?;
+    let room = shared.managed_room(b)?;
+    let changed = {
+        let mut st = room.state();
+        if mjrs {
+            if let Some(d) = dir {
+                st.cfg.mjrs_dir = Some(d.to_owned());
+            }
+        }
+        let changed = st.cfg.mjrs != mjrs;
+        st.cfg.mjrs = mjrs;
+        changed
+    };
+    if changed {
+        for p in room.mixing().iter() {
+            if mjrs {
+                crate::mjrs::start(shared, p);
+            } else {
+                crate::mjrs::stop(shared, p);
+            }
+        }
+    }
+    Ok(obj(json!({"audiobridge": "success", "mjrs": mjrs})))
+}
+
 pub fn enable_recording(shared: &Shared, b: &Body) -> AbResult<Map<String, Value>> {
     shared.ids.req(b, "room")?;
     let record = match opt_bool(b, "record")? {

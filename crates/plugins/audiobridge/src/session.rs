@@ -374,6 +374,8 @@ fn join(
         prebuffer,
         group: j.group.clone(),
         group_index: group_index(&j.cfg, j.group.as_deref()),
+        record: opt_bool(b, "record")?.unwrap_or(false),
+        filename: opt_str(b, "filename")?.map(str::to_owned),
         talk,
         talk_events: j.cfg.audiolevel_event,
     };
@@ -384,7 +386,11 @@ fn join(
         ),
         None => None,
     };
+    let record = settings.record || j.cfg.mjrs;
     let (p, list) = enter(shared, me, &j, settings)?;
+    if record {
+        crate::mjrs::start(shared, &p);
+    }
     let mut data = obj(json!({
         "audiobridge": "joined",
         "room": j.room.id_json(),
@@ -472,6 +478,14 @@ fn configure(shared: &Shared, me: &AbHandle, b: &Body) -> AbResult<(Map<String, 
     if muted == Some(true) {
         p.media().jitter.reset();
     }
+    if let Some(f) = opt_str(b, "filename")? {
+        p.settings().filename = Some(f.to_owned());
+    }
+    match opt_bool(b, "record")? {
+        Some(true) => crate::mjrs::start(shared, &p),
+        Some(false) => crate::mjrs::stop(shared, &p),
+        None => {}
+    }
     if muted.is_some() || display.is_some() || spatial.is_some() {
         let entry = p.update_json(cfg.spatial_audio);
         let ev =
@@ -519,6 +533,9 @@ fn changeroom(shared: &Shared, me: &AbHandle, b: &Body) -> AbResult<Map<String, 
         prebuffer: prev.prebuffer,
         group: j.group.clone(),
         group_index: group_index(&j.cfg, j.group.as_deref()),
+        // Janus stops a participant's recording on changeroom and does not restart it.
+        record: false,
+        filename: prev.filename.clone(),
         talk: TalkCfg {
             packets: j.cfg.audio_active_packets,
             average: j.cfg.audio_level_average,

@@ -685,3 +685,241 @@ fn each_participant_hears_the_others_and_not_itself() {
         .collect();
     assert!(talking.is_empty(), "audiolevel_event is off by default");
 }
+
+/// Feeds `i` a paced tone for `ms` milliseconds (from round `from`), as its PeerConnection
+/// would; the next round.
+fn talk(t: &T, i: usize, enc: &mut Encoder, freq: f64, from: u64, ms: u64) -> u64 {
+    let rate = 16000;
+    let frame = (rate / 50) as usize;
+    let start = Instant::now();
+    let rounds = ms / 20;
+    for k in 0..rounds {
+        let n = from + k;
+        let mut pkt = Vec::new();
+        enc.encode(&tone(freq, rate, n as usize * frame, frame), &mut pkt)
+            .unwrap();
+        t.rtp(i, n + 1, &pkt, Some(20));
+        let due = start + Duration::from_millis(20 * (k + 1));
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+    from + rounds
+}
+
+#[test]
+fn forwarders_files_and_recordings() {
+    let rate = 16000;
+    let dir = std::env::temp_dir().join(format!("jano-ab-media-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut t = T::new(Some("room-1: { sampling_rate = 16000 }\n"), None);
+    let a = t.attach();
+    t.req(
+        a,
+        json!({"request": "join", "room": 1, "id": 1, "prebuffer": 2}),
+        Some(offer()),
+    );
+    t.media_up(a);
+    let settings = EncoderSettings {
+        codec: Codec::Opus,
+        bitrate: 32000,
+        complexity: 5,
+        expected_loss: 0,
+        stereo: false,
+    };
+    let mut enc = Encoder::new(settings, rate).unwrap();
+    // A forwarder of the mix to a plain UDP socket.
+    let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sink.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let port = sink.local_addr().unwrap().port();
+    let bad = t.sync(a, json!({"request": "rtp_forward", "room": 1, "host": "127.0.0.1", "port": port, "codec": "g729"}));
+    assert_eq!(code(&bad), Some(484));
+    let r = t.sync(
+        a,
+        json!({"request": "rtp_forward", "room": 1, "host": "127.0.0.1", "port": port, "ptype": 111, "ssrc": 4242}),
+    );
+    assert_eq!(r["audiobridge"], json!("success"), "{r:?}");
+    let stream_id = r["stream_id"].as_u64().unwrap();
+    let l = t.sync(a, json!({"request": "listforwarders", "room": 1}));
+    assert_eq!(l["rtp_forwarders"][0]["stream_id"], json!(stream_id));
+    assert_eq!(l["rtp_forwarders"][0]["ptype"], json!(111));
+    // An announcement: 3 s of 660 Hz as an Ogg Opus file.
+    let mut fenc = Encoder::new(
+        EncoderSettings {
+            codec: Codec::Opus,
+            bitrate: 32000,
+            complexity: 5,
+            expected_loss: 0,
+            stereo: false,
+        },
+        48000,
+    )
+    .unwrap();
+    let packets: Vec<Vec<u8>> = (0..150)
+        .map(|k| {
+            let mut p = Vec::new();
+            fenc.encode(&tone(660.0, 48000, k * 960, 960), &mut p)
+                .unwrap();
+            p
+        })
+        .collect();
+    let refs: Vec<&[u8]> = packets.iter().map(Vec::as_slice).collect();
+    let file = dir.join("annc.opus");
+    std::fs::write(
+        &file,
+        jano_plugin::audio_file::write_ogg_opus(&refs, 1, 48000),
+    )
+    .unwrap();
+    let missing = t.sync(
+        a,
+        json!({"request": "play_file", "room": 1, "filename": "/nonexistent.opus"}),
+    );
+    assert_eq!(
+        (code(&missing), missing["error"].clone()),
+        (Some(499), json!("Error opening file"))
+    );
+    let r = t.sync(
+        a,
+        json!({"request": "play_file", "room": 1, "filename": file.to_str().unwrap(), "file_id": "f1"}),
+    );
+    assert_eq!(
+        r,
+        obj(json!({"audiobridge": "success", "room": 1, "file_id": "f1"}))
+    );
+    let again = t.sync(
+        a,
+        json!({"request": "play_file", "room": 1, "filename": file.to_str().unwrap(), "file_id": "f1"}),
+    );
+    assert_eq!(
+        (code(&again), again["error"].clone()),
+        (Some(490), json!("File ID exists (f1)"))
+    );
+    // Recording the mix and A's own stream.
+    let r = t.sync(
+        a,
+        json!({"request": "enable_recording", "room": 1, "record": true,
+        "record_dir": dir.to_str().unwrap(), "record_file": "mix.wav"}),
+    );
+    assert_eq!(r, obj(json!({"audiobridge": "success", "record": true})));
+    let r = t.sync(
+        a,
+        json!({"request": "enable_mjrs", "room": 1, "mjrs": true,
+        "mjrs_dir": dir.to_str().unwrap()}),
+    );
+    assert_eq!(r, obj(json!({"audiobridge": "success", "mjrs": true})));
+    std::thread::sleep(Duration::from_millis(100));
+    // A speaks 440 Hz for 1.5 s while the file plays; what the forwarder gets is decoded.
+    let rx = std::thread::spawn(move || {
+        let mut dec = Decoder::new(Codec::Opus, rate).unwrap();
+        let mut pcm = Vec::new();
+        let mut buf = [0u8; 1500];
+        let mut pts = Vec::new();
+        let end = Instant::now() + Duration::from_millis(1500);
+        while Instant::now() < end {
+            if let Ok(n) = sink.recv(&mut buf) {
+                let h = jano_plugin::rtp::parse_rtp(&buf[..n]).unwrap();
+                pts.push((h.pt, h.ssrc));
+                let mut f = vec![0i16; 320];
+                dec.decode(Some(&buf[h.payload_at..h.payload_end]), false, &mut f);
+                pcm.extend_from_slice(&f);
+            }
+        }
+        (pcm, pts)
+    });
+    talk(&t, a, &mut enc, 440.0, 0, 1500);
+    let (fwd, pts) = rx.join().unwrap();
+    assert!(pts.len() >= 50, "forwarded {} packets", pts.len());
+    assert!(pts.iter().all(|x| *x == (111, 4242)));
+    let tail = &fwd[fwd.len() / 3..];
+    // The forwarder gets the whole mix: A's voice and the file.
+    assert!(bin(tail, 440.0, rate) > 300.0, "440 forwarded");
+    assert!(bin(tail, 660.0, rate) > 300.0, "660 forwarded");
+    assert!(
+        t.sync(
+            a,
+            json!({"request": "is_playing", "room": 1, "file_id": "f1"})
+        )["playing"]
+            == json!(true)
+    );
+    let started = t
+        .pushed_to(a)
+        .iter()
+        .any(|p| p.data["audiobridge"] == json!("announcement-started"));
+    assert!(started, "announcement-started");
+    let l = t.sync(a, json!({"request": "listannouncements", "room": 1}));
+    assert_eq!(l["announcements"][0]["file_id"], json!("f1"));
+    t.clear();
+    let r = t.sync(
+        a,
+        json!({"request": "stop_file", "room": 1, "file_id": "f1"}),
+    );
+    assert_eq!(
+        r,
+        obj(json!({"audiobridge": "success", "room": 1, "file_id": "f1"}))
+    );
+    assert_eq!(
+        t.pushed_to(a)[0].data,
+        obj(json!({"audiobridge": "announcement-stopped", "room": 1, "file_id": "f1"}))
+    );
+    let r = t.sync(
+        a,
+        json!({"request": "stop_rtp_forward", "room": 1, "stream_id": stream_id}),
+    );
+    assert_eq!(r["audiobridge"], json!("success"));
+    assert_eq!(
+        t.sync(a, json!({"request": "listforwarders", "room": 1}))["rtp_forwarders"],
+        json!([])
+    );
+    // Recordings end: the WAV has A's tone and the file's, the .mjr A's packets.
+    t.sync(
+        a,
+        json!({"request": "enable_recording", "room": 1, "record": false}),
+    );
+    t.sync(
+        a,
+        json!({"request": "enable_mjrs", "room": 1, "mjrs": false}),
+    );
+    let wav = dir.join("mix.wav");
+    let t0 = Instant::now();
+    let mut bytes = Vec::new();
+    while t0.elapsed() < Duration::from_secs(5) {
+        bytes = std::fs::read(&wav).unwrap_or_default();
+        if bytes.len() > 44
+            && u32::from_le_bytes(bytes[40..44].try_into().unwrap()) as usize == bytes.len() - 44
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(u32::from_le_bytes(bytes[24..28].try_into().unwrap()), 16000);
+    let samples: Vec<i16> = bytes[44..]
+        .chunks_exact(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    assert!(samples.len() > 16000, "{} samples recorded", samples.len());
+    let mid = &samples[samples.len() / 3..];
+    assert!(
+        bin(mid, 440.0, rate) > 300.0 && bin(mid, 660.0, rate) > 300.0,
+        "the WAV has both"
+    );
+    let mjr = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with("-audio.mjr"))
+        .expect("an .mjr of the participant");
+    let t0 = Instant::now();
+    let mut frames = 0;
+    while t0.elapsed() < Duration::from_secs(5) {
+        frames = jano_mjr::read_file(&mjr)
+            .map(|r| r.frames.len())
+            .unwrap_or(0);
+        if frames >= 50 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(frames >= 50, "{frames} frames in {}", mjr.display());
+    let _ = std::fs::remove_dir_all(&dir);
+}
