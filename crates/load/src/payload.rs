@@ -57,6 +57,8 @@ pub struct Track {
     /// Audio of an AudioBridge participant: real Opus frames sent in turn instead of the
     /// synthetic payload (a mixer decodes them).
     pub opus: Option<Arc<Vec<Vec<u8>>>>,
+    /// The audio level (-dBov) an AudioBridge participant's packets carry.
+    pub level: Option<i8>,
 }
 
 /// One second of a 440 Hz tone (a talker) or of silence (a listener) as Opus (48 kHz mono,
@@ -171,7 +173,7 @@ pub fn send_one(
         c.send_errors += 1;
         return false;
     };
-    let w = RtpWrite::new(
+    let mut w = RtpWrite::new(
         t.pt.pt(),
         SeqNo::from(t.counter),
         t.rtp_ts,
@@ -180,6 +182,13 @@ pub fn send_one(
     )
     // Every video packet is a whole (tiny) frame.
     .marker(kind == 1);
+    if let Some(level) = t.level {
+        // As a browser does: the talker's level, or silence (127) with no voice activity.
+        let mut ev = str0m::rtp::ExtensionValues::default();
+        ev.audio_level = Some(level);
+        ev.voice_activity = Some(level > -127);
+        w = w.ext_vals(ev);
+    }
     stream.write_rtp(w);
     t.counter += 1;
     t.rtp_ts = t.rtp_ts.wrapping_add(t.ts_step);

@@ -93,7 +93,8 @@ impl PluginSession for AbHandle {
             if !m.params.listening {
                 return;
             }
-            let silent = packet.ext.audio_level == Some(127);
+            // The level is -dBov (the engine may hand it negative): 127 is silence.
+            let silent = packet.ext.audio_level.map(i8::unsigned_abs) == Some(127);
             m.jitter
                 .push_marked(packet.seq, packet.payload.clone(), silent);
             // Recorded as it came, unless muted (as Janus does).

@@ -457,17 +457,16 @@ fn contribute(m: &mut Media, total: &mut [i32], groups: &mut [Vec<i32>], stereo:
         params,
         ..
     } = m;
-    let mut marked_silent = false;
     let audio = match take {
-        crate::jitter::Take::Frame(p, silent) => {
-            marked_silent = silent;
-            decoder.decode(Some(&p), false, pcm)
-        }
+        // Marked as silence by its sender: nothing to mix, so nothing to decode either (the
+        // decoder takes the next spoken packet as it takes one after a gap).
+        crate::jitter::Take::Frame(_, true) => false,
+        crate::jitter::Take::Frame(p, false) => decoder.decode(Some(&p), false, pcm),
         crate::jitter::Take::Fec(p) => decoder.decode(Some(&p), true, pcm),
         crate::jitter::Take::Lost => decoder.decode(None, false, pcm),
         crate::jitter::Take::Nothing => false,
     };
-    if !audio || params.silent || marked_silent {
+    if !audio || params.silent {
         return;
     }
     // A frame with nothing audible in it (below -66 dBFS) adds nothing to the mix: leaving
