@@ -184,10 +184,11 @@ pub fn send_one(
     .marker(kind == 1);
     if let Some(level) = t.level {
         // As a browser does: the talker's level, or silence (127) with no voice activity.
-        let mut ev = str0m::rtp::ExtensionValues::default();
-        ev.audio_level = Some(level);
-        ev.voice_activity = Some(level > -127);
-        w = w.ext_vals(ev);
+        w = w.ext_vals(str0m::rtp::ExtensionValues {
+            audio_level: Some(level),
+            voice_activity: Some(level > -127),
+            ..Default::default()
+        });
     }
     stream.write_rtp(w);
     t.counter += 1;

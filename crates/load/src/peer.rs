@@ -403,7 +403,11 @@ impl Peer<'_> {
             // A mixer decodes what it gets: real Opus, not the marked synthetic payload.
             opus: (mixer && codec == Codec::Opus)
                 .then(|| crate::payload::opus_frames(self.cfg.talker)),
-            level: (mixer && codec == Codec::Opus).then_some(if self.cfg.talker { -20 } else { -127 }),
+            level: (mixer && codec == Codec::Opus).then_some(if self.cfg.talker {
+                -20
+            } else {
+                -127
+            }),
         })
     }
 

@@ -210,6 +210,72 @@ pub fn without_extensions(text: &str, uris: &[&str]) -> String {
         .collect()
 }
 
+/// Marks Opus as stereo (`stereo=1; sprop-stereo=1`) in every m-section that has it: the
+/// receiver then plays both channels of what is sent (AudioBridge's spatial mix) instead of
+/// folding them down, and is told our side sends stereo.
+pub fn opus_stereo(text: &str) -> String {
+    let mut sections: Vec<String> = text.split("\r\nm=").map(str::to_owned).collect();
+    for (i, sec) in sections.iter_mut().enumerate() {
+        if i == 0 {
+            continue;
+        }
+        let opus: Vec<String> = sec
+            .split("\r\n")
+            .filter_map(|l| l.strip_prefix("a=rtpmap:"))
+            .filter_map(|rest| {
+                let (pt, codec) = rest.split_once(' ')?;
+                codec
+                    .to_ascii_lowercase()
+                    .starts_with("opus/")
+                    .then(|| pt.to_owned())
+            })
+            .collect();
+        if opus.is_empty() {
+            continue;
+        }
+        let mut out = Vec::new();
+        for l in sec.split("\r\n") {
+            let rtpmap_pt = l
+                .strip_prefix("a=rtpmap:")
+                .and_then(|r| r.split(' ').next())
+                .filter(|pt| opus.iter().any(|o| o == pt));
+            let fmtp = l.strip_prefix("a=fmtp:").and_then(|r| {
+                let (pt, params) = r.split_once(' ')?;
+                opus.iter().any(|o| o == pt).then_some((pt, params))
+            });
+            match fmtp {
+                Some((pt, params)) => {
+                    let kept: Vec<&str> = params
+                        .split(';')
+                        .map(str::trim)
+                        .filter(|kv| {
+                            !kv.is_empty()
+                                && !kv.starts_with("stereo=")
+                                && !kv.starts_with("sprop-stereo=")
+                        })
+                        .collect();
+                    let mut all = kept.join(";");
+                    if !all.is_empty() {
+                        all.push(';');
+                    }
+                    out.push(format!("a=fmtp:{pt} {all}stereo=1;sprop-stereo=1"));
+                }
+                None => {
+                    out.push(l.to_owned());
+                    // An Opus payload type without any fmtp line gets one.
+                    if let Some(pt) = rtpmap_pt {
+                        if !sec.contains(&format!("a=fmtp:{pt} ")) {
+                            out.push(format!("a=fmtp:{pt} stereo=1;sprop-stereo=1"));
+                        }
+                    }
+                }
+            }
+        }
+        *sec = out.join("\r\n");
+    }
+    sections.join("\r\nm=")
+}
+
 /// Takes the AV1 dependency-descriptor extension out of every m-section whose first codec is
 /// not AV1. The engine relays it only with AV1 (whose SVC layers it tells); offered or answered
 /// on a VP8 m-line it changes what Chromium puts in its VP8 packets (the temporal layer index

@@ -194,6 +194,9 @@ pub struct MediaPrefs {
     pub video_profile: Option<String>,
     /// Negotiate RED for Opus.
     pub opus_red: bool,
+    /// Opus in stereo (`stereo=1; sprop-stereo=1`): what is sent is a stereo mix
+    /// (AudioBridge's `spatial_audio` rooms).
+    pub opus_stereo: bool,
     /// Answer that we only receive (a VideoRoom publisher): `sendrecv` m-lines are answered
     /// `recvonly`, `sendonly` ones `inactive`.
     pub recv_only: bool,

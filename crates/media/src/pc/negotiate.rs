@@ -129,6 +129,11 @@ impl Pc {
                 Arc::make_mut(&mut self.remote_candidates).extend(sdp::candidates(&remote.sdp));
                 let text = sdp::dd_only_for_av1(&answer.to_sdp_string());
                 let text = sdp::without_extensions(&text, &prefs.without_extensions.uris());
+                let text = if prefs.opus_stereo {
+                    sdp::opus_stereo(&text)
+                } else {
+                    text
+                };
                 if prefs.recv_only {
                     ("answer", sdp::receive_only(&text))
                 } else {
@@ -193,6 +198,11 @@ impl Pc {
                 // After the codecs are narrowed: the first one decides.
                 let text = sdp::dd_only_for_av1(&text);
                 let text = sdp::without_extensions(&text, &prefs.without_extensions.uris());
+                let text = if prefs.opus_stereo {
+                    sdp::opus_stereo(&text)
+                } else {
+                    text
+                };
                 self.offer_mids = mids;
                 ("offer", text)
             }

@@ -58,8 +58,11 @@ fn negotiate(me: &AbHandle, jsep: Option<&Jsep>, generate: bool) -> AbResult<Opt
         .filter(|p| !p.has_left())
         .ok_or(AbError::NotJoined("Can't handle SDP (not in a room)"))?;
     let codec = p.settings().codec;
+    let stereo = p.room.state().cfg.spatial_audio;
     let prefs = MediaPrefs {
         audio_codec: Some(codec.name().to_owned()),
+        // A spatial room's mix is stereo: the browser must play both channels.
+        opus_stereo: stereo && codec == Codec::Opus,
         ..MediaPrefs::default()
     };
     let mut st = me.state();

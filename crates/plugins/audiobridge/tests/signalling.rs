@@ -923,3 +923,47 @@ fn forwarders_files_and_recordings() {
     assert!(frames >= 50, "{frames} frames in {}", mjr.display());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn spatial_rooms_answer_stereo_opus_and_show_positions() {
+    let mut t = T::new(
+        Some("room-1: { sampling_rate = 48000 spatial_audio = true }\nroom-2: { sampling_rate = 16000 }\n"),
+        None,
+    );
+    let (a, b) = (t.attach(), t.attach());
+    let e = t.req(
+        a,
+        json!({"request": "join", "room": 1, "id": 1, "spatial_position": 20}),
+        Some(offer()),
+    );
+    match e.jsep {
+        Some(LocalJsep::Answer(prefs)) => {
+            assert!(prefs.opus_stereo);
+            assert_eq!(prefs.audio_codec.as_deref(), Some("opus"));
+        }
+        other => panic!("no answer: {other:?}"),
+    }
+    let e = t.req(b, json!({"request": "join", "room": 1, "id": 2}), None);
+    assert_eq!(e.data["participants"][0]["spatial_position"], json!(20));
+    // configure moves it; the others hear where.
+    t.clear();
+    t.req(
+        a,
+        json!({"request": "configure", "spatial_position": 90}),
+        None,
+    );
+    assert_eq!(
+        t.pushed_to(b)[0].data["participants"][0]["spatial_position"],
+        json!(90)
+    );
+    t.req(b, json!({"request": "leave"}), None);
+    let e = t.req(
+        b,
+        json!({"request": "join", "room": 2, "id": 3}),
+        Some(offer()),
+    );
+    match e.jsep {
+        Some(LocalJsep::Answer(prefs)) => assert!(!prefs.opus_stereo),
+        other => panic!("no answer: {other:?}"),
+    }
+}

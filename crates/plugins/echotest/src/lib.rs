@@ -235,6 +235,7 @@ impl Plugin for EchoTest {
                 video_codec: s.videocodec.clone(),
                 video_profile: s.videoprofile.clone(),
                 opus_red: s.opusred,
+                opus_stereo: false,
                 recv_only: false,
                 // The core keeps the client's `e2ee` flag and echoes it in the answer.
                 e2ee: false,

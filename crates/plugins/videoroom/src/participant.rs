@@ -436,6 +436,7 @@ fn configure(
             video_codec,
             video_profile,
             opus_red: false,
+            opus_stereo: false,
             recv_only: true,
             e2ee: p.is_e2ee(),
             without_extensions: p.room.without_extensions,
