@@ -106,6 +106,7 @@ async fn step(o: &MediaOpts, n: usize) -> Result<Value, String> {
         .room
         .unwrap_or_else(|| 1_000_000 + u64::from(rand::random::<u32>()));
     let mut feeds = Vec::new();
+    let mut bursts: Vec<Arc<std::sync::Mutex<Vec<Instant>>>> = Vec::new();
     for i in 0..n {
         let (g, first) = (i / group, i % group == 0);
         if o.pubsub() && first {
@@ -121,9 +122,15 @@ async fn step(o: &MediaOpts, n: usize) -> Result<Value, String> {
                 from: (g * group) as u32,
             },
         };
+        if o.audiobridge && first {
+            bursts.push(Arc::new(std::sync::Mutex::new(Vec::new())));
+        }
         let cfg = PeerCfg {
             index: i as u32,
             role,
+            bursts: o.audiobridge.then(|| bursts.get(g).cloned()).flatten(),
+            // One listener per room times the talker's bursts (decoding costs the load tool).
+            ear: o.audiobridge && i % group == 1,
             // AudioBridge: one talker per room (the first peer), the others listen (they send
             // Opus-encoded silence), as in a call where one speaks at a time.
             talker: !o.audiobridge || first,
@@ -257,6 +264,7 @@ fn summarise(
     let (mut foreign, mut connected) = (0u64, 0u64);
     let mut up_us: Vec<u32> = Vec::new();
     let mut rtt: Vec<u32> = Vec::new();
+    let mut ear: Vec<u32> = Vec::new();
     let mut events: std::collections::BTreeMap<String, u64> = Default::default();
     let mut worst_peer_loss: f64 = 0.0;
     let pubsub = o.pubsub();
@@ -297,6 +305,7 @@ fn summarise(
         }
         foreign += r.foreign;
         rtt.extend_from_slice(&r.rtt_us);
+        ear.extend_from_slice(&r.ear_us);
         for ev in &r.events {
             *events.entry(ev.clone()).or_default() += 1;
         }
@@ -413,6 +422,8 @@ fn summarise(
         "foreign_packets": foreign,
         "webrtcup_ms": up.to_json(),
         "echo_rtt_ms": Summary::of(&rtt).to_json(),
+        // AudioBridge: a talker's burst → its onset in a listener's mix (mouth to ear).
+        "mouth_to_ear_ms": o.audiobridge.then(|| Summary::of(&ear).to_json()),
         "server": server_json,
         "load_tool_cpu_s": round3(self_cpu_s),
         "load_tool_cpu_utilisation": round3(self_cpu_s / secs),

@@ -57,16 +57,22 @@ pub struct Track {
     /// Audio of an AudioBridge participant: real Opus frames sent in turn instead of the
     /// synthetic payload (a mixer decodes them).
     pub opus: Option<Arc<Vec<Vec<u8>>>>,
-    /// The audio level (-dBov) an AudioBridge participant's packets carry.
-    pub level: Option<i8>,
+    /// An AudioBridge participant: whether it talks (its packets carry that level, -dBov).
+    pub talker: Option<bool>,
+    /// A talker notes here when each of its bursts starts (its room's listeners time them).
+    pub bursts: Option<Arc<std::sync::Mutex<Vec<Instant>>>>,
 }
 
-/// One second of a 440 Hz tone (a talker) or of silence (a listener) as Opus (48 kHz mono,
+/// Frames of each second a talker says loudly: the onset of these bursts in a listener's
+/// mix times the path through the mixer (mouth to ear).
+pub const BURST_FRAMES: u64 = 5;
+
+/// One second of a talker's 440 Hz tone (a loud burst of [`BURST_FRAMES`] frames, then quiet
+/// talk: the talker never falls silent) or of a listener's silence, as Opus (48 kHz mono,
 /// 20 ms frames), encoded once per run.
 pub fn opus_frames(talker: bool) -> Arc<Vec<Vec<u8>>> {
     static TONE: OnceLock<Arc<Vec<Vec<u8>>>> = OnceLock::new();
     static SILENCE: OnceLock<Arc<Vec<Vec<u8>>>> = OnceLock::new();
-    let amplitude = if talker { 8000.0 } else { 0.0 };
     let cell = if talker { &TONE } else { &SILENCE };
     cell.get_or_init(|| {
         use audiopus::coder::Encoder;
@@ -74,6 +80,11 @@ pub fn opus_frames(talker: bool) -> Arc<Vec<Vec<u8>>> {
         let mut frames = Vec::new();
         if let Ok(enc) = Encoder::new(SampleRate::Hz48000, Channels::Mono, Application::Voip) {
             for k in 0..50usize {
+                let amplitude = match (talker, (k as u64) < BURST_FRAMES) {
+                    (false, _) => 0.0,
+                    (true, true) => 16000.0,
+                    (true, false) => 1000.0,
+                };
                 let pcm: Vec<i16> = (k * 960..(k + 1) * 960)
                     .map(|i| {
                         let t = i as f64 / 48_000.0;
@@ -90,6 +101,60 @@ pub fn opus_frames(talker: bool) -> Arc<Vec<Vec<u8>>> {
         Arc::new(frames)
     })
     .clone()
+}
+
+/// The audio level (-dBov) a frame of [`opus_frames`] is sent with, as a browser sets it.
+pub fn frame_level(talker: bool, counter: u64) -> i8 {
+    match (talker, counter % 50 < BURST_FRAMES) {
+        (false, _) => -127,
+        (true, true) => -6,
+        (true, false) => -30,
+    }
+}
+
+/// A listener timing the talker's bursts through the mix: it decodes what it gets and takes
+/// the first loud frame after quiet ones as the burst's arrival.
+pub struct EarProbe {
+    decoder: audiopus::coder::Decoder,
+    pcm: Vec<i16>,
+    loud: bool,
+    /// When the talker of the room started each burst.
+    pub bursts: Arc<std::sync::Mutex<Vec<Instant>>>,
+}
+
+impl EarProbe {
+    pub fn new(bursts: Arc<std::sync::Mutex<Vec<Instant>>>) -> Option<EarProbe> {
+        let decoder =
+            audiopus::coder::Decoder::new(audiopus::SampleRate::Hz48000, audiopus::Channels::Mono)
+                .ok()?;
+        Some(EarProbe {
+            decoder,
+            pcm: vec![0; 5760],
+            loud: false,
+            bursts,
+        })
+    }
+
+    /// A mixed packet arrived at `now`: the delay since its burst began, at a burst's onset.
+    pub fn hear(&mut self, payload: &[u8], now: Instant) -> Option<Duration> {
+        let packet = audiopus::packet::Packet::try_from(payload).ok()?;
+        let signals = audiopus::MutSignals::try_from(&mut self.pcm[..]).ok()?;
+        let n = self.decoder.decode(Some(packet), signals, false).ok()?;
+        let frame = self.pcm.get(..n)?;
+        let energy: f64 = frame.iter().map(|s| f64::from(*s).powi(2)).sum();
+        let rms = (energy / n.max(1) as f64).sqrt();
+        // Loud bursts are ~11,000 RMS, the quiet talk ~700: halfway in decibels.
+        let loud = rms > 3000.0;
+        let onset = loud && !self.loud;
+        self.loud = loud;
+        if !onset {
+            return None;
+        }
+        let bursts = self.bursts.lock().unwrap_or_else(|e| e.into_inner());
+        let sent = bursts.iter().rev().find(|t| **t <= now)?;
+        let d = now.duration_since(*sent);
+        (d < Duration::from_secs(1)).then_some(d)
+    }
 }
 
 /// Counts a packet of an AudioBridge participant's mix (one is due every 20 ms): arrivals in
@@ -182,13 +247,24 @@ pub fn send_one(
     )
     // Every video packet is a whole (tiny) frame.
     .marker(kind == 1);
-    if let Some(level) = t.level {
+    if let Some(talker) = t.talker {
         // As a browser does: the talker's level, or silence (127) with no voice activity.
+        let level = frame_level(talker, t.counter);
         w = w.ext_vals(str0m::rtp::ExtensionValues {
             audio_level: Some(level),
             voice_activity: Some(level > -127),
             ..Default::default()
         });
+        if talker && t.counter.is_multiple_of(50) {
+            if let Some(b) = &t.bursts {
+                let mut b = b.lock().unwrap_or_else(|e| e.into_inner());
+                // Only the latest ones are ever looked up.
+                if b.len() > 64 {
+                    b.drain(..32);
+                }
+                b.push(Instant::now());
+            }
+        }
     }
     stream.write_rtp(w);
     t.counter += 1;

@@ -78,6 +78,10 @@ pub struct PeerCfg {
     pub role: Role,
     /// An AudioBridge participant that talks (a tone); the others send silence.
     pub talker: bool,
+    /// AudioBridge: the room's record of when its talker's bursts started; a listener with
+    /// `ear` set times them through the mix (mouth to ear).
+    pub bursts: Option<Arc<std::sync::Mutex<Vec<Instant>>>>,
+    pub ear: bool,
     /// Publisher / subscriber roles: `None` = `jano.plugin.fanout`; `Some(room)` = the
     /// VideoRoom room of the group (the publisher creates it, and destroys it at the end).
     pub room: Option<u64>,
@@ -119,6 +123,8 @@ pub struct PeerResult {
     pub foreign: u64,
     /// Echo round trips of measured packets, microseconds.
     pub rtt_us: Vec<u32>,
+    /// AudioBridge: a talker's burst start → its onset in this listener's mix, microseconds.
+    pub ear_us: Vec<u32>,
     pub failure: Option<Failure>,
     /// VP8 keyframes sent (first frame, periodic, on request) and PLI/FIR received.
     pub keyframes_sent: u64,
@@ -403,11 +409,10 @@ impl Peer<'_> {
             // A mixer decodes what it gets: real Opus, not the marked synthetic payload.
             opus: (mixer && codec == Codec::Opus)
                 .then(|| crate::payload::opus_frames(self.cfg.talker)),
-            level: (mixer && codec == Codec::Opus).then_some(if self.cfg.talker {
-                -20
-            } else {
-                -127
-            }),
+            talker: (mixer && codec == Codec::Opus).then_some(self.cfg.talker),
+            bursts: (mixer && codec == Codec::Opus && self.cfg.talker)
+                .then(|| self.cfg.bursts.clone())
+                .flatten(),
         })
     }
 
@@ -435,6 +440,10 @@ impl Peer<'_> {
         let epoch = self.epoch;
         let mixer = matches!(self.cfg.role, Role::Mixer);
         let mut last_mix: Option<Instant> = None;
+        let mut ear = match (&self.cfg.bursts, self.cfg.ear) {
+            (Some(b), true) => crate::payload::EarProbe::new(b.clone()),
+            _ => None,
+        };
         let res = &mut *self.res;
         let ws = self
             .sig
@@ -506,8 +515,17 @@ impl Peer<'_> {
 
             let mut echo = |e: Event| -> Result<(), Failure> {
                 match e {
-                    Event::RtpPacket(_) if mixer => {
-                        count_mix(Instant::now(), sched, &mut last_mix, res);
+                    Event::RtpPacket(p) if mixer => {
+                        let now = Instant::now();
+                        count_mix(now, sched, &mut last_mix, res);
+                        let measured =
+                            sched.is_some_and(|s| now >= s.measure_from && now < s.measure_to);
+                        if let (Some(probe), true) = (ear.as_mut(), measured) {
+                            if let Some(d) = probe.hear(&p.payload, now) {
+                                res.ear_us
+                                    .push(d.as_micros().min(u128::from(u32::MAX)) as u32);
+                            }
+                        }
                         Ok(())
                     }
                     Event::RtpPacket(p) => {
