@@ -282,15 +282,27 @@ pub(crate) fn tick(room: &Room, services: &dyn CoreServices, scratch: &mut Scrat
                 ..
             } = &mut *m;
             mix::listener_mix(&scratch.total, Some(contribution), &mut scratch.out);
-            if encoder.is_none() {
-                *encoder = Encoder::new(settings, rate).ok();
+            if scratch.out.iter().all(|s| *s == 0) {
+                // Nobody else is heard: the speaker gets silence, encoded once for the room.
+                silence_packet(&mut mix, settings, rate, scratch.out.len())
+            } else {
+                if encoder.is_none() {
+                    *encoder = Encoder::new(settings, rate).ok();
+                }
+                encoder
+                    .as_mut()
+                    .and_then(|e| e.encode(&scratch.out, &mut scratch.encoded))
+                    .map(|_| Arc::from(scratch.encoded.as_slice()))
             }
-            encoder
-                .as_mut()
-                .and_then(|e| e.encode(&scratch.out, &mut scratch.encoded))
-                .map(|_| Arc::from(scratch.encoded.as_slice()))
         } else if let Some(p) = shared.get(&settings) {
             Some(p.clone())
+        } else if scratch.total.iter().all(|s| *s == 0) {
+            // Nobody talks and nothing plays: no encoder needs to run.
+            let out = silence_packet(&mut mix, settings, rate, frame * channels);
+            if let Some(o) = &out {
+                shared.insert(settings, o.clone());
+            }
+            out
         } else {
             scratch.out.resize(frame * channels, 0);
             mix::listener_mix(&scratch.total, None, &mut scratch.out);
@@ -357,6 +369,29 @@ pub(crate) fn tick(room: &Room, services: &dyn CoreServices, scratch: &mut Scrat
         ev.insert("file_id".into(), serde_json::json!(file_id));
         room.notify(services, None, &ev);
     }
+}
+
+/// A frame of digital silence in `settings`, encoded once per room and sent as often as needed
+/// (a listener of a silent room, or a speaker nobody answers, costs no encode). Taken from a
+/// fresh encoder's third frame, past its start-up.
+fn silence_packet(
+    mix: &mut MixState,
+    settings: crate::codec::EncoderSettings,
+    rate: u32,
+    samples: usize,
+) -> Option<Arc<[u8]>> {
+    if let Some(p) = mix.silence.get(&settings) {
+        return Some(p.clone());
+    }
+    let mut enc = Encoder::new(settings, rate).ok()?;
+    let zeros = vec![0i16; samples];
+    let mut out = Vec::new();
+    for _ in 0..3 {
+        enc.encode(&zeros, &mut out)?;
+    }
+    let p: Arc<[u8]> = Arc::from(out);
+    mix.silence.insert(settings, p.clone());
+    Some(p)
 }
 
 /// Mixes this tick's frame of every file playing; the announcements that started or ended.

@@ -25,6 +25,8 @@ pub struct MixState {
     pub ticks: u64,
     /// Encoders shared by the listeners who hear the whole mix, by their settings.
     pub shared: HashMap<EncoderSettings, Encoder>,
+    /// A frame of silence per encoder setting, encoded once.
+    pub silence: HashMap<EncoderSettings, Arc<[u8]>>,
     /// Files being played into the mix (`play_file`).
     pub announcements: Vec<Announcement>,
     /// The mix being recorded to a WAV file (`record`).
@@ -65,6 +67,7 @@ impl Room {
             mix: Mutex::new(MixState {
                 ticks: 0,
                 shared: HashMap::new(),
+                silence: HashMap::new(),
                 announcements: Vec::new(),
                 recorder: None,
                 record_failed: false,
