@@ -23,6 +23,12 @@ count_cargo() { # sums "test result: ok. N passed; M failed" lines
 
 echo "== services and client packages"
 scripts/services.sh
+# AudioBridge links the system's libopus (audiopus finds it through pkg-config): a fresh
+# machine gets it here, as `.ci/run` does.
+if ! pkg-config --exists opus 2>/dev/null && command -v apt-get >/dev/null 2>&1; then
+  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q libopus-dev pkg-config) \
+    >/dev/null 2>&1 || echo "could not install libopus-dev (AudioBridge needs it to build)"
+fi
 # npm packages for the client suites (and Janode's Unix-socket test run by cargo test)
 if [ ! -d tests/clients/node_modules ] || [ tests/clients/package-lock.json -nt tests/clients/node_modules/.package-lock.json ]; then
   (cd tests/clients && npm ci --no-audit --no-fund >/dev/null 2>&1) || echo "npm ci failed"
