@@ -208,6 +208,8 @@ pub(crate) struct Scratch {
     /// Each group's part of the mix (for the groups' forwarders).
     groups: Vec<Vec<i32>>,
     out: Vec<i16>,
+    /// One announcement's frame.
+    file: Vec<i16>,
     encoded: Vec<u8>,
     rtp: Vec<u8>,
 }
@@ -241,7 +243,14 @@ pub(crate) fn tick(room: &Room, services: &dyn CoreServices, scratch: &mut Scrat
     let mut mix = room.mix_state();
     mix.ticks += 1;
     let seq = mix.ticks;
-    let events = play_files(room, &mut mix, &mut scratch.total, frame, stereo);
+    let events = play_files(
+        room,
+        &mut mix,
+        &mut scratch.total,
+        &mut scratch.file,
+        frame,
+        stereo,
+    );
     record_mix(
         room,
         &mut mix,
@@ -399,6 +408,7 @@ fn play_files(
     room: &Room,
     mix: &mut MixState,
     total: &mut [i32],
+    pcm: &mut Vec<i16>,
     frame: usize,
     stereo: bool,
 ) -> Vec<(&'static str, String)> {
@@ -406,9 +416,9 @@ fn play_files(
     if mix.announcements.is_empty() {
         return events;
     }
-    let mut pcm = vec![0i16; frame];
+    pcm.resize(frame, 0);
     mix.announcements.retain_mut(|a| {
-        if !a.next_frame(&mut pcm) {
+        if !a.next_frame(pcm) {
             if a.started {
                 events.push(("announcement-stopped", a.file_id.clone()));
             }
@@ -420,13 +430,13 @@ fn play_files(
         }
         // Files play at full volume, in the middle (no placement), as in Janus.
         if stereo {
-            for (pair, s) in total.chunks_exact_mut(2).zip(&pcm) {
+            for (pair, s) in total.chunks_exact_mut(2).zip(pcm.iter()) {
                 for t in pair {
                     *t += i32::from(*s);
                 }
             }
         } else {
-            mix::accumulate(total, &pcm);
+            mix::accumulate(total, pcm);
         }
         true
     });
