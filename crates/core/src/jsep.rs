@@ -99,6 +99,27 @@ impl Gateway {
                 reason,
                 notify,
             }));
+        } else if notify && h.remote_offer.is_some() {
+            // A client offer the plugin will now never answer (a VideoCall caller whose
+            // callee is busy): for the client the PeerConnection exists, so it hears the
+            // hang-up, as from Janus (whose PeerConnection starts with the offer).
+            h.remote_offer = None;
+            h.pending_trickles.clear();
+            h.e2ee = false;
+            let href = h.href.clone();
+            let (to, gone) = match self.sessions.get(&sid) {
+                Some(s) => (s.source, s.transport_gone),
+                None => return,
+            };
+            if !gone {
+                let mut e = self.media_envelope("hangup", sid, &href);
+                e.insert("reason".into(), Value::String(reason.into()));
+                self.outputs.push_back(Output::Event {
+                    to,
+                    session_id: sid,
+                    event: Value::Object(e),
+                });
+            }
         } else if tell_plugin {
             h.state.hangup_media(&h.href);
         }

@@ -176,6 +176,10 @@ pub trait MediaBackend: Send + Sync {
     /// Media from a plugin to the handle's peer.
     fn relay_rtp(&self, handle_id: u64, packet: &RtpPacket);
     fn relay_data(&self, handle_id: u64, message: &DataMessage<'_>);
+    /// A data-channel message whose buffer is shared with other handles.
+    fn relay_shared_data(&self, handle_id: u64, message: &jano_plugin::SharedData) {
+        self.relay_data(handle_id, &message.as_message());
+    }
     fn send_pli(&self, handle_id: u64, mindex: Option<usize>);
     fn send_remb(&self, handle_id: u64, bitrate: u64);
     /// The fan-out side of the engine, for plugins' [`jano_plugin::Fanout`]s.

@@ -24,7 +24,7 @@ mod worker;
 pub use net::{candidate_ips, IpFilter};
 
 use jano_core::{MediaBackend, MediaCommand, MediaEvent, MediaSetting};
-use jano_plugin::{DataMessage, Dest, MediaRouter, RtpPacket, Value};
+use jano_plugin::{DataMessage, Dest, MediaRouter, RtpPacket, SharedData, Value};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -130,11 +130,7 @@ pub(crate) enum PcMsg {
     /// A datagram the single-port reader received for this PeerConnection.
     Datagram(net::Datagram),
     Rtp(RtpPacket),
-    Data {
-        label: Option<String>,
-        binary: bool,
-        data: Vec<u8>,
-    },
+    Data(SharedData),
     Pli(Option<usize>),
     Remb(u64),
 }
@@ -403,12 +399,16 @@ impl MediaBackend for MediaEngine {
     fn relay_data(&self, handle_id: u64, message: &DataMessage<'_>) {
         self.to_pc(
             handle_id,
-            PcMsg::Data {
-                label: message.label.map(str::to_owned),
+            PcMsg::Data(SharedData {
+                label: message.label.map(Arc::from),
                 binary: message.binary,
-                data: message.buffer.to_vec(),
-            },
+                data: Arc::from(message.buffer),
+            }),
         );
+    }
+
+    fn relay_shared_data(&self, handle_id: u64, message: &SharedData) {
+        self.to_pc(handle_id, PcMsg::Data(message.clone()));
     }
 
     fn send_pli(&self, handle_id: u64, mindex: Option<usize>) {

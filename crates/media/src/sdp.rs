@@ -419,8 +419,49 @@ pub fn candidates(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The SDP with its `o=` session version raised above `last` when it is not already: returns
+/// the text and the version it now has.
+pub fn next_origin_version(text: &str, last: Option<u64>) -> (String, u64) {
+    let mut version = 0;
+    let mut out = String::with_capacity(text.len() + 4);
+    let mut done = false;
+    for line in text.split_inclusive('\n') {
+        if !done && line.starts_with("o=") {
+            done = true;
+            let body = line.trim_end_matches(['\r', '\n']);
+            let ending = &line[body.len()..];
+            let mut parts: Vec<&str> = body.split(' ').collect();
+            if let Some(v) = parts.get(2).and_then(|v| v.parse::<u64>().ok()) {
+                version = match last {
+                    Some(l) if v <= l => l + 1,
+                    _ => v,
+                };
+                let text_version = version.to_string();
+                if let Some(slot) = parts.get_mut(2) {
+                    *slot = &text_version;
+                    out.push_str(&parts.join(" "));
+                    out.push_str(ending);
+                    continue;
+                }
+            }
+        }
+        out.push_str(line);
+    }
+    (out, version)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn origin_version_goes_up() {
+        let sdp = "v=0\r\no=- 42 2 IN IP4 0.0.0.0\r\ns=-\r\n";
+        let (t, v) = super::next_origin_version(sdp, None);
+        assert_eq!((t.as_str(), v), (sdp, 2));
+        let (t, v) = super::next_origin_version(sdp, Some(2));
+        assert_eq!(v, 3);
+        assert!(t.contains("o=- 42 3 IN IP4 0.0.0.0\r\n"), "{t}");
+        assert_eq!(super::next_origin_version(sdp, Some(1)).1, 2);
+    }
 
     #[test]
     fn receive_only_answers() {

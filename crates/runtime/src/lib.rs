@@ -167,6 +167,12 @@ impl CoreServices for Services {
         }
     }
 
+    fn relay_shared_data(&self, handle: &HandleRef, message: &jano_plugin::SharedData) {
+        if let Some(m) = self.media.get() {
+            m.relay_shared_data(handle.handle_id, message);
+        }
+    }
+
     fn send_pli(&self, handle: &HandleRef, mindex: Option<usize>) {
         if let Some(m) = self.media.get() {
             m.send_pli(handle.handle_id, mindex);

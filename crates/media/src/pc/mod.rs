@@ -26,6 +26,7 @@ use jano_plugin::{
     RtcpFeedback, SessionRef, Value,
 };
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
@@ -38,6 +39,14 @@ use str0m::channel::ChannelId;
 use str0m::media::{KeyframeRequestKind, Mid};
 use str0m::net::{DatagramSend, Protocol, Receive};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
+
+/// The label of the channel plugins' messages go on when they name none (Janus's).
+pub(crate) const DEFAULT_CHANNEL: &str = "JanusDataChannel";
+/// The SCTP stream of the out-of-band placeholder channel (see `negotiate`): far above the
+/// ids browsers and aiortc number their channels from.
+pub(crate) const PLACEHOLDER_STREAM: u16 = 1021;
+/// Messages kept while a channel the engine opened is not open yet.
+const MAX_PENDING_DATA: usize = 256;
 use tokio::sync::{mpsc, Notify};
 
 /// One incoming RTP stream of an m-line (a simulcast layer, or the only one).
@@ -150,6 +159,14 @@ pub(crate) struct Pc {
     ice_state: &'static str,
     disconnected_since: Option<Instant>,
     channels: Vec<(ChannelId, String)>,
+    /// The out-of-band channel that only makes an offer carry an application m-line: never
+    /// used to send (the peer does not know it).
+    placeholder: Option<ChannelId>,
+    /// The `o=` version of our last local description.
+    sdp_version: Option<u64>,
+    /// Channels the engine opened to send on, and what waits for them to open.
+    opening: Vec<(ChannelId, String)>,
+    pending_data: VecDeque<(String, bool, Vec<u8>)>,
     // Shared with the `handle_info` snapshot (copy on write), never copied once a second.
     local_candidates: Arc<Vec<String>>,
     remote_candidates: Arc<Vec<String>>,
@@ -242,6 +259,10 @@ pub(crate) async fn run(
         ice_state: "gathering",
         disconnected_since: None,
         channels: Vec::new(),
+        placeholder: None,
+        sdp_version: None,
+        opening: Vec::new(),
+        pending_data: VecDeque::new(),
         local_candidates: Arc::new(Vec::new()),
         remote_candidates: Arc::new(Vec::new()),
         local_sdp: None,
@@ -340,11 +361,7 @@ impl Pc {
             PcMsg::Rtp(p) => {
                 self.send_rtp(&p, None, 0);
             }
-            PcMsg::Data {
-                label,
-                binary,
-                data,
-            } => self.send_data(label.as_deref(), binary, &data),
+            PcMsg::Data(d) => self.send_data(d.label.as_deref(), d.binary, &d.data),
             PcMsg::Pli(m) => self.request_keyframe(m),
             PcMsg::Remb(b) => self.send_remb(b),
         }
@@ -421,7 +438,12 @@ impl Pc {
             MediaCommand::Settings(_) => {}
             MediaCommand::Hangup { reason, notify, .. } => {
                 if let Some(rtc) = self.rtc.as_mut() {
-                    rtc.disconnect();
+                    // A DTLS close_notify (and RTCP BYE) tells the peer at once, as Janus's
+                    // DTLS alert does; without it a client notices only when ICE consent
+                    // expires.
+                    if rtc.close().is_err() {
+                        rtc.disconnect();
+                    }
                 }
                 self.end(reason, notify);
             }
@@ -618,8 +640,11 @@ impl Pc {
                     s.incoming_rtcp(ctx, &RtcpFeedback::KeyframeRequest { mindex, fir })
                 });
             }
+            Event::ChannelOpen(id, _) if self.placeholder == Some(id) => {}
             Event::ChannelOpen(id, label) => {
+                self.opening.retain(|(c, _)| *c != id);
                 self.channels.push((id, label));
+                self.flush_pending_data();
                 self.call(|s, ctx| s.data_ready(ctx));
             }
             Event::ChannelData(d) => {

@@ -178,7 +178,16 @@ impl Pc {
                     api.set_direction(*mid, Direction::Inactive);
                 }
                 if *data && !has_data {
-                    api.add_channel("JanusDataChannel".into());
+                    // str0m writes the application m-line only for a channel. An out-of-band
+                    // one is never announced to the peer, so the peer sees exactly the
+                    // channels it opens itself, as with Janus; the engine opens a real one
+                    // when it has something to send and the peer opened none.
+                    let id = api.add_channel_with_config(str0m::channel::ChannelConfig {
+                        label: super::DEFAULT_CHANNEL.into(),
+                        negotiated: Some(super::PLACEHOLDER_STREAM),
+                        ..Default::default()
+                    });
+                    self.placeholder = Some(id);
                 }
                 let Some((offer, pending)) = api.apply() else {
                     return Err("nothing to offer".into());
@@ -219,6 +228,10 @@ impl Pc {
                 s.register(&ufrag, self.handle_id);
             }
         }
+        // Every new local description has a higher version than the last (RFC 3264 §5;
+        // clients compare them), including an ICE restart with nothing else changed.
+        let (text, version) = sdp::next_origin_version(&text, self.sdp_version);
+        self.sdp_version = Some(version);
         self.set_mids(&text);
         if let Some(remote) = self.remote_sdp.clone().filter(|_| kind == "answer") {
             self.set_sim(&remote);

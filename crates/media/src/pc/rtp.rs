@@ -289,21 +289,59 @@ impl Pc {
         true
     }
 
+    /// Sends on the channel with the label (Janus's default one when none is named). A label
+    /// the peer never opened is opened from here, as Janus does, and what is sent meanwhile
+    /// waits for it (bounded).
     pub(super) fn send_data(&mut self, label: Option<&str>, binary: bool, data: &[u8]) {
+        let label = label.unwrap_or(super::DEFAULT_CHANNEL);
         let Some(rtc) = self.rtc.as_mut() else { return };
-        let id = match label {
-            Some(l) => self
-                .channels
-                .iter()
-                .find(|(_, n)| n == l)
-                .map(|(id, _)| *id),
-            None => None,
-        }
-        .or_else(|| self.channels.first().map(|(id, _)| *id));
-        let Some(id) = id else { return };
+        let id = self
+            .channels
+            .iter()
+            .find(|(_, n)| n == label)
+            .map(|(id, _)| *id);
+        let Some(id) = id else {
+            self.queue_data(label, binary, data);
+            return;
+        };
         if let Some(mut ch) = rtc.channel(id) {
             if let Err(e) = ch.write(binary, data) {
                 tracing::debug!(handle = self.handle_id, "data channel write: {e}");
+            }
+        }
+    }
+
+    fn queue_data(&mut self, label: &str, binary: bool, data: &[u8]) {
+        if self.pending_data.len() >= super::MAX_PENDING_DATA {
+            tracing::debug!(
+                handle = self.handle_id,
+                "data channel {label} not open: message dropped"
+            );
+            return;
+        }
+        let Some(rtc) = self.rtc.as_mut() else { return };
+        // Only once SCTP is up can a channel be opened; until then str0m has no association.
+        if !self.opening.iter().any(|(_, n)| n == label) && rtc.is_connected() {
+            let id = rtc
+                .direct_api()
+                .create_data_channel(str0m::channel::ChannelConfig {
+                    label: label.to_owned(),
+                    ..Default::default()
+                });
+            self.opening.push((id, label.to_owned()));
+        }
+        self.pending_data
+            .push_back((label.to_owned(), binary, data.to_vec()));
+    }
+
+    /// Sends what waited for channels that are open now.
+    pub(super) fn flush_pending_data(&mut self) {
+        let waiting = std::mem::take(&mut self.pending_data);
+        for (label, binary, data) in waiting {
+            if self.channels.iter().any(|(_, n)| *n == label) {
+                self.send_data(Some(&label), binary, &data);
+            } else {
+                self.pending_data.push_back((label, binary, data));
             }
         }
     }
