@@ -29,10 +29,14 @@ pub mod fields;
 pub mod ids;
 pub mod layers;
 pub mod persist;
+pub mod record;
+pub mod rooms;
 pub mod rtp;
+pub mod sdp;
 pub mod session;
 pub mod srtp;
 pub mod talk;
+pub mod testing;
 pub mod udp;
 
 pub use fanout::{Dest, Fanout, KeyframeThrottle, MediaRouter, Playout};
@@ -365,6 +369,37 @@ pub struct DataMessage<'a> {
     pub buffer: &'a [u8],
 }
 
+/// A data-channel message whose text is shared by everyone it goes to (a chat message to a
+/// room): relaying it to many handles clones the `Arc`s, never the text.
+#[derive(Debug, Clone)]
+pub struct SharedData {
+    /// `None` = the default channel.
+    pub label: Option<Arc<str>>,
+    pub binary: bool,
+    pub data: Arc<[u8]>,
+}
+
+impl SharedData {
+    /// A text message on the default channel.
+    pub fn text(text: impl Into<Arc<str>>) -> SharedData {
+        let text: Arc<str> = text.into();
+        SharedData {
+            label: None,
+            binary: false,
+            data: Arc::from(text.as_bytes()),
+        }
+    }
+
+    pub fn as_message(&self) -> DataMessage<'_> {
+        DataMessage {
+            label: self.label.as_deref(),
+            protocol: None,
+            binary: self.binary,
+            buffer: &self.data,
+        }
+    }
+}
+
 /// Why a `push_event` was not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushError {
@@ -398,6 +433,10 @@ pub trait CoreServices: Send + Sync {
     fn relay_rtp(&self, _handle: &HandleRef, _packet: &RtpPacket) {}
     /// Sends a data-channel message to the handle's peer.
     fn relay_data(&self, _handle: &HandleRef, _message: &DataMessage<'_>) {}
+    /// The same with a shared buffer: the engine keeps the `Arc` until the message is written.
+    fn relay_shared_data(&self, handle: &HandleRef, message: &SharedData) {
+        self.relay_data(handle, &message.as_message());
+    }
     /// Asks the peer for a keyframe (all video streams, or one m-line).
     fn send_pli(&self, _handle: &HandleRef, _mindex: Option<usize>) {}
     /// Sends a REMB with this bitrate cap to the peer (0 = stop capping).

@@ -1,7 +1,7 @@
-//! What VideoRoom reads from a publisher's offer before the engine answers it: the m-lines
-//! (kind, mid, direction), the codecs offered on each, simulcast and header extensions — so
-//! that the `configured` event can describe the streams and the answer can pick the room's
-//! codecs.
+//! What a plugin reads from a peer's SDP before the engine answers it (or before it offers the
+//! same media to another peer): the m-lines (kind, mid, direction), the codecs offered on each,
+//! simulcast and header extensions. VideoRoom describes a publisher's streams with it,
+//! VideoCall mirrors a caller's offer to the callee.
 
 /// One codec line of an m-line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +37,8 @@ pub struct SdpMedia {
     pub disabled: bool,
     /// The offerer sends on it.
     pub sends: bool,
+    /// The offerer receives on it.
+    pub receives: bool,
     pub codecs: Vec<SdpCodec>,
     /// `a=rid:<id> send` ids, in order.
     pub rids: Vec<String>,
@@ -77,6 +79,7 @@ pub fn parse(sdp: &str) -> Vec<SdpMedia> {
                 mid: None,
                 disabled: port == "0",
                 sends: true,
+                receives: true,
                 codecs: Vec::new(),
                 rids: Vec::new(),
                 ssrc_simulcast: false,
@@ -92,6 +95,9 @@ pub fn parse(sdp: &str) -> Vec<SdpMedia> {
             m.mid = Some(mid.trim().to_owned());
         } else if attr == "recvonly" || attr == "inactive" {
             m.sends = false;
+            m.receives &= attr == "recvonly";
+        } else if attr == "sendonly" {
+            m.receives = false;
         } else if let Some(rest) = attr.strip_prefix("rtpmap:") {
             let mut it = rest.splitn(2, ' ');
             let (Some(pt), Some(enc)) = (it.next(), it.next()) else {

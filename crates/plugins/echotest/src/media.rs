@@ -4,6 +4,7 @@
 //! the plugins' blocking pool.
 
 use crate::{event_map, EchoSession};
+use jano_plugin::record::MediaRecorder;
 use jano_plugin::rtp::{vp8_keyframe, vp8_tid, SourceRewriter};
 use jano_plugin::{
     CoreServices, DataMessage, HandleRef, MediaCtx, MediaKind, PluginSession, RtcpFeedback,
@@ -46,69 +47,20 @@ impl EchoHandle {
         e.video = s.video_active;
         let units = |v: Option<i64>| v.and_then(|v| u16::try_from(v.clamp(0, 4095)).ok());
         e.delay = (units(s.min_delay), units(s.max_delay));
-        if s.recording && e.record.is_none() && e.recorders.is_empty() {
+        if s.recording && !e.rec.is_recording() {
             let base = s.filename.clone().unwrap_or_else(|| {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_micros());
                 format!("echotest-{}-{now}", handle.handle_id)
             });
-            e.record = Some(base);
+            e.rec.start(&*self.services, base);
         } else if !s.recording {
             e.stop_recording(&*self.services);
         }
         e.temporal = s.temporal.map_or(2, |v| v.min(2) as u8);
         e.substream = s.substream.map_or(2, |v| v.min(2) as u8);
     }
-
-    /// Records a packet (or a data message) of `kind`; the file is opened off the packet path
-    /// on first use, and what arrives before it is open is not recorded.
-    fn record(&self, e: &mut Echo, kind: RecKind, codec: &'static str, data: Recorded<'_>) {
-        if e.record.is_none() {
-            return;
-        }
-        if let Some((_, h, _)) = e.recorders.iter().find(|(k, _, _)| *k == kind) {
-            // A full queue drops the packet (counted by the recorder) rather than stalling
-            // the echo.
-            let _ = match data {
-                Recorded::Rtp(p) => h.save_rtp(&rtp_bytes(p)),
-                Recorded::Data(d) => h.save_data(d),
-            };
-            return;
-        }
-        if e.opening.contains(&kind) {
-            return;
-        }
-        let Some(base) = e.record.clone() else { return };
-        e.opening.push(kind);
-        let echo = self.echo.clone();
-        self.services.spawn_blocking(Box::new(move || {
-            let name = format!("{base}-{}", kind.suffix());
-            let opened = jano_mjr::Recorder::create(None, &name, kind.mjr(), codec, None)
-                .and_then(|r| r.spawn(RECORDER_QUEUE));
-            let mut e = echo.lock().unwrap_or_else(|e| e.into_inner());
-            e.opening.retain(|k| *k != kind);
-            match opened {
-                // Still recording to the same files: keep it; else close it again at once.
-                Ok((h, w)) if e.record.as_deref() == Some(base.as_str()) => {
-                    e.recorders.push((kind, h, w))
-                }
-                Ok((_, w)) => {
-                    let _ = w.finish();
-                }
-                Err(err) => {
-                    tracing::warn!("echotest: can't record {name}: {err}");
-                    // Don't try again on every packet.
-                    e.record = None;
-                }
-            }
-        }));
-    }
-}
-
-enum Recorded<'a> {
-    Rtp(&'a RtpPacket),
-    Data(&'a [u8]),
 }
 
 /// The packet path's view of one handle.
@@ -117,11 +69,8 @@ pub(crate) struct Echo {
     pub video: bool,
     /// Playout delay to ask of the peer (10 ms units), from `min_delay`/`max_delay`.
     pub delay: (Option<u16>, Option<u16>),
-    /// Recording: the base name, the recorders open (one per kind, opened when the first
-    /// packet says which codec), and those being opened.
-    pub record: Option<String>,
-    recorders: Vec<(RecKind, jano_mjr::RecorderHandle, jano_mjr::RecorderWriter)>,
-    opening: Vec<RecKind>,
+    /// Recording what the peer sends (the files open when the first packet of a kind comes).
+    pub rec: MediaRecorder,
     /// Simulcast: the layer to echo (0 lowest … 2 highest).
     pub substream: u8,
     /// The layer being echoed now, and the continuity across switches.
@@ -138,9 +87,7 @@ impl Echo {
             audio: true,
             video: true,
             delay: (None, None),
-            record: None,
-            recorders: Vec::new(),
-            opening: Vec::new(),
+            rec: MediaRecorder::default(),
             substream: 2,
             current: None,
             video_out: SourceRewriter::default(),
@@ -152,70 +99,18 @@ impl Echo {
     /// Stops recording; the files are closed on the blocking pool (closing waits for the
     /// writer).
     pub fn stop_recording(&mut self, services: &dyn CoreServices) {
-        self.record = None;
-        let writers: Vec<_> = self.recorders.drain(..).map(|(_, _, w)| w).collect();
-        if writers.is_empty() {
-            return;
-        }
-        services.spawn_blocking(Box::new(move || {
-            for w in writers {
-                match w.finish() {
-                    Ok(s) => tracing::info!(path = %s.path.display(), frames = s.frames, dropped = s.dropped, "recording closed"),
-                    Err(e) => tracing::warn!("recording: {e}"),
-                }
-            }
-        }));
+        self.rec.stop(services);
     }
 
     /// Back to the defaults, as a new PeerConnection on the handle starts in Janus.
     pub fn reset(&mut self, services: &dyn CoreServices) {
         self.stop_recording(services);
+        // The recorder object stays: a file still opening sees it stopped and closes.
         *self = Echo {
-            opening: std::mem::take(&mut self.opening),
+            rec: self.rec.clone(),
             ..Echo::new()
         };
     }
-}
-
-/// What a recorder of a handle records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RecKind {
-    Audio,
-    Video,
-    Data,
-}
-
-impl RecKind {
-    fn suffix(self) -> &'static str {
-        match self {
-            RecKind::Audio => "audio",
-            RecKind::Video => "video",
-            RecKind::Data => "data",
-        }
-    }
-
-    fn mjr(self) -> jano_mjr::MediaKind {
-        match self {
-            RecKind::Audio => jano_mjr::MediaKind::Audio,
-            RecKind::Video => jano_mjr::MediaKind::Video,
-            RecKind::Data => jano_mjr::MediaKind::Data,
-        }
-    }
-}
-
-/// Packets a recorder may have queued before it drops (and counts) instead of blocking media.
-const RECORDER_QUEUE: usize = 1024;
-
-/// A plain RTP packet (12-byte header, no extensions) for the recorder, as Janus records.
-fn rtp_bytes(p: &RtpPacket) -> Vec<u8> {
-    let mut b = Vec::with_capacity(12 + p.payload.len());
-    b.push(0x80);
-    b.push((u8::from(p.marker) << 7) | (p.pt & 0x7f));
-    b.extend_from_slice(&(p.seq as u16).to_be_bytes());
-    b.extend_from_slice(&p.timestamp.to_be_bytes());
-    b.extend_from_slice(&p.ssrc.to_be_bytes());
-    b.extend_from_slice(&p.payload);
-    b
 }
 
 impl PluginSession for EchoHandle {
@@ -229,11 +124,7 @@ impl PluginSession for EchoHandle {
 
     fn incoming_rtp(&self, ctx: &mut MediaCtx<'_>, packet: &RtpPacket) {
         let mut e = self.echo();
-        let kind = match packet.kind {
-            MediaKind::Audio => RecKind::Audio,
-            MediaKind::Video => RecKind::Video,
-        };
-        self.record(&mut e, kind, packet.codec, Recorded::Rtp(packet));
+        e.rec.rtp(&*self.services, packet);
         match packet.kind {
             MediaKind::Audio => {
                 if e.audio {
@@ -294,15 +185,7 @@ impl PluginSession for EchoHandle {
     }
 
     fn incoming_data(&self, ctx: &mut MediaCtx<'_>, message: &DataMessage<'_>) {
-        {
-            let mut e = self.echo();
-            self.record(
-                &mut e,
-                RecKind::Data,
-                "text",
-                Recorded::Data(message.buffer),
-            );
-        }
+        self.echo().rec.data(&*self.services, message.buffer);
         if message.binary {
             ctx.send_data(message);
             return;

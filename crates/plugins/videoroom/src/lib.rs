@@ -26,7 +26,7 @@ pub mod participant;
 pub mod publisher;
 pub mod remote;
 pub mod room;
-pub mod sdp;
+pub use jano_plugin::sdp;
 pub mod subscriber;
 pub mod subscription;
 pub mod taps;
