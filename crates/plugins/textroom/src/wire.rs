@@ -1,0 +1,193 @@
+//! How TextRoom writes what goes over the data channel: JSON in the configured layout (`json`
+//! = `indented`, the default, `plain` or `compact`, as Janus's option), and message dates in
+//! local time as `%FT%T%z`.
+
+use jano_plugin::Value;
+use serde::Serialize;
+use serde_json::ser::{CompactFormatter, Formatter, PrettyFormatter, Serializer};
+use std::io;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonFormat {
+    /// Three-space indentation, one member per line.
+    Indented,
+    /// One line, with a space after `,` and `:`.
+    Plain,
+    /// One line, no spaces.
+    Compact,
+}
+
+impl JsonFormat {
+    /// The `json` setting; anything unknown is `indented`, as in Janus.
+    pub fn parse(s: Option<&str>) -> JsonFormat {
+        match s.map(str::to_ascii_lowercase).as_deref() {
+            Some("plain") => JsonFormat::Plain,
+            Some("compact") => JsonFormat::Compact,
+            _ => JsonFormat::Indented,
+        }
+    }
+
+    pub fn dump(self, v: &Value) -> String {
+        let v = &Ordered(v);
+        let mut out = Vec::with_capacity(128);
+        let res = match self {
+            JsonFormat::Indented => v.serialize(&mut Serializer::with_formatter(
+                &mut out,
+                PrettyFormatter::with_indent(b"   "),
+            )),
+            JsonFormat::Plain => v.serialize(&mut Serializer::with_formatter(&mut out, Plain)),
+            JsonFormat::Compact => {
+                v.serialize(&mut Serializer::with_formatter(&mut out, CompactFormatter))
+            }
+        };
+        // Serialising a `Value` into memory cannot fail, and it is always UTF-8.
+        if res.is_err() {
+            return String::new();
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// Janus writes keys in the order it adds them: `textroom` first, `transaction` last, the
+/// rest as each message builds them. One order for every TextRoom message gives the same.
+const KEY_ORDER: &[&str] = &[
+    "textroom",
+    "error_code",
+    "error",
+    "room",
+    "description",
+    "pin_required",
+    "num_participants",
+    "history",
+    "from",
+    "date",
+    "text",
+    "whisper",
+    "username",
+    "display",
+    "participants",
+    "list",
+    "exists",
+    "allowed",
+    "sent",
+    "permanent",
+    "transaction",
+];
+
+fn key_rank(k: &str) -> usize {
+    KEY_ORDER
+        .iter()
+        .position(|x| *x == k)
+        .unwrap_or(KEY_ORDER.len() - 1)
+}
+
+/// A value serialised with object keys in [`KEY_ORDER`] (others before `transaction`, by
+/// name).
+struct Ordered<'a>(&'a Value);
+
+impl Serialize for Ordered<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self.0 {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort_by_key(|k| (key_rank(k), k.as_str() == "transaction"));
+                let mut map = s.serialize_map(Some(keys.len()))?;
+                for k in keys {
+                    if let Some(v) = m.get(k) {
+                        map.serialize_entry(k, &Ordered(v))?;
+                    }
+                }
+                map.end()
+            }
+            Value::Array(a) => {
+                let mut seq = s.serialize_seq(Some(a.len()))?;
+                for v in a {
+                    seq.serialize_element(&Ordered(v))?;
+                }
+                seq.end()
+            }
+            other => other.serialize(s),
+        }
+    }
+}
+
+/// `{"a": 1, "b": [1, 2]}`.
+struct Plain;
+
+impl Formatter for Plain {
+    fn begin_array_value<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
+    }
+
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
+    }
+
+    fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        w.write_all(b": ")
+    }
+}
+
+/// Now in local time, `2024-05-01T10:11:12+0200`.
+pub fn local_date() -> String {
+    // SAFETY: `time`, `localtime_r` and `strftime` only write into the buffers given here,
+    // and the format string is NUL-terminated.
+    unsafe {
+        let now = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&now, &mut tm).is_null() {
+            return String::new();
+        }
+        let mut buf = [0u8; 64];
+        let n = libc::strftime(buf.as_mut_ptr().cast(), buf.len(), c"%FT%T%z".as_ptr(), &tm);
+        String::from_utf8_lossy(buf.get(..n).unwrap_or_default()).into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn layouts() {
+        let v = json!({"a": 1, "b": [1, 2]});
+        assert_eq!(JsonFormat::Compact.dump(&v), r#"{"a":1,"b":[1,2]}"#);
+        let m = json!({"transaction": "t", "text": "x", "textroom": "message", "room": 1});
+        assert_eq!(
+            JsonFormat::Compact.dump(&m),
+            r#"{"textroom":"message","room":1,"text":"x","transaction":"t"}"#
+        );
+        assert_eq!(JsonFormat::Plain.dump(&v), r#"{"a": 1, "b": [1, 2]}"#);
+        assert_eq!(
+            JsonFormat::Indented.dump(&v),
+            "{\n   \"a\": 1,\n   \"b\": [\n      1,\n      2\n   ]\n}"
+        );
+    }
+
+    #[test]
+    fn date_shape() {
+        let d = local_date();
+        // 2024-05-01T10:11:12+0200
+        assert_eq!(d.len(), 24, "{d}");
+        assert_eq!(&d[10..11], "T");
+        assert!(d[19..20] == *"+" || d[19..20] == *"-", "{d}");
+    }
+}
