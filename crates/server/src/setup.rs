@@ -18,6 +18,8 @@ const PLUGINS: &[(&str, PluginFactory)] = &[
         jano_audiobridge::PACKAGE,
         jano_audiobridge::AudioBridge::factory,
     ),
+    (jano_textroom::PACKAGE, jano_textroom::TextRoom::factory),
+    (jano_videocall::PACKAGE, jano_videocall::VideoCall::factory),
 ];
 
 /// Whether a plugin's configuration file turns it on.

@@ -424,6 +424,8 @@ async fn token_management_with_token_auth() {
             "janus.plugin.audiobridge",
             ECHOTEST,
             "janus.plugin.streaming",
+            "janus.plugin.textroom",
+            "janus.plugin.videocall",
             "janus.plugin.videoroom"
         ]),
         "{v}"
