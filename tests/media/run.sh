@@ -6,7 +6,8 @@
 # Usage:
 #   tests/media/run.sh --janus                      # the real Janus 1.1.2 (/usr/bin/janus)
 #   tests/media/run.sh --server '<cmd with {cfg}>'  # e.g. --server 'target/release/jano -F {cfg}'
-#   options: --only aiortc|janusjs|janode|videoroom|streaming|audiobridge (repeatable)
+#   options: --only aiortc|janusjs|janode|videoroom|streaming|audiobridge|textroom|videocall
+#            (repeatable)
 #            --keep (keep the temp folder)
 #
 # What it does: creates network namespace jmedia-<pid> with a veth pair (both ends inside it,
@@ -59,7 +60,8 @@ want() { [ ${#ONLY[@]} -eq 0 ] && return 0; local x; for x in "${ONLY[@]}"; do [
 command -v ip >/dev/null || { echo "media/run.sh: iproute2 (ip) is missing" >&2; exit 2; }
 command -v curl >/dev/null || { echo "media/run.sh: curl is missing" >&2; exit 2; }
 PYTHON="${PYTHON:-python3}"
-if want aiortc || want janode || want videoroom || want streaming || want audiobridge; then
+if want aiortc || want janode || want videoroom || want streaming || want audiobridge || want textroom \
+    || want videocall; then
   if ! "$PYTHON" -c 'import aiortc, av, numpy, aiohttp' 2>/dev/null; then
     echo "media/run.sh: python modules missing (aiortc, av, numpy, aiohttp):" >&2
     echo "  run: $PYTHON -m pip install -q -r tests/python/requirements.txt" >&2
@@ -75,7 +77,7 @@ if want streaming; then
       gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good >&2
   fi
 fi
-if want janusjs || want janode || want videoroom || want audiobridge; then
+if want janusjs || want janode || want videoroom || want audiobridge || want textroom; then
   command -v node >/dev/null || { echo "media/run.sh: node is not installed (need Node 20+)" >&2; exit 2; }
   [ "$(node -p 'process.versions.node.split(".")[0]')" -ge 20 ] || { echo "media/run.sh: need Node 20+" >&2; exit 2; }
   # Same npm dependencies (and the same stamp) as tests/clients/run.sh.
@@ -88,7 +90,7 @@ if want janusjs || want janode || want videoroom || want audiobridge; then
   fi
   # The tests here import the packages installed for tests/clients.
   [ -L "$HERE/node_modules" ] || ln -sfn ../clients/node_modules "$HERE/node_modules"
-  if { want janusjs || want videoroom || want audiobridge; } && [ ! -x "$CHROMIUM_PATH" ]; then
+  if { want janusjs || want videoroom || want audiobridge || want textroom; } && [ ! -x "$CHROMIUM_PATH" ]; then
     echo "media/run.sh: installing chromium (Debian package)" >&2
     apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
   fi
@@ -143,7 +145,8 @@ echo "media/run.sh: namespace $NS, $IF $ADDR/24" >&2
 
 # --- config folder (from Janus's samples) -----------------------------------------------------
 mkdir -p "$CFG"
-for f in janus.jcfg janus.transport.http.jcfg janus.transport.websockets.jcfg janus.plugin.echotest.jcfg janus.plugin.videoroom.jcfg; do
+for f in janus.jcfg janus.transport.http.jcfg janus.transport.websockets.jcfg janus.plugin.echotest.jcfg \
+    janus.plugin.videoroom.jcfg janus.plugin.textroom.jcfg janus.plugin.videocall.jcfg; do
   [ -f "/etc/janus/$f" ] || { echo "media/run.sh: /etc/janus/$f is missing (apt-get install janus gives the samples)" >&2; exit 2; }
   cp "/etc/janus/$f" "$CFG/$f"
 done
@@ -151,7 +154,7 @@ done
 [ -f /etc/janus/janus.plugin.audiobridge.jcfg ] || { echo "media/run.sh: /etc/janus/janus.plugin.audiobridge.jcfg is missing" >&2; exit 2; }
 sed -e '/^room-[^:]*: *{/,/^}/d' /etc/janus/janus.plugin.audiobridge.jcfg >"$CFG/janus.plugin.audiobridge.jcfg"
 libs() { (cd "/usr/lib/x86_64-linux-gnu/janus/$1" 2>/dev/null && ls libjanus_*.so 2>/dev/null | grep -v -x -E "$2" | paste -sd, -); }
-plugin_disable="$(libs plugins 'libjanus_(echotest|videoroom|streaming|audiobridge)\.so')"
+plugin_disable="$(libs plugins 'libjanus_(echotest|videoroom|streaming|audiobridge|textroom|videocall)\.so')"
 transport_disable="$(libs transports 'libjanus_(http|websockets)\.so')"
 event_disable="$(libs events '')"
 : "${plugin_disable:=libjanus_voicemail.so}"
@@ -290,6 +293,15 @@ if want audiobridge; then
     "$PYTHON" "$HERE/audiobridge_rtp.py" --http "$HTTP_URL" --addr "$ADDR"
   # janus.js in Chromium (fake microphone) + an aiortc participant (audiobridge_peer.py).
   node_files+=("$HERE/audiobridge-janusjs.test.mjs")
+fi
+if want textroom; then
+  run_suite textroom-aiortc 120 env PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    "$PYTHON" "$HERE/textroom_aiortc.py" --http "$HTTP_URL" --ws "$WS_URL" --addr "$ADDR"
+  node_files+=("$HERE/textroom-janusjs.test.mjs")
+fi
+if want videocall; then
+  run_suite videocall-aiortc 150 env PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    "$PYTHON" "$HERE/videocall_aiortc.py" --http "$HTTP_URL" --ws "$WS_URL" --addr "$ADDR" --dir "$TMP"
 fi
 if [ ${#node_files[@]} -gt 0 ]; then
   # MEDIA_TEST_PATTERN narrows the node tests to the matching names (while working on one).
