@@ -23,6 +23,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 pub mod audio_file;
+pub mod clock;
 pub mod dd;
 pub mod fanout;
 pub mod fields;

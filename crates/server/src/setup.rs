@@ -20,6 +20,10 @@ const PLUGINS: &[(&str, PluginFactory)] = &[
     ),
     (jano_textroom::PACKAGE, jano_textroom::TextRoom::factory),
     (jano_videocall::PACKAGE, jano_videocall::VideoCall::factory),
+    (
+        jano_recordplay::PACKAGE,
+        jano_recordplay::RecordPlay::factory,
+    ),
 ];
 
 /// Whether a plugin's configuration file turns it on.

@@ -147,18 +147,7 @@ impl Formatter for Plain {
 
 /// Now in local time, `2024-05-01T10:11:12+0200`.
 pub fn local_date() -> String {
-    // SAFETY: `time`, `localtime_r` and `strftime` only write into the buffers given here,
-    // and the format string is NUL-terminated.
-    unsafe {
-        let now = libc::time(std::ptr::null_mut());
-        let mut tm: libc::tm = std::mem::zeroed();
-        if libc::localtime_r(&now, &mut tm).is_null() {
-            return String::new();
-        }
-        let mut buf = [0u8; 64];
-        let n = libc::strftime(buf.as_mut_ptr().cast(), buf.len(), c"%FT%T%z".as_ptr(), &tm);
-        String::from_utf8_lossy(buf.get(..n).unwrap_or_default()).into_owned()
-    }
+    jano_plugin::clock::local_time(c"%FT%T%z")
 }
 
 #[cfg(test)]
