@@ -315,6 +315,9 @@ pub struct Client {
     /// The same packets' marker bits.
     pub rtp_marker: Vec<bool>,
     pub channels: Vec<(ChannelId, String)>,
+    /// The offer had a data m-line: once connected, open "JanusDataChannel" as janus.js does
+    /// (a server's offer announces no channel of its own).
+    open_channel: bool,
     /// Data-channel messages received: (binary, data).
     pub data: Vec<(bool, Vec<u8>)>,
     pub closed: bool,
@@ -352,6 +355,7 @@ impl Client {
             rtp_ext: Vec::new(),
             rtp_marker: Vec::new(),
             channels: Vec::new(),
+            open_channel: false,
             data: Vec::new(),
             closed: false,
             keyframe_requests: Vec::new(),
@@ -416,6 +420,7 @@ impl Client {
     }
 
     pub fn accept_offer(&mut self, sdp: &str) -> String {
+        self.open_channel |= sdp.contains("m=application");
         let offer = SdpOffer::from_sdp_string(sdp).expect("offer parses");
         self.rtc
             .sdp_api()
@@ -481,7 +486,17 @@ impl Client {
 
     fn on_event(&mut self, e: Event) {
         match e {
-            Event::Connected => self.connected = true,
+            Event::Connected => {
+                self.connected = true;
+                if std::mem::take(&mut self.open_channel) {
+                    self.rtc
+                        .direct_api()
+                        .create_data_channel(str0m::channel::ChannelConfig {
+                            label: "JanusDataChannel".into(),
+                            ..Default::default()
+                        });
+                }
+            }
             Event::RtpPacket(p) => {
                 let mid = self
                     .rtc
