@@ -35,6 +35,9 @@ pub struct RpHandle {
     /// a keyframe (ms).
     pub video_bitrate: AtomicU64,
     pub keyframe_interval_ms: AtomicU64,
+    /// A JSEP was exchanged since the last hang-up: a PeerConnection exists (or is being set
+    /// up), and its hang-up will say `done`.
+    pub negotiated: AtomicBool,
 }
 
 impl RpHandle {
@@ -45,6 +48,7 @@ impl RpHandle {
             mode: Mutex::new(Mode::Idle),
             video_bitrate: AtomicU64::new(1024 * 1024),
             keyframe_interval_ms: AtomicU64::new(15_000),
+            negotiated: AtomicBool::new(false),
         }
     }
 
@@ -103,12 +107,10 @@ impl PluginSession for RpHandle {
     }
 
     fn incoming_rtp(&self, ctx: &mut MediaCtx<'_>, packet: &RtpPacket) {
+        // While paused the writers drop what comes, but the sender still gets its feedback
+        // (as from Janus).
         let capture = match &*self.mode() {
-            Mode::Recording {
-                capture,
-                paused: false,
-                ..
-            } => capture.clone(),
+            Mode::Recording { capture, .. } => capture.clone(),
             _ => return,
         };
         let every = Duration::from_millis(self.keyframe_interval_ms.load(Ordering::Relaxed));
@@ -122,12 +124,7 @@ impl PluginSession for RpHandle {
     }
 
     fn incoming_data(&self, _ctx: &mut MediaCtx<'_>, message: &DataMessage<'_>) {
-        if let Mode::Recording {
-            capture,
-            paused: false,
-            ..
-        } = &*self.mode()
-        {
+        if let Mode::Recording { capture, .. } = &*self.mode() {
             capture.data(message.buffer);
         }
     }
@@ -147,6 +144,7 @@ impl PluginSession for RpHandle {
     }
 
     fn hangup_media(&self, _handle: &HandleRef) {
+        self.negotiated.store(false, Ordering::Release);
         self.finish(true);
     }
 }

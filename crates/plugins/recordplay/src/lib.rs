@@ -147,9 +147,12 @@ fn reply(kind: &str) -> Map<String, Value> {
     m
 }
 
+/// An event with its `result` (none for `Null`: Janus's answer to `pause` with nothing going).
 fn event(result: Value) -> Map<String, Value> {
     let mut m = reply("event");
-    m.insert("result".into(), result);
+    if !result.is_null() {
+        m.insert("result".into(), result);
+    }
     m
 }
 
@@ -412,6 +415,7 @@ fn record(sh: &Shared, h: &Arc<RpHandle>, b: &Body, jsep: Option<Jsep>) -> RpRes
         capture,
         paused: false,
     };
+    h.negotiated.store(true, Ordering::Release);
     let prefs = MediaPrefs {
         audio_codec: acodec.map(str::to_owned),
         video_codec: vcodec.map(str::to_owned),
@@ -511,6 +515,7 @@ fn play(sh: &Shared, h: &Arc<RpHandle>, b: &Body, jsep: Option<Jsep>, tx: &str) 
             started: false,
             stop: Arc::new(AtomicBool::new(false)),
         };
+        h2.negotiated.store(true, Ordering::Release);
         let _ = services.push_event(&h2.href, Some(tx), event(result), Some(offer));
     }));
     Ok(())
@@ -535,8 +540,20 @@ fn stop(sh: &Shared, h: &RpHandle) -> Answer {
     if let Some(id) = id {
         result["id"] = json!(id);
     }
-    // The PeerConnection goes; the hang-up closes the recording or the playback.
+    // The PeerConnection goes; the hang-up closes the recording or the playback and says
+    // `done`. Without one, `done` is said here (Janus's hang-up says it anyway).
     sh.services.close_pc(&h.href);
+    if !h.negotiated.load(Ordering::Acquire) {
+        h.finish(false);
+        let mut done = reply("event");
+        done.insert("result".into(), json!("done"));
+        let services = sh.services.clone();
+        let href = h.href.clone();
+        // After the `stopped` event this request answers with.
+        sh.services.spawn(Box::pin(async move {
+            let _ = services.push_event(&href, None, done, None);
+        }));
+    }
     (result, None)
 }
 
