@@ -423,6 +423,7 @@ async fn token_management_with_token_auth() {
         json!([
             "janus.plugin.audiobridge",
             ECHOTEST,
+            "janus.plugin.nosip",
             "janus.plugin.recordplay",
             "janus.plugin.streaming",
             "janus.plugin.textroom",
