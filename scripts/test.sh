@@ -29,6 +29,11 @@ if ! pkg-config --exists opus 2>/dev/null && command -v apt-get >/dev/null 2>&1;
   (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q libopus-dev pkg-config) \
     >/dev/null 2>&1 || echo "could not install libopus-dev (AudioBridge needs it to build)"
 fi
+# jano-pp's tests record with ffmpeg and check with ffprobe; its WebM muxer (libwebm) is C++.
+if { ! command -v ffprobe >/dev/null 2>&1 || ! command -v g++ >/dev/null 2>&1; } && command -v apt-get >/dev/null 2>&1; then
+  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ffmpeg g++) \
+    >/dev/null 2>&1 || echo "could not install ffmpeg/g++ (jano-pp's tests need them)"
+fi
 # npm packages for the client suites (and Janode's Unix-socket test run by cargo test)
 if [ ! -d tests/clients/node_modules ] || [ tests/clients/package-lock.json -nt tests/clients/node_modules/.package-lock.json ]; then
   (cd tests/clients && npm ci --no-audit --no-fund >/dev/null 2>&1) || echo "npm ci failed"
