@@ -6,20 +6,23 @@
 # Usage:
 #   tests/media/run.sh --janus                      # the real Janus 1.1.2 (/usr/bin/janus)
 #   tests/media/run.sh --server '<cmd with {cfg}>'  # e.g. --server 'target/release/jano -F {cfg}'
-#   options: --only aiortc|janusjs|janode|videoroom|streaming|audiobridge|textroom|videocall
+#   options: --only aiortc|janusjs|janode|videoroom|streaming|audiobridge|textroom|videocall|recordplay|nosip
 #            (repeatable)
 #            --keep (keep the temp folder)
 #
 # What it does: creates network namespace jmedia-<pid> with a veth pair (both ends inside it,
 # address 10.<a>.<b>.1/24 derived from the pid), writes a config folder from /etc/janus's samples
 # (HTTP 8088 /janus, WS 8188, admins off, only the EchoTest, VideoRoom, Streaming (without
-# mountpoints of its own) and AudioBridge (without rooms of its own) plugins and the HTTP + WebSockets
-# transports, nat.ice_enforce_list = the veth address, media.rtp_port_range = 20000-40000),
+# mountpoints of its own) and AudioBridge (without rooms of its own) plugins, Record&Play (recordings
+# in <tmp>/recordings, a fresh folder), NoSIP (local_ip = sdp_ip = the veth address) and the HTTP +
+# WebSockets transports, nat.ice_enforce_list = the veth address, media.rtp_port_range = 20000-40000),
 # starts the server inside the namespace, waits for http://<addr>:8088/janus/info, runs every
 # client inside the namespace, and always kills the server and deletes the namespace on exit.
 # Each suite prints node-test-style `ℹ pass N` / `ℹ fail M` lines; exit status 1 on any failure.
 #
 # Env: JANO_MEDIA_SERVER_LOG_LINES (80) lines of the server log printed on failure.
+#      RECORDPLAY_MAKE_FIXTURE=<dir>: the recordplay suite only records its fixture into <dir>
+#      (see tests/media/fixtures/recordplay/README.md).
 set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -61,7 +64,7 @@ command -v ip >/dev/null || { echo "media/run.sh: iproute2 (ip) is missing" >&2;
 command -v curl >/dev/null || { echo "media/run.sh: curl is missing" >&2; exit 2; }
 PYTHON="${PYTHON:-python3}"
 if want aiortc || want janode || want videoroom || want streaming || want audiobridge || want textroom \
-    || want videocall; then
+    || want videocall || want recordplay || want nosip; then
   if ! "$PYTHON" -c 'import aiortc, av, numpy, aiohttp' 2>/dev/null; then
     echo "media/run.sh: python modules missing (aiortc, av, numpy, aiohttp):" >&2
     echo "  run: $PYTHON -m pip install -q -r tests/python/requirements.txt" >&2
@@ -153,8 +156,19 @@ done
 # The AudioBridge sample without its room (`room-1234`): the test creates and destroys its own.
 [ -f /etc/janus/janus.plugin.audiobridge.jcfg ] || { echo "media/run.sh: /etc/janus/janus.plugin.audiobridge.jcfg is missing" >&2; exit 2; }
 sed -e '/^room-[^:]*: *{/,/^}/d' /etc/janus/janus.plugin.audiobridge.jcfg >"$CFG/janus.plugin.audiobridge.jcfg"
+# The Record&Play sample with its recordings folder in our temp folder (fresh, empty).
+[ -f /etc/janus/janus.plugin.recordplay.jcfg ] || { echo "media/run.sh: /etc/janus/janus.plugin.recordplay.jcfg is missing" >&2; exit 2; }
+mkdir -p "$TMP/recordings"
+sed -e "s|^\(\s*\)path = .*|\1path = \"$TMP/recordings\"|" /etc/janus/janus.plugin.recordplay.jcfg \
+  >"$CFG/janus.plugin.recordplay.jcfg"
+# The NoSIP sample with its RTP sockets on the namespace address (and that address in its SDP).
+[ -f /etc/janus/janus.plugin.nosip.jcfg ] || { echo "media/run.sh: /etc/janus/janus.plugin.nosip.jcfg is missing" >&2; exit 2; }
+sed -e "s|^\(\s*\)#\{0,1\}local_ip = .*|\1local_ip = \"$ADDR\"|" \
+  -e "s|^\(\s*\)#\{0,1\}sdp_ip = .*|\1sdp_ip = \"$ADDR\"|" \
+  -e "s|^\(\s*\)#\{0,1\}rtp_port_range = .*|\1rtp_port_range = \"20000-40000\"|" \
+  /etc/janus/janus.plugin.nosip.jcfg >"$CFG/janus.plugin.nosip.jcfg"
 libs() { (cd "/usr/lib/x86_64-linux-gnu/janus/$1" 2>/dev/null && ls libjanus_*.so 2>/dev/null | grep -v -x -E "$2" | paste -sd, -); }
-plugin_disable="$(libs plugins 'libjanus_(echotest|videoroom|streaming|audiobridge|textroom|videocall)\.so')"
+plugin_disable="$(libs plugins 'libjanus_(echotest|videoroom|streaming|audiobridge|textroom|videocall|recordplay|nosip)\.so')"
 transport_disable="$(libs transports 'libjanus_(http|websockets)\.so')"
 event_disable="$(libs events '')"
 : "${plugin_disable:=libjanus_voicemail.so}"
@@ -194,6 +208,9 @@ cfg_check janus.jcfg "^\s*ice_enforce_list = \"$ADDR\""
 cfg_check janus.transport.http.jcfg '^\s*port = 8088\b'
 cfg_check janus.transport.http.jcfg '^\s*base_path = "/janus"'
 cfg_check janus.transport.websockets.jcfg '^\s*ws_port = 8188\b'
+cfg_check janus.plugin.recordplay.jcfg "^\s*path = \"$TMP/recordings\""
+cfg_check janus.plugin.nosip.jcfg "^\s*local_ip = \"$ADDR\""
+cfg_check janus.plugin.nosip.jcfg "^\s*rtp_port_range = \"20000-40000\""
 
 # --- server -----------------------------------------------------------------------------------
 cmd="${SERVER_CMD//\{cfg\}/$CFG}"
@@ -302,6 +319,18 @@ fi
 if want videocall; then
   run_suite videocall-aiortc 150 env PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     "$PYTHON" "$HERE/videocall_aiortc.py" --http "$HTTP_URL" --ws "$WS_URL" --addr "$ADDR" --dir "$TMP"
+fi
+if want recordplay; then
+  # The server writes its recordings to $TMP/recordings (its `path`); the test reads them there
+  # and copies a recording made by Janus 1.1.2 (fixtures/recordplay) in.
+  run_suite recordplay-aiortc 120 env PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    "$PYTHON" "$HERE/recordplay_aiortc.py" --http "$HTTP_URL" --ws "$WS_URL" --addr "$ADDR" \
+    --recordings "$TMP/recordings" --fixtures "$HERE/fixtures/recordplay"
+fi
+if want nosip; then
+  # The plain-RTP peer is the test's own UDP sockets on $ADDR (the plugin's local_ip).
+  run_suite nosip-aiortc 120 env PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    "$PYTHON" "$HERE/nosip_aiortc.py" --http "$HTTP_URL" --ws "$WS_URL" --addr "$ADDR"
 fi
 if [ ${#node_files[@]} -gt 0 ]; then
   # MEDIA_TEST_PATTERN narrows the node tests to the matching names (while working on one).

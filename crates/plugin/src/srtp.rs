@@ -86,6 +86,15 @@ fn ctr_key(key: &[u8]) -> Result<EncryptingKey, SrtpError> {
 
 impl SessionKeys {
     fn derive(master: &[u8], suite: SrtpSuite) -> Result<SessionKeys, SrtpError> {
+        Self::derive_labels(master, suite.tag_len(), 0)
+    }
+
+    /// SRTP's keys come from labels 0–2, SRTCP's from 3–5 (RFC 3711 §4.3.2).
+    fn derive_labels(
+        master: &[u8],
+        tag_len: usize,
+        first_label: u8,
+    ) -> Result<SessionKeys, SrtpError> {
         let (Some(mkey), Some(msalt)) = (
             master.get(..MASTER_KEY_LEN),
             master.get(MASTER_KEY_LEN..MASTER_KEY_LEN + MASTER_SALT_LEN),
@@ -104,14 +113,14 @@ impl SessionKeys {
         let mut enc = [0u8; 16];
         let mut auth = [0u8; 20];
         let mut salt = [0u8; MASTER_SALT_LEN];
-        kdf(0, &mut enc)?;
-        kdf(1, &mut auth)?;
-        kdf(2, &mut salt)?;
+        kdf(first_label, &mut enc)?;
+        kdf(first_label + 1, &mut auth)?;
+        kdf(first_label + 2, &mut salt)?;
         Ok(SessionKeys {
             cipher: ctr_key(&enc)?,
             auth: hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &auth),
             salt,
-            tag_len: suite.tag_len(),
+            tag_len,
         })
     }
 
@@ -250,6 +259,45 @@ impl SrtpSender {
             aes_cm(&self.keys.cipher, self.keys.iv(ssrc, index), payload)?;
         }
         let tag = self.keys.tag(&out, roc);
+        out.extend_from_slice(tag.as_ref().get(..self.keys.tag_len).unwrap_or_default());
+        Ok(out)
+    }
+}
+
+/// Protects outgoing RTCP (SRTCP, RFC 3711 §3.4): everything after the sender's SSRC
+/// encrypted, the E flag and index appended, an 80-bit tag (SRTCP's, whatever the RTP suite).
+#[derive(Debug)]
+pub struct SrtcpSender {
+    keys: SessionKeys,
+    index: u32,
+}
+
+impl SrtcpSender {
+    pub fn new(crypto: &str) -> Result<SrtcpSender, SrtpError> {
+        Ok(SrtcpSender {
+            keys: SessionKeys::derive_labels(&master_of(crypto)?, 10, 3)?,
+            index: 0,
+        })
+    }
+
+    pub fn protect(&mut self, rtcp: &[u8]) -> Result<Vec<u8>, SrtpError> {
+        let ssrc = rtcp
+            .get(4..8)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            .ok_or(SrtpError::NotRtp)?;
+        let index = self.index;
+        self.index = (self.index + 1) & 0x7fff_ffff;
+        let mut out = Vec::with_capacity(rtcp.len() + 14);
+        out.extend_from_slice(rtcp);
+        if let Some(body) = out.get_mut(8..) {
+            aes_cm(
+                &self.keys.cipher,
+                self.keys.iv(ssrc, u64::from(index)),
+                body,
+            )?;
+        }
+        out.extend_from_slice(&(0x8000_0000 | index).to_be_bytes());
+        let tag = hmac::sign(&self.keys.auth, &out);
         out.extend_from_slice(tag.as_ref().get(..self.keys.tag_len).unwrap_or_default());
         Ok(out)
     }

@@ -24,6 +24,7 @@ const PLUGINS: &[(&str, PluginFactory)] = &[
         jano_recordplay::PACKAGE,
         jano_recordplay::RecordPlay::factory,
     ),
+    (jano_nosip::PACKAGE, jano_nosip::NoSip::factory),
 ];
 
 /// Whether a plugin's configuration file turns it on.

@@ -26,6 +26,9 @@ pub struct Call {
     pub srtp_suite: &'static str,
     pub audio_key: Option<String>,
     pub video_key: Option<String>,
+    /// The `a=crypto` tags (an answer echoes the offer's; ours offer 1).
+    pub audio_tag: u32,
+    pub video_tag: u32,
     pub srtp_remote: bool,
     /// Media flows (an answer was generated or processed).
     pub ready: bool,
@@ -68,6 +71,8 @@ pub struct NsHandle {
     pub out: Mutex<OutLegs>,
     pub rec: Recorders,
     pub services: Arc<dyn jano_plugin::CoreServices>,
+    /// Names this handle's call in `generated`/`processed` (later Janus versions' `unique_id`).
+    pub unique_id: String,
 }
 
 impl NsHandle {

@@ -21,7 +21,7 @@ use error::{NsError, NsResult};
 use handle::{Call, NsHandle, Recorders};
 use jano_plugin::fields::{opt_bool, opt_str, req_str, Body};
 use jano_plugin::record::RecKind;
-use jano_plugin::srtp::{SrtpReceiver, SrtpSender, SrtpSuite};
+use jano_plugin::srtp::{SrtcpSender, SrtpReceiver, SrtpSender, SrtpSuite};
 use jano_plugin::{
     session_arc, CoreServices, HandleRef, Jcfg, Jsep, JsepType, LocalJsep, Map, MediaKind,
     MediaPrefs, OfferMedia, Plugin, PluginInfo, PluginResult, SessionRef, Value,
@@ -137,6 +137,21 @@ fn suite_of(name: &str) -> Option<SrtpSuite> {
     }
 }
 
+/// A random UUID (version 4) naming a handle's call in `generated`/`processed`.
+fn unique_id() -> String {
+    let b: [u8; 16] = rand::random();
+    let h = |r: std::ops::Range<usize>| {
+        b.get(r)
+            .unwrap_or_default()
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<String>()
+    };
+    let v = format!("{:x}{}", 4, &h(6..8)[1..]);
+    let variant = format!("{:x}{}", 8 | (b[8] & 0x3), &h(8..10)[1..]);
+    format!("{}-{}-{}-{}-{}", h(0..4), h(4..6), v, variant, h(10..16))
+}
+
 /// A fresh SDES master key and salt, base64 as `inline:` carries it.
 fn new_key() -> String {
     let key: [u8; 30] = rand::random();
@@ -166,9 +181,19 @@ impl NoSip {
         call.sdp_version += 1;
         let mut lines = Vec::new();
         for (kind, sends, receives) in sides {
-            let (leg, codecs, key) = match kind {
-                MediaKind::Audio => (&call.audio, &call.audio_codecs, &call.audio_key),
-                MediaKind::Video => (&call.video, &call.video_codecs, &call.video_key),
+            let (leg, codecs, key, tag) = match kind {
+                MediaKind::Audio => (
+                    &call.audio,
+                    &call.audio_codecs,
+                    &call.audio_key,
+                    call.audio_tag,
+                ),
+                MediaKind::Video => (
+                    &call.video,
+                    &call.video_codecs,
+                    &call.video_key,
+                    call.video_tag,
+                ),
             };
             let Some(leg) = leg else { continue };
             lines.push(sdp::Local {
@@ -180,7 +205,7 @@ impl NoSip {
                 crypto: key
                     .as_deref()
                     .filter(|_| call.srtp_local)
-                    .map(|k| (1, call.srtp_suite, k)),
+                    .map(|k| (tag.max(1), call.srtp_suite, k)),
             });
         }
         sdp::write(
@@ -218,6 +243,7 @@ impl NoSip {
                     MediaKind::Audio => call.audio_key.clone(),
                     MediaKind::Video => call.video_key.clone(),
                 };
+                st.srtcp_out = key.as_deref().and_then(|k| SrtcpSender::new(k).ok());
                 st.srtp_out =
                     key.and_then(|k| SrtpSender::new(suite_of(call.srtp_suite)?, &k).ok());
             }
@@ -302,7 +328,7 @@ impl NoSip {
             let text = self.barebone(&mut call, &sides);
             drop(call);
             h.publish_legs();
-            let mut r = json!({"event": "generated", "type": "offer", "sdp": text});
+            let mut r = json!({"event": "generated", "type": "offer", "sdp": text, "unique_id": h.unique_id});
             if update {
                 r["update"] = json!(true);
             }
@@ -338,6 +364,13 @@ impl NoSip {
         let mut sides = Vec::new();
         for l in peer.iter().filter(|l| l.port != 0) {
             let kind = kind_of(l);
+            // An answer's key goes with the tag of the offer's crypto line.
+            if let Some((tag, _, _)) = l.crypto.first() {
+                match kind {
+                    MediaKind::Audio => call.audio_tag = *tag,
+                    MediaKind::Video => call.video_tag = *tag,
+                }
+            }
             // The codec the user accepted, with the peer's payload type.
             let chosen = user
                 .iter()
@@ -362,7 +395,7 @@ impl NoSip {
         drop(call);
         h.publish_legs();
         Ok((
-            json!({"event": "generated", "type": "answer", "sdp": text}),
+            json!({"event": "generated", "type": "answer", "sdp": text, "unique_id": h.unique_id}),
             None,
         ))
     }
@@ -385,9 +418,7 @@ impl NoSip {
                 "The NoSIP plugin does not support DataChannels".into(),
             ));
         }
-        if !text.trim_start().starts_with("v=") {
-            return Err(NsError::MissingSdp("Error parsing SDP: invalid SDP".into()));
-        }
+        sdp::check(text).map_err(|e| NsError::MissingSdp(format!("Error parsing SDP: {e}")))?;
         let peer = sdp::parse(text);
         let live: Vec<&sdp::Line> = peer.iter().filter(|l| l.port != 0).collect();
         if live.is_empty() {
@@ -430,10 +461,22 @@ impl NoSip {
                 call.srtp_suite = suite;
             }
             call.peer_offer = Some(peer.clone());
+            // The engine's codec set for the offer must have the peer's codecs (G.711…).
+            let first = |video: bool| {
+                live.iter()
+                    .find(|l| l.video == video)
+                    .and_then(|l| l.first_codec())
+                    .and_then(|c| c.name)
+                    .map(str::to_owned)
+            };
             jsep = LocalJsep::Offer {
                 media,
                 data: false,
-                prefs: MediaPrefs::default(),
+                prefs: MediaPrefs {
+                    audio_codec: first(false),
+                    video_codec: first(true),
+                    ..MediaPrefs::default()
+                },
                 restart: false,
                 fill: None,
             };
@@ -453,7 +496,7 @@ impl NoSip {
             });
             self.connect(h, &mut call, &peer)?;
         }
-        let mut r = json!({"event": "processed"});
+        let mut r = json!({"event": "processed", "unique_id": h.unique_id});
         if remote_srtp {
             r["srtp"] = json!(if call.require_srtp {
                 "sdes_mandatory"
@@ -593,6 +636,7 @@ impl Plugin for NoSip {
             out: Mutex::new(handle::OutLegs::default()),
             rec: Recorders::default(),
             services: self.shared.services.clone(),
+            unique_id: unique_id(),
         }))
     }
 

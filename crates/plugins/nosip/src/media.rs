@@ -5,12 +5,15 @@
 //! protects RTP both ways (RTCP stays plain: keyframe requests only).
 
 use jano_plugin::rtp::{parse_rtp, SeqExt};
-use jano_plugin::srtp::{SrtpReceiver, SrtpSender};
+use jano_plugin::srtp::{SrtcpSender, SrtpReceiver, SrtpSender};
 use jano_plugin::{CoreServices, HandleRef, MediaKind, RtpExtensions, RtpPacket};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+
+/// How often the peer gets a receiver report.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
 
 /// One medium's plain side.
 pub struct Leg {
@@ -37,6 +40,7 @@ pub struct LegState {
     /// The plain side's payload type per codec name, and back.
     pub pts: Vec<(u8, &'static str)>,
     pub srtp_out: Option<SrtpSender>,
+    pub srtcp_out: Option<SrtcpSender>,
     pub srtp_in: Option<SrtpReceiver>,
 }
 
@@ -101,13 +105,32 @@ impl Leg {
 
     /// Asks the peer for a keyframe (an RTCP PLI to its RTCP port).
     pub fn pli_to_peer(&self) {
-        let Some((_, rtcp)) = self.state().peer else {
-            return;
-        };
         let mut pli = vec![0x81, 206, 0, 2];
         pli.extend_from_slice(&self.user_ssrc.load(Ordering::Relaxed).max(1).to_be_bytes());
         pli.extend_from_slice(&self.peer_ssrc.load(Ordering::Relaxed).to_be_bytes());
-        let _ = self.rtcp.send_to(&pli, rtcp);
+        self.send_rtcp(&pli);
+    }
+
+    /// A receiver report (no report blocks: the engine keeps the statistics of the WebRTC
+    /// side), so the peer sees RTCP from us as it does from Janus.
+    pub fn report_to_peer(&self) {
+        let mut rr = vec![0x80, 201, 0, 1];
+        rr.extend_from_slice(&self.user_ssrc.load(Ordering::Relaxed).max(1).to_be_bytes());
+        self.send_rtcp(&rr);
+    }
+
+    fn send_rtcp(&self, packet: &[u8]) {
+        let mut st = self.state();
+        let Some((_, to)) = st.peer else { return };
+        let out = match st.srtcp_out.as_mut() {
+            Some(s) => match s.protect(packet) {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            None => packet.to_vec(),
+        };
+        drop(st);
+        let _ = self.rtcp.send_to(&out, to);
     }
 
     pub fn close(&self) {
@@ -158,6 +181,7 @@ pub fn spawn_reader(
         let mut cbuf = vec![0u8; 1500];
         let mut seq = SeqExt::default();
         let kind = leg.kind;
+        let mut last_report = std::time::Instant::now();
         while !leg.closed.load(Ordering::Acquire) {
             tokio::select! {
                 got = rtp.recv_from(&mut buf) => {
@@ -165,8 +189,8 @@ pub fn spawn_reader(
                     let data = buf.get(..n).unwrap_or_default();
                     let (plain, codec) = {
                         let mut st = leg.state();
-                        // Only the peer's datagrams (by address: its port may differ behind a NAT).
-                        if st.peer.is_none_or(|(p, _)| p.ip() != from.ip()) {
+                        // Only the peer's datagrams (as Janus, whose socket is connected to it).
+                        if st.peer.is_none_or(|(p, _)| p != from) {
                             continue;
                         }
                         let plain = match st.srtp_in.as_mut() {
@@ -208,6 +232,10 @@ pub fn spawn_reader(
                     }
                 }
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+            if last_report.elapsed() >= REPORT_EVERY {
+                last_report = std::time::Instant::now();
+                leg.report_to_peer();
             }
         }
     }));

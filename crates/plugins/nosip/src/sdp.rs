@@ -42,6 +42,28 @@ fn plain_worthy(name: &str) -> bool {
     )
 }
 
+/// Checks an SDP from the plain peer as Janus's parser does: `Err` with its wording.
+pub fn check(text: &str) -> Result<(), String> {
+    if !text.trim_start().starts_with("v=") {
+        return Err("Invalid SDP (doesn't start with v=)".into());
+    }
+    let has = |p: &str| text.lines().any(|l| l.starts_with(p));
+    if !has("o=") || !has("s=") || !has("m=") {
+        return Err("Missing mandatory lines (o=, s= or m=)".into());
+    }
+    for l in text.lines().filter(|l| l.starts_with("m=")) {
+        let l = l.trim_end();
+        let kind = l
+            .get(2..)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or("");
+        if !matches!(kind, "audio" | "video" | "application") {
+            return Err(format!("Invalid m= line: {l}"));
+        }
+    }
+    Ok(())
+}
+
 /// Reads the audio and video m-lines of an SDP (a WebRTC one, or a plain peer's).
 pub fn parse(text: &str) -> Vec<Line> {
     let mut session_addr: Option<IpAddr> = None;

@@ -47,7 +47,13 @@ impl T {
             PluginResult::OkWait(_) => {}
             other => panic!("not asynchronous: {other:?}"),
         }
-        let p = self.rec.pushed_to(1).into_iter().last().expect("an event");
+        let mut p = self.rec.pushed_to(1).into_iter().last().expect("an event");
+        // Every `generated`/`processed` names the call; the checks below compare the rest.
+        if let Some(Value::Object(r)) = p.data.get_mut("result") {
+            if let Some(id) = r.remove("unique_id") {
+                assert_eq!(id.as_str().map(str::len), Some(36), "a UUID");
+            }
+        }
         (p.data, p.jsep)
     }
 
@@ -243,7 +249,7 @@ fn errors() {
     );
     assert_eq!(
         err(
-            json!({"request": "process", "type": "offer", "sdp": "v=0\r\nm=audio 0 RTP/AVP 0\r\n"}),
+            json!({"request": "process", "type": "offer", "sdp": "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nm=audio 0 RTP/AVP 0\r\n"}),
             None
         ),
         (447, "No audio and no video being negotiated".into())

@@ -196,7 +196,10 @@ fn call(sh: &Shared, h: &Arc<VcHandle>, b: &Body, jsep: Option<Jsep>) -> VcResul
     let offer = LocalJsep::Offer {
         media,
         data,
+        // The engine's codec set for the offer must have the caller's codecs (G.711…).
         prefs: MediaPrefs {
+            audio_codec: codec_of(&lines, SdpKind::Audio),
+            video_codec: codec_of(&lines, SdpKind::Video),
             e2ee,
             ..MediaPrefs::default()
         },
