@@ -23,6 +23,13 @@ impl<R> Registry<R> {
         Self::default()
     }
 
+    /// With the rooms a configuration file made.
+    pub fn from_map(map: HashMap<Id, Arc<R>>) -> Self {
+        Registry {
+            map: RwLock::new(map),
+        }
+    }
+
     pub fn read(&self) -> RwLockReadGuard<'_, HashMap<Id, Arc<R>>> {
         self.map.read().unwrap_or_else(|e| e.into_inner())
     }

@@ -29,7 +29,13 @@ pub struct RecordingServices {
     pub remb: Mutex<Vec<(u64, u64)>>,
     /// What `configs_folder` answers.
     pub folder: Option<PathBuf>,
+    /// Signed-token mode: checks (token, descriptor) as the core would (a test passes the
+    /// core's checker with its secret); `None`: the core is not in signed mode.
+    pub signer: Option<Signer>,
 }
+
+/// A signed-token check for [`RecordingServices::signer`].
+pub type Signer = std::sync::Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -125,6 +131,12 @@ impl CoreServices for RecordingServices {
     }
     fn configs_folder(&self) -> Option<PathBuf> {
         self.folder.clone()
+    }
+    fn auth_is_signed(&self) -> bool {
+        self.signer.is_some()
+    }
+    fn signature_contains(&self, token: &str, descriptor: &str) -> bool {
+        self.signer.as_ref().is_some_and(|f| f(token, descriptor))
     }
 }
 

@@ -36,6 +36,7 @@ use handle::AbHandle;
 use jano_plugin::fields::{Body, SecretError};
 use jano_plugin::ids::{Id, Ids};
 use jano_plugin::persist::Persist;
+use jano_plugin::rooms::Registry;
 use jano_plugin::{
     session_as, CoreServices, HandleRef, Jcfg, Jsep, LocalJsep, Map, Plugin, PluginInfo,
     PluginResult, SessionRef, Value,
@@ -44,7 +45,7 @@ use participant::Participant;
 use room::Room;
 use serde_json::json;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLockReadGuard, RwLockWriteGuard};
 
 pub const PACKAGE: &str = "janus.plugin.audiobridge";
 
@@ -102,18 +103,18 @@ pub struct Shared {
     pub local_ip: Option<std::net::IpAddr>,
     /// `rtp_port_range`: where plain-RTP participants' ports come from.
     pub ports: jano_plugin::udp::PortRange,
-    rooms: RwLock<HashMap<Id, Arc<Room>>>,
+    rooms: Registry<Room>,
     pub persist: Persist,
     pub pool: mixer::MixerPool,
 }
 
 impl Shared {
     pub fn rooms(&self) -> RwLockReadGuard<'_, HashMap<Id, Arc<Room>>> {
-        self.rooms.read().unwrap_or_else(|e| e.into_inner())
+        self.rooms.read()
     }
 
     pub fn rooms_mut(&self) -> RwLockWriteGuard<'_, HashMap<Id, Arc<Room>>> {
-        self.rooms.write().unwrap_or_else(|e| e.into_inner())
+        self.rooms.write()
     }
 
     pub fn room(&self, id: &Id) -> AbResult<Arc<Room>> {
@@ -255,7 +256,7 @@ impl AudioBridge {
             ports: jano_plugin::udp::PortRange::parse(
                 general.and_then(|g| g.get_str("rtp_port_range")).as_deref(),
             ),
-            rooms: RwLock::new(HashMap::new()),
+            rooms: Registry::new(),
             persist,
             pool: mixer::MixerPool::new(threads, services.clone()),
             services,

@@ -6,61 +6,14 @@
 use jano_audiobridge::codec::{Codec, Decoder, Encoder, EncoderSettings};
 use jano_audiobridge::AudioBridge;
 use jano_plugin::{
-    CoreServices, HandleRef, Jcfg, Jsep, JsepType, LocalJsep, Map, MediaCtx, MediaKind,
-    NegotiatedMedia, Outbox, Plugin, PluginResult, PushError, RtpExtensions, RtpPacket, SessionRef,
-    Value,
+    HandleRef, Jcfg, Jsep, JsepType, LocalJsep, Map, MediaCtx, MediaKind, NegotiatedMedia, Outbox,
+    Plugin, PluginResult, RtpExtensions, RtpPacket, SessionRef, Value,
 };
 use serde_json::json;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-#[derive(Debug, Clone)]
-struct Pushed {
-    handle: u64,
-    data: Map<String, Value>,
-    jsep: Option<LocalJsep>,
-}
-
-#[derive(Default)]
-struct Rec {
-    pushed: Mutex<Vec<Pushed>>,
-    closed: Mutex<Vec<u64>>,
-    rtp: Mutex<Vec<(u64, RtpPacket)>>,
-    folder: Option<std::path::PathBuf>,
-}
-
-impl CoreServices for Rec {
-    fn push_event(
-        &self,
-        handle: &HandleRef,
-        _transaction: Option<String>,
-        message: Map<String, Value>,
-        jsep: Option<LocalJsep>,
-    ) -> Result<(), PushError> {
-        self.pushed.lock().unwrap().push(Pushed {
-            handle: handle.handle_id,
-            data: message,
-            jsep,
-        });
-        Ok(())
-    }
-    fn end_session(&self, _handle: &HandleRef) {}
-    fn close_pc(&self, handle: &HandleRef) {
-        self.closed.lock().unwrap().push(handle.handle_id);
-    }
-    fn relay_rtp(&self, handle: &HandleRef, packet: &RtpPacket) {
-        self.rtp
-            .lock()
-            .unwrap()
-            .push((handle.handle_id, packet.clone()));
-    }
-    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send + 'static>) {
-        work();
-    }
-    fn configs_folder(&self) -> Option<std::path::PathBuf> {
-        self.folder.clone()
-    }
-}
+use jano_plugin::testing::{Pushed, RecordingServices as Rec};
 
 fn obj(v: Value) -> Map<String, Value> {
     match v {

@@ -3,54 +3,13 @@
 //! `destroy`, the viewer requests and their errors. Media is covered by the engine test.
 
 use jano_plugin::{
-    CoreServices, HandleRef, Jcfg, Jsep, JsepType, LocalJsep, Map, Plugin, PluginResult, PushError,
-    SessionRef, Value,
+    HandleRef, Jcfg, Jsep, JsepType, LocalJsep, Map, Plugin, PluginResult, SessionRef, Value,
 };
 use jano_streaming::Streaming;
 use serde_json::json;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-#[derive(Debug, Clone)]
-struct Pushed {
-    handle: u64,
-    data: Map<String, Value>,
-    jsep: Option<LocalJsep>,
-}
-
-#[derive(Default)]
-struct Rec {
-    pushed: Mutex<Vec<Pushed>>,
-    closed: Mutex<Vec<u64>>,
-    folder: Option<std::path::PathBuf>,
-}
-
-impl CoreServices for Rec {
-    fn push_event(
-        &self,
-        handle: &HandleRef,
-        _transaction: Option<String>,
-        message: Map<String, Value>,
-        jsep: Option<LocalJsep>,
-    ) -> Result<(), PushError> {
-        self.pushed.lock().unwrap().push(Pushed {
-            handle: handle.handle_id,
-            data: message,
-            jsep,
-        });
-        Ok(())
-    }
-    fn end_session(&self, _handle: &HandleRef) {}
-    fn close_pc(&self, handle: &HandleRef) {
-        self.closed.lock().unwrap().push(handle.handle_id);
-    }
-    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send + 'static>) {
-        // Synchronous here, so a test sees the file written when the request returns.
-        work();
-    }
-    fn configs_folder(&self) -> Option<std::path::PathBuf> {
-        self.folder.clone()
-    }
-}
+use jano_plugin::testing::{Pushed, RecordingServices as Rec};
 
 fn obj(v: Value) -> Map<String, Value> {
     match v {

@@ -33,6 +33,7 @@ pub mod taps;
 
 use error::{VrError, VrResult};
 use handle::VrHandle;
+use jano_plugin::rooms::Registry;
 use jano_plugin::{
     session_as, CoreServices, HandleRef, Jcfg, Jsep, LocalJsep, Map, MediaRouter, Plugin,
     PluginInfo, PluginResult, SessionRef, Value,
@@ -42,7 +43,7 @@ use publisher::{Phase, Publisher, TalkCfg};
 use room::Room;
 use serde_json::json;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
+use std::sync::{Arc, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::{Duration, Instant};
 use subscriber::{SubState, Subscriber};
 
@@ -105,7 +106,7 @@ pub struct Shared {
     pub ids: Ids,
     pub admin_key: Option<String>,
     pub lock_rtp_forward: bool,
-    rooms: RwLock<HashMap<Id, Arc<Room>>>,
+    rooms: Registry<Room>,
     pub persist: jano_plugin::persist::Persist,
 }
 
@@ -117,11 +118,11 @@ impl Shared {
     }
 
     pub fn rooms(&self) -> RwLockReadGuard<'_, HashMap<Id, Arc<Room>>> {
-        self.rooms.read().unwrap_or_else(|e| e.into_inner())
+        self.rooms.read()
     }
 
     pub fn rooms_mut(&self) -> RwLockWriteGuard<'_, HashMap<Id, Arc<Room>>> {
-        self.rooms.write().unwrap_or_else(|e| e.into_inner())
+        self.rooms.write()
     }
 
     pub fn room(&self, id: &Id) -> VrResult<Arc<Room>> {
@@ -397,7 +398,7 @@ impl VideoRoom {
             ids,
             admin_key,
             lock_rtp_forward,
-            rooms: RwLock::new(rooms),
+            rooms: Registry::from_map(rooms),
             persist,
         });
         let rooms: Vec<Arc<Room>> = shared.rooms().values().cloned().collect();

@@ -3,71 +3,14 @@
 //! permanent rooms. The media paths are covered by the engine tests and the client suites.
 
 use jano_plugin::{
-    CoreServices, HandleRef, Jcfg, Jsep, JsepType, LocalJsep, Map, MediaCtx, OfferMids, Outbox,
-    Plugin, PluginResult, PushError, SessionRef, Value,
+    HandleRef, Jcfg, Jsep, JsepType, LocalJsep, Map, MediaCtx, OfferMids, Outbox, Plugin,
+    PluginResult, SessionRef, Value,
 };
 use jano_videoroom::VideoRoom;
 use serde_json::json;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-#[derive(Debug, Clone)]
-struct Pushed {
-    handle: u64,
-    tx: Option<String>,
-    data: Map<String, Value>,
-    jsep: Option<LocalJsep>,
-}
-
-#[derive(Default)]
-struct Rec {
-    pushed: Mutex<Vec<Pushed>>,
-    closed: Mutex<Vec<u64>>,
-    plis: Mutex<Vec<u64>>,
-    folder: Option<std::path::PathBuf>,
-    /// The core's token_auth_secret (signed mode) when set.
-    secret: Option<String>,
-}
-
-impl CoreServices for Rec {
-    fn push_event(
-        &self,
-        handle: &HandleRef,
-        transaction: Option<String>,
-        message: Map<String, Value>,
-        jsep: Option<LocalJsep>,
-    ) -> Result<(), PushError> {
-        self.pushed.lock().unwrap().push(Pushed {
-            handle: handle.handle_id,
-            tx: transaction,
-            data: message,
-            jsep,
-        });
-        Ok(())
-    }
-    fn end_session(&self, _handle: &HandleRef) {}
-    fn close_pc(&self, handle: &HandleRef) {
-        self.closed.lock().unwrap().push(handle.handle_id);
-    }
-    fn send_pli(&self, handle: &HandleRef, _mindex: Option<usize>) {
-        self.plis.lock().unwrap().push(handle.handle_id);
-    }
-    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send + 'static>) {
-        // Synchronous here, so a test sees the file written when the request returns.
-        work();
-    }
-    fn configs_folder(&self) -> Option<std::path::PathBuf> {
-        self.folder.clone()
-    }
-    fn auth_is_signed(&self) -> bool {
-        self.secret.is_some()
-    }
-    fn signature_contains(&self, token: &str, descriptor: &str) -> bool {
-        let Some(secret) = &self.secret else {
-            return false;
-        };
-        jano_core::signed_contains(token, secret, VR, descriptor, now())
-    }
-}
+use jano_plugin::testing::{Pushed, RecordingServices as Rec};
 
 const VR: &str = "janus.plugin.videoroom";
 
@@ -108,9 +51,17 @@ impl T {
         folder: Option<std::path::PathBuf>,
         secret: Option<&str>,
     ) -> T {
+        let signer = secret.map(|secret| {
+            let secret = secret.to_owned();
+            let check: jano_plugin::testing::Signer =
+                Arc::new(move |token: &str, descriptor: &str| {
+                    jano_core::signed_contains(token, &secret, VR, descriptor, now())
+                });
+            check
+        });
         let rec = Arc::new(Rec {
             folder,
-            secret: secret.map(str::to_owned),
+            signer,
             ..Default::default()
         });
         let cfg = config.map(|c| Jcfg::parse(c, "test.jcfg").expect("config"));
@@ -164,7 +115,7 @@ impl T {
         let all = self.take();
         let (mine, rest): (Vec<_>, Vec<_>) = all
             .into_iter()
-            .partition(|p| p.handle == h.handle_id && p.tx.as_deref() == Some("tx-a"));
+            .partition(|p| p.handle == h.handle_id && p.transaction.as_deref() == Some("tx-a"));
         assert_eq!(mine.len(), 1, "one answer: {mine:?}");
         (mine.into_iter().next().unwrap(), rest)
     }
@@ -512,7 +463,7 @@ fn publish_subscribe_unpublish() {
         .find(|p| p.handle == t.hid(sub))
         .expect("subscriber updated");
     assert_eq!(upd.data["videoroom"], "updated");
-    assert!(upd.tx.is_none());
+    assert!(upd.transaction.is_none());
     if let Some(LocalJsep::Offer { media, .. }) = &upd.jsep {
         assert!(media.is_empty(), "every m-line goes inactive");
     }
