@@ -62,27 +62,28 @@ impl JsonFormat {
     }
 
     pub fn to_vec(self, v: &Value) -> Vec<u8> {
-        match self {
+        self.write(v)
+    }
+
+    /// Lays out anything serialisable (a plugin's own ordered view of a value, say).
+    pub fn write<T: Serialize + ?Sized>(self, v: &T) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        // Serializing into a Vec cannot fail for JSON values.
+        let res = match self {
             JsonFormat::Indented => {
-                let mut out = Vec::with_capacity(256);
                 let fmt = serde_json::ser::PrettyFormatter::with_indent(b"   ");
-                let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
-                // Serializing a Value into a Vec cannot fail.
-                if v.serialize(&mut ser).is_err() {
-                    return b"{}".to_vec();
-                }
-                out
+                v.serialize(&mut serde_json::Serializer::with_formatter(&mut out, fmt))
             }
-            JsonFormat::Plain => {
-                let mut out = Vec::with_capacity(256);
-                let mut ser = serde_json::Serializer::with_formatter(&mut out, PlainFormatter);
-                if v.serialize(&mut ser).is_err() {
-                    return b"{}".to_vec();
-                }
-                out
-            }
-            JsonFormat::Compact => serde_json::to_vec(v).unwrap_or_else(|_| b"{}".to_vec()),
+            JsonFormat::Plain => v.serialize(&mut serde_json::Serializer::with_formatter(
+                &mut out,
+                PlainFormatter,
+            )),
+            JsonFormat::Compact => v.serialize(&mut serde_json::Serializer::new(&mut out)),
+        };
+        if res.is_err() {
+            return b"{}".to_vec();
         }
+        out
     }
 
     pub fn to_string(self, v: &Value) -> String {

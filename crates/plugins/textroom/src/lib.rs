@@ -93,7 +93,7 @@ impl Shared {
 
     /// A message or event as it goes out on data channels, serialised once.
     pub fn shared_text(&self, v: &Value) -> SharedData {
-        SharedData::text(self.json.dump(v))
+        SharedData::text(wire::dump(self.json, v))
     }
 }
 
@@ -112,7 +112,7 @@ impl TextRoom {
             admin_key: general
                 .and_then(|g| g.get_str("admin_key"))
                 .filter(|k| !k.is_empty()),
-            json: JsonFormat::parse(general.and_then(|g| g.get_str("json")).as_deref()),
+            json: wire::json_format(general.and_then(|g| g.get_str("json")).as_deref()),
             rooms: Registry::new(),
             persist: Persist::new(services.configs_folder(), PACKAGE, config.cloned()),
             poster: post::Poster::start(&*services),

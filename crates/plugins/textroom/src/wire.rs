@@ -4,48 +4,18 @@
 
 use jano_plugin::Value;
 use serde::Serialize;
-use serde_json::ser::{CompactFormatter, Formatter, PrettyFormatter, Serializer};
-use std::io;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JsonFormat {
-    /// Three-space indentation, one member per line.
-    Indented,
-    /// One line, with a space after `,` and `:`.
-    Plain,
-    /// One line, no spaces.
-    Compact,
+pub use jano_api::json::JsonFormat;
+
+/// The `json` setting; anything unknown (or none) is `indented`, as in Janus's TextRoom.
+pub fn json_format(s: Option<&str>) -> JsonFormat {
+    s.and_then(JsonFormat::parse)
+        .unwrap_or(JsonFormat::Indented)
 }
 
-impl JsonFormat {
-    /// The `json` setting; anything unknown is `indented`, as in Janus.
-    pub fn parse(s: Option<&str>) -> JsonFormat {
-        match s.map(str::to_ascii_lowercase).as_deref() {
-            Some("plain") => JsonFormat::Plain,
-            Some("compact") => JsonFormat::Compact,
-            _ => JsonFormat::Indented,
-        }
-    }
-
-    pub fn dump(self, v: &Value) -> String {
-        let v = &Ordered(v);
-        let mut out = Vec::with_capacity(128);
-        let res = match self {
-            JsonFormat::Indented => v.serialize(&mut Serializer::with_formatter(
-                &mut out,
-                PrettyFormatter::with_indent(b"   "),
-            )),
-            JsonFormat::Plain => v.serialize(&mut Serializer::with_formatter(&mut out, Plain)),
-            JsonFormat::Compact => {
-                v.serialize(&mut Serializer::with_formatter(&mut out, CompactFormatter))
-            }
-        };
-        // Serialising a `Value` into memory cannot fail, and it is always UTF-8.
-        if res.is_err() {
-            return String::new();
-        }
-        String::from_utf8(out).unwrap_or_default()
-    }
+/// A message as it goes out: Janus's key order, the configured layout.
+pub fn dump(format: JsonFormat, v: &Value) -> String {
+    String::from_utf8(format.write(&Ordered(v))).unwrap_or_default()
 }
 
 /// Janus writes keys in the order it adds them: `textroom` first, `transaction` last, the
@@ -112,39 +82,6 @@ impl Serialize for Ordered<'_> {
     }
 }
 
-/// `{"a": 1, "b": [1, 2]}`.
-struct Plain;
-
-impl Formatter for Plain {
-    fn begin_array_value<W: ?Sized + io::Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            w.write_all(b", ")
-        }
-    }
-
-    fn begin_object_key<W: ?Sized + io::Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            w.write_all(b", ")
-        }
-    }
-
-    fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
-        w.write_all(b": ")
-    }
-}
-
 /// Now in local time, `2024-05-01T10:11:12+0200`.
 pub fn local_date() -> String {
     jano_plugin::clock::local_time(c"%FT%T%z")
@@ -158,15 +95,15 @@ mod tests {
     #[test]
     fn layouts() {
         let v = json!({"a": 1, "b": [1, 2]});
-        assert_eq!(JsonFormat::Compact.dump(&v), r#"{"a":1,"b":[1,2]}"#);
+        assert_eq!(dump(JsonFormat::Compact, &v), r#"{"a":1,"b":[1,2]}"#);
         let m = json!({"transaction": "t", "text": "x", "textroom": "message", "room": 1});
         assert_eq!(
-            JsonFormat::Compact.dump(&m),
+            dump(JsonFormat::Compact, &m),
             r#"{"textroom":"message","room":1,"text":"x","transaction":"t"}"#
         );
-        assert_eq!(JsonFormat::Plain.dump(&v), r#"{"a": 1, "b": [1, 2]}"#);
+        assert_eq!(dump(JsonFormat::Plain, &v), r#"{"a": 1, "b": [1, 2]}"#);
         assert_eq!(
-            JsonFormat::Indented.dump(&v),
+            dump(JsonFormat::Indented, &v),
             "{\n   \"a\": 1,\n   \"b\": [\n      1,\n      2\n   ]\n}"
         );
     }
