@@ -135,6 +135,24 @@ pub fn codec_name(name: &str) -> Option<&'static str> {
         .find(|c| c.eq_ignore_ascii_case(name))
 }
 
+/// The primary (newest) block of an RFC 2198 RED payload: what a receiver without RED
+/// plays. `None` when the block headers do not fit the payload.
+pub fn red_primary(payload: &[u8]) -> Option<&[u8]> {
+    let mut at = 0;
+    let mut redundant = 0usize;
+    loop {
+        let b = *payload.get(at)?;
+        if b & 0x80 == 0 {
+            at += 1;
+            break;
+        }
+        let h = payload.get(at..at + 4)?;
+        redundant += usize::from(u16::from_be_bytes([h[2], h[3]]) & 0x03ff);
+        at += 4;
+    }
+    payload.get(at + redundant..)
+}
+
 /// Parses an RTP header (version 2, CSRCs, extension, padding); `None` when it is not one.
 pub fn parse_rtp(b: &[u8]) -> Option<Header> {
     let (&b0, &b1) = (b.first()?, b.get(1)?);
@@ -378,6 +396,15 @@ pub fn av1_keyframe(payload: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn red_primary_block() {
+        // One redundant block of 3 bytes (pt 111, offset 960), then the primary (pt 111).
+        let red = [0xEF, 0x0F, 0x00, 0x03, 0x6F, 1, 2, 3, 9, 9];
+        assert_eq!(super::red_primary(&red), Some(&[9u8, 9][..]));
+        assert_eq!(super::red_primary(&[0x6F, 5]), Some(&[5u8][..]));
+        assert_eq!(super::red_primary(&[0xEF, 0x0F, 0x00, 0x09, 0x6F, 1]), None);
+    }
+
     use super::*;
     use crate::MediaKind;
 

@@ -454,7 +454,6 @@ fn playback_offer(rec: &Recording, restart: bool) -> LocalJsep {
         media,
         data: rec.data.is_some(),
         prefs: MediaPrefs {
-            opus_red: rec.opusred_pt.is_some(),
             e2ee: rec.e2ee,
             ..MediaPrefs::default()
         },

@@ -50,6 +50,8 @@ fn clock_rate(codec: &str) -> u64 {
 fn load_rtp(path: &Path, kind: MediaKind, mindex: usize) -> Option<Timed<RtpPacket>> {
     let rec = jano_mjr::read_file(path).ok()?;
     let codec = codec_name(&rec.info.codec)?;
+    // RED packets are played as their primary block (viewers are not offered RED).
+    let red = rec.info.opusred_pt;
     let rate = clock_rate(codec);
     let mut ext = SeqExt::default();
     let mut pkts: Vec<(u64, RtpPacket)> = Vec::with_capacity(rec.frames.len());
@@ -57,9 +59,15 @@ fn load_rtp(path: &Path, kind: MediaKind, mindex: usize) -> Option<Timed<RtpPack
         let Some(h) = parse_rtp(&f.data) else {
             continue;
         };
-        let Some(payload) = f.data.get(h.payload_at..h.payload_end) else {
+        let Some(mut payload) = f.data.get(h.payload_at..h.payload_end) else {
             continue;
         };
+        if red == Some(h.pt) {
+            match jano_plugin::rtp::red_primary(payload) {
+                Some(p) if !p.is_empty() => payload = p,
+                _ => continue,
+            }
+        }
         let seq = ext.extend(h.seq);
         pkts.push((
             seq,
