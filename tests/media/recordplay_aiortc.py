@@ -23,7 +23,10 @@ holds the viewers and "x" (a handle that never records nor plays, for the error 
   `done` (not after a detach), rec-<id>-audio/-video.mjr + <id>.nfo, listed -> play and hang up
   while playing: `done`, media stops -> the same handle plays again; pause/resume answer but
   change nothing; stop -> `stopped` with the id, `done` -> delete the fixture's .nfo, update ->
-  not listed any more, play -> 416 -> detach, destroy.
+  not listed any more, play -> 416 -> (with --janus-http: the real Janus 1.1.2, running on the
+  same recordings folder, plays the recording the server under test made: update, list has it
+  (exact entry), play + start, red frames, 440 Hz, the pause cut out, paced, `done`) -> detach,
+  destroy.
 
 With RECORDPLAY_MAKE_FIXTURE=<folder> in the environment, it only records the fixture (id 424242,
 name "janus-fixture", filename "janus-fixture", 3 s of 256x192 blue frames with a counter and a
@@ -42,6 +45,7 @@ Prints node-test-style lines (`✔ name`, `✖ name`) and a summary (`ℹ pass N
 exits 1 if anything failed. Usage:
   recordplay_aiortc.py --http http://10.x.y.1:8088/janus --ws ws://10.x.y.1:8188 --addr A
       --recordings <the server's recordings folder> --fixtures <tests/media/fixtures/recordplay>
+      [--janus-http http://10.x.y.1:8090/janus  (Janus 1.1.2 whose Record&Play `path` is that folder)]
 """
 
 import argparse
@@ -300,9 +304,11 @@ def session_name(sdp):
 
 
 class RecordPlayRun:
-    def __init__(self, http_url, ws_url, addr, recordings, fixtures):
+    def __init__(self, http_url, ws_url, addr, recordings, fixtures, janus_http=None):
         self.A = Client(HttpJanus(http_url))  # recorders
         self.B = Client(WsJanus(ws_url))  # viewers, x
+        # The real Janus 1.1.2 on the same recordings folder (session J, HTTP), if given.
+        self.J = Client(HttpJanus(janus_http)) if janus_http else None
         self.addr = addr
         self.folder = recordings
         self.fixtures = fixtures
@@ -324,8 +330,11 @@ class RecordPlayRun:
         self.t_phases = {}
 
     def dump(self):
-        return (f"  session A (HTTP: recorders):\n{self.A.c.dump(25)}\n"
-                f"  session B (WS: viewers, x):\n{self.B.c.dump(25)}")
+        out = (f"  session A (HTTP: recorders):\n{self.A.c.dump(25)}\n"
+               f"  session B (WS: viewers, x):\n{self.B.c.dump(25)}")
+        if self.J is not None and self.J.c.sent:
+            out += f"\n  session J (HTTP, Janus 1.1.2):\n{self.J.c.dump(25)}"
+        return out
 
     async def attach(self, cl):
         hid = await cl.c.attach(RECORDPLAY)
@@ -629,15 +638,17 @@ class RecordPlayRun:
         check(len(lst) == 1, f"list has {len(lst)} entries: {brief(lst)}")
         return brief(want)
 
-    async def play(self, rid, what, hid=None):
-        """A viewer (a fresh handle unless `hid`) plays `rid`: preparing + offer, start + answer
-        -> playing, webrtcup. Returns (viewer, handle, mark)."""
+    async def play(self, rid, what, hid=None, cl=None, is_janus=IS_JANUS):
+        """A viewer (a fresh handle of `cl`, session B by default, unless `hid`) plays `rid`:
+        preparing + offer, start + answer -> playing, webrtcup. `is_janus`: the server is Janus
+        1.1.2 (its exact payload types and s= line are checked). Returns (viewer, handle, mark)."""
+        cl = cl or self.B
         if hid is None:
-            hid = await self.attach(self.B)
+            hid = await self.attach(cl)
         v = Viewer()
         self.viewers.append(v)
-        mark = self.B.mark()
-        ev, d = await self.B.request(hid, {"request": "play", "id": rid}, f"{what}: play")
+        mark = cl.mark()
+        ev, d = await cl.request(hid, {"request": "play", "id": rid}, f"{what}: play")
         check(d == rp_result(status="preparing", id=rid), f"{what}: play: {brief(d)}")
         offer = ev.get("jsep")
         check(isinstance(offer, dict) and offer.get("type") == "offer" and isinstance(offer.get("sdp"), str),
@@ -651,29 +662,30 @@ class RecordPlayRun:
         # Janus 1.1.2 offers fixed payload types: 111 for Opus, 100 for VP8. jano's engine
         # numbers them its own way (and offers RTX for retransmissions): only the codec counts.
         def has_codec(lines, pt, enc):
-            if IS_JANUS:
+            if is_janus:
                 return f"a=rtpmap:{pt} {enc}" in lines
             return any(l.startswith("a=rtpmap:") and l.split(" ", 1)[-1] == enc for l in lines)
         check(has_codec(secs[0][1], 111, "opus/48000/2"), f"{what}: offer audio rtpmaps "
               f"{[l for l in secs[0][1] if l.startswith('a=rtpmap')]}")
         check(has_codec(secs[1][1], 100, "VP8/90000"), f"{what}: offer video rtpmaps "
               f"{[l for l in secs[1][1] if l.startswith('a=rtpmap')]}")
-        if IS_JANUS:
+        if is_janus:
             check(session_name(sdp) == f"Recording {rid}", f"{what}: offer s= line {session_name(sdp)!r}")
         answer = await v.answer(sdp)
-        ev, d = await self.B.request(hid, {"request": "start"}, f"{what}: start", jsep=answer)
+        ev, d = await cl.request(hid, {"request": "start"}, f"{what}: start", jsep=answer)
         # Janus 1.1.2: {"status":"playing"}, no id.
         check(d == rp_result(status="playing"), f"{what}: start: {brief(d)}")
         check(ev.get("jsep") is None, f"{what}: start: no jsep")
         await wait_connected(v.pc, f"{what}: viewer")
-        await self.B.core_event(mark, hid, "webrtcup", f"{what}: webrtcup")
+        await cl.core_event(mark, hid, "webrtcup", f"{what}: webrtcup")
         return v, hid, mark
 
-    async def wait_done(self, hid, mark, span, what):
-        m = await self.B.notification(mark, hid, lambda d: True, f"{what}: done", timeout=span * 2 + 10)
+    async def wait_done(self, hid, mark, span, what, cl=None):
+        cl = cl or self.B
+        m = await cl.notification(mark, hid, lambda d: True, f"{what}: done", timeout=span * 2 + 10)
         t_done = time.monotonic()
         check(pdata(m) == DONE, f"{what}: {brief(pdata(m))}, expected {brief(DONE)}")
-        h = await self.B.core_event(mark, hid, "hangup", f"{what}: core hangup")
+        h = await cl.core_event(mark, hid, "hangup", f"{what}: core hangup")
         check(h.get("reason") == "Close PC", f"{what}: core hangup reason {h.get('reason')!r}")
         return t_done
 
@@ -914,6 +926,48 @@ class RecordPlayRun:
         await self.detach(self.B, v)
         return f"list {sorted(lst)}; play → 416"
 
+    async def janus_plays(self):
+        """The real Janus 1.1.2, on the same recordings folder, plays the recording the server
+        under test made (the main one: red, 440 Hz, the pause cut out)."""
+        J = self.J
+        nfo = os.path.join(self.folder, f"{self.rec_id}.nfo")
+        check(os.path.exists(nfo), f"{nfo} missing: {sorted(os.listdir(self.folder))}")
+        await J.c.connect()
+        async with J.c.http.get(J.c.url + "/info") as resp:
+            info = json.loads(await resp.text())
+        check(info.get("name") == "Janus WebRTC Server" and info.get("version_string") == "1.1.2",
+              f"{J.c.url}/info: not Janus 1.1.2: {info.get('name')!r} {info.get('version_string')!r}")
+        sid = await J.c.create()
+        check(isinstance(sid, int) and sid > 0, f"Janus session id {sid!r}")
+        # (J's handles are not in self.handles: the teardown is the server under test's.)
+        hid = await J.c.attach(RECORDPLAY)
+        d = await J.sync(hid, {"request": "update"}, "Janus: update")
+        check(d == {"recordplay": "ok"}, f"Janus: update: {brief(d)}")
+        lst = await self.list_recordings(J, hid, "Janus: list")
+        want = list_entry(self.rec_id, self.rec_name, self.rec_date)
+        check(lst.get(self.rec_id) == want, f"Janus lists {brief(lst.get(self.rec_id))} for {self.rec_id}, "
+              f"expected {brief(want)}; Janus's list: {brief(lst)}")
+        # Every other recording the server completed (an .nfo) is listed by Janus too.
+        nfos = sorted(int(n[:-4]) for n in os.listdir(self.folder) if n.endswith(".nfo") and n[:-4].isdigit())
+        missing = [i for i in nfos if i not in lst]
+        check(not missing, f"Janus does not list {missing} (the .nfo files in the folder: {nfos})")
+        r = await J.c.detach(hid)
+        check(r.get("janus") == "success", f"Janus: detach: {brief(r)}")
+        span = self.rec_span["video"]
+        v, hid, mark = await self.play(self.rec_id, "Janus: play", hid=await J.c.attach(RECORDPLAY), cl=J,
+                                       is_janus=True)
+        t_done = await self.wait_done(hid, mark, span, "Janus: playback", cl=J)
+        await asyncio.sleep(0.3)
+        evs = [pdata(m) for m in J.since(mark, hid) if "transaction" not in m]
+        check(evs == [DONE], f"Janus: unsolicited events of the viewer {brief(evs)}, expected only done")
+        r = await J.c.detach(hid)
+        check(r.get("janus") == "success", f"Janus: detach: {brief(r)}")
+        res = self.check_playback(v, LIVE, FIXTURE["hz"], span, t_done, "Janus: playback", pause_jump=True)
+        await v.close()
+        r = await J.c.destroy()
+        check(r.get("session_id") == sid, f"Janus: destroy reply {brief(r)}")
+        return f"listed {len(nfos)} of {len(nfos)}; {res}"
+
     async def teardown(self):
         for cl, hid in list(self.handles):
             await self.detach(cl, hid)
@@ -952,8 +1006,9 @@ class RecordPlayRun:
             await v.close()
         for s in self.senders:
             await s.close()
-        for cl in (self.A, self.B):
-            await cl.c.close()
+        for cl in (self.A, self.B, self.J):
+            if cl is not None:
+                await cl.c.close()
 
 
 async def main():
@@ -964,13 +1019,15 @@ async def main():
                     help="the address the server's candidates must use")
     ap.add_argument("--recordings", help="the server's recordings folder (Record&Play `path`)")
     ap.add_argument("--fixtures", help="the folder holding the recording made by Janus 1.1.2")
+    ap.add_argument("--janus-http", help="the HTTP URL of the real Janus 1.1.2 running on the same recordings "
+                    "folder: it plays the recording the server under test made")
     args = ap.parse_args()
     runner = Runner()
     if not args.http or not args.ws or not args.recordings or not args.fixtures:
         runner.fail("aiortc Record&Play", 0, "need --http, --ws, --recordings and --fixtures")
         runner.summary()
         return 1
-    run = RecordPlayRun(args.http, args.ws, args.addr, args.recordings, args.fixtures)
+    run = RecordPlayRun(args.http, args.ws, args.addr, args.recordings, args.fixtures, args.janus_http)
     step = stepper(runner, run.dump)
     make = os.environ.get("RECORDPLAY_MAKE_FIXTURE")
     try:
@@ -1021,6 +1078,13 @@ async def main():
         await step("same handle plays again; pause/resume change nothing; stop → stopped {id}, done; media stops",
                    run.stop_playing, CONNECT_TIMEOUT + 4 * STEP, essential=False)
         await step("delete the fixture's .nfo; update → not listed; play → 416", run.forget, 15, essential=False)
+        if args.janus_http:
+            await step("the recording played in Janus 1.1.2 (same folder): update; list has it (exact entry); "
+                       "play → red frames, 440 Hz, the pause cut out, paced; done",
+                       run.janus_plays, CONNECT_TIMEOUT + 4 * RECORD_S + 4 * STEP, essential=False)
+        elif not IS_JANUS:
+            print("# not played in Janus 1.1.2: no --janus-http (run.sh passes it when janus is installed)",
+                  flush=True)
         await step("detach handles + destroy sessions", run.teardown, 15)
     finally:
         await run.close()

@@ -18,6 +18,10 @@
 # WebSockets transports, nat.ice_enforce_list = the veth address, media.rtp_port_range = 20000-40000),
 # starts the server inside the namespace, waits for http://<addr>:8088/janus/info, runs every
 # client inside the namespace, and always kills the server and deletes the namespace on exit.
+# The videoroom suite starts a second server (HTTP 8089, WS 8189) for its remote publishers; the
+# recordplay suite, when the server is not Janus and janus is installed, starts the real Janus
+# 1.1.2 (HTTP 8090, WS 8190, only Record&Play, the same recordings folder) to play the server's
+# recording in it.
 # Each suite prints node-test-style `ℹ pass N` / `ℹ fail M` lines; exit status 1 on any failure.
 #
 # Env: JANO_MEDIA_SERVER_LOG_LINES (80) lines of the server log printed on failure.
@@ -323,9 +327,56 @@ fi
 if want recordplay; then
   # The server writes its recordings to $TMP/recordings (its `path`); the test reads them there
   # and copies a recording made by Janus 1.1.2 (fixtures/recordplay) in.
+  # The other direction: when the server under test is not Janus and Janus is installed, the
+  # real Janus 1.1.2 runs next to it (same namespace, HTTP 8090, WS 8190, only Record&Play) on
+  # a copy of the configuration whose recordings `path` is the SAME folder, and the test plays
+  # the recording the server made there (--janus-http).
+  rp_janus=()
+  JANUS_RP_PID=""
+  if [ "${MEDIA_SERVER_IS_JANUS:-}" != 1 ]; then
+    if command -v janus >/dev/null 2>&1; then
+      CFGJ="$TMP/cfg-janus"
+      cp -r "$CFG" "$CFGJ"
+      rp_only_disable="$(libs plugins 'libjanus_recordplay\.so')"
+      : "${rp_only_disable:=libjanus_voicemail.so}"
+      sed -i -e "s|^\(\s*\)configs_folder = .*|\1configs_folder = \"$CFGJ\"|" \
+        -e "s|^\(\s*\)disable = \"$plugin_disable\"|\1disable = \"$rp_only_disable\"|" "$CFGJ/janus.jcfg"
+      sed -i -e "s|^\(\s*\)port = 8088|\1port = 8090|" "$CFGJ/janus.transport.http.jcfg"
+      sed -i -e "s|^\(\s*\)ws_port = 8188|\1ws_port = 8190|" "$CFGJ/janus.transport.websockets.jcfg"
+      grep -q -E "^\s*path = \"$TMP/recordings\"" "$CFGJ/janus.plugin.recordplay.jcfg" \
+        && grep -q -E "^\s*port = 8090\b" "$CFGJ/janus.transport.http.jcfg" \
+        && grep -q -E "^\s*configs_folder = \"$CFGJ\"" "$CFGJ/janus.jcfg" \
+        || { echo "media/run.sh: could not write the Janus configuration $CFGJ" >&2; exit 2; }
+      ip netns exec "$NS" bash -c "exec $(command -v janus) -F $CFGJ -C $CFGJ/janus.jcfg -o" \
+        >"$TMP/janus-recordplay.log" 2>&1 </dev/null &
+      JANUS_RP_PID=$!
+      JANUS_RP_URL="http://$ADDR:8090/janus"
+      for _ in $(seq 1 150); do
+        in_ns curl -fsS -m 2 "$JANUS_RP_URL/info" >/dev/null 2>&1 && break
+        kill -0 "$JANUS_RP_PID" 2>/dev/null || break
+        sleep 0.2
+      done
+      echo "media/run.sh: Janus 1.1.2 for Record&Play playback: $JANUS_RP_URL (log $TMP/janus-recordplay.log)" >&2
+      rp_janus=(--janus-http "$JANUS_RP_URL")
+    else
+      echo "media/run.sh: janus is not installed: the recordplay suite does not play the server's recording in Janus" >&2
+    fi
+  fi
   run_suite recordplay-aiortc 120 env PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     "$PYTHON" "$HERE/recordplay_aiortc.py" --http "$HTTP_URL" --ws "$WS_URL" --addr "$ADDR" \
-    --recordings "$TMP/recordings" --fixtures "$HERE/fixtures/recordplay"
+    --recordings "$TMP/recordings" --fixtures "$HERE/fixtures/recordplay" "${rp_janus[@]}"
+  if [ -n "$JANUS_RP_PID" ]; then
+    if grep -q '^✖ .*in Janus 1.1.2' "$TMP/recordplay-aiortc.out"; then
+      echo "---- last $LOG_LINES lines of the Janus log ($TMP/janus-recordplay.log) ----" >&2
+      tail -n "$LOG_LINES" "$TMP/janus-recordplay.log" >&2
+      echo "---- end of Janus log ----" >&2
+    fi
+    kill "$JANUS_RP_PID" 2>/dev/null
+    for _ in $(seq 1 50); do kill -0 "$JANUS_RP_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$JANUS_RP_PID" 2>/dev/null
+    wait "$JANUS_RP_PID" 2>/dev/null
+    JANUS_RP_PID=""
+  fi
 fi
 if want nosip; then
   # The plain-RTP peer is the test's own UDP sockets on $ADDR (the plugin's local_ip).
