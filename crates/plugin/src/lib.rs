@@ -27,6 +27,7 @@ pub mod clock;
 pub mod dd;
 pub mod fanout;
 pub mod fields;
+pub mod g711;
 pub mod ids;
 pub mod layers;
 pub mod persist;

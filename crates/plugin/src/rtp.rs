@@ -135,22 +135,31 @@ pub fn codec_name(name: &str) -> Option<&'static str> {
         .find(|c| c.eq_ignore_ascii_case(name))
 }
 
-/// The primary (newest) block of an RFC 2198 RED payload: what a receiver without RED
-/// plays. `None` when the block headers do not fit the payload.
-pub fn red_primary(payload: &[u8]) -> Option<&[u8]> {
+/// The primary (newest) block of an RFC 2198 RED payload, with its payload type: what a
+/// receiver without RED plays. `None` when the block headers do not fit the payload.
+pub fn red_primary(payload: &[u8]) -> Option<(u8, &[u8])> {
     let mut at = 0;
     let mut redundant = 0usize;
     loop {
         let b = *payload.get(at)?;
         if b & 0x80 == 0 {
-            at += 1;
-            break;
+            return Some((b & 0x7f, payload.get(at + 1 + redundant..)?));
         }
-        let h = payload.get(at..at + 4)?;
-        redundant += usize::from(u16::from_be_bytes([h[2], h[3]]) & 0x03ff);
+        let len = u16::from_be_bytes([*payload.get(at + 2)?, *payload.get(at + 3)?]) & 0x03ff;
+        redundant += usize::from(len);
         at += 4;
     }
-    payload.get(at + redundant..)
+}
+
+/// The RTP clock rate of a codec (Janus's names).
+pub fn clock_rate(codec: &str) -> u32 {
+    match codec.to_ascii_lowercase().as_str() {
+        "pcmu" | "pcma" | "g711" | "g722" => 8000,
+        "l16" | "isac16" => 16000,
+        "isac32" => 32000,
+        "vp8" | "vp9" | "h264" | "av1" | "h265" => 90000,
+        _ => 48000,
+    }
 }
 
 /// Parses an RTP header (version 2, CSRCs, extension, padding); `None` when it is not one.
@@ -400,9 +409,13 @@ mod tests {
     fn red_primary_block() {
         // One redundant block of 3 bytes (pt 111, offset 960), then the primary (pt 111).
         let red = [0xEF, 0x0F, 0x00, 0x03, 0x6F, 1, 2, 3, 9, 9];
-        assert_eq!(super::red_primary(&red), Some(&[9u8, 9][..]));
-        assert_eq!(super::red_primary(&[0x6F, 5]), Some(&[5u8][..]));
+        assert_eq!(super::red_primary(&red), Some((111, &[9u8, 9][..])));
+        assert_eq!(super::red_primary(&[0x6F, 5]), Some((111, &[5u8][..])));
         assert_eq!(super::red_primary(&[0xEF, 0x0F, 0x00, 0x09, 0x6F, 1]), None);
+        let red = [0xEF, 0x00, 0x00, 0x03, 0x6F, 1, 2, 3, 9, 8];
+        assert_eq!(super::red_primary(&red), Some((111, &[9u8, 8][..])));
+        assert_eq!(super::red_primary(&[0x6F, 7]), Some((111, &[7u8][..])));
+        assert_eq!(super::red_primary(&[0xEF, 0]), None);
     }
 
     use super::*;

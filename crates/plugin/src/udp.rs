@@ -55,6 +55,22 @@ pub fn serialize_rtp(p: &RtpPacket, ssrc: Option<u32>, pt: Option<u8>, out: &mut
     out.extend_from_slice(&p.payload);
 }
 
+/// The local address this host would send to `to` from: a UDP `connect` only looks the route
+/// up, nothing is sent. `None` when there is no route.
+pub fn route_ip(to: SocketAddr) -> Option<std::net::IpAddr> {
+    let any: SocketAddr = if to.is_ipv6() {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    };
+    let s = UdpSocket::bind(any).ok()?;
+    s.connect(to).ok()?;
+    s.local_addr()
+        .ok()
+        .map(|a| a.ip())
+        .filter(|ip| !ip.is_unspecified())
+}
+
 /// `rtp_port_range`: where a plugin's sockets (Streaming's `port = 0` streams, AudioBridge's
 /// plain-RTP participants) take their ports, in turn.
 #[derive(Debug)]

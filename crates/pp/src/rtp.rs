@@ -216,16 +216,7 @@ pub fn order(frames: &[Frame], opts: OrderOptions) -> Ordered {
     Ordered { packets, stats }
 }
 
-/// RTP clock rate Janus uses for a codec.
-pub fn clock_rate(codec: &str) -> u32 {
-    match codec.to_ascii_lowercase().as_str() {
-        "pcmu" | "pcma" | "g711" | "g722" => 8000,
-        "l16" | "isac16" => 16000,
-        "isac32" => 32000,
-        "vp8" | "vp9" | "h264" | "av1" | "h265" => 90000,
-        _ => 48000,
-    }
-}
+pub use jano_plugin::rtp::clock_rate;
 
 #[cfg(test)]
 pub(crate) mod tests {

@@ -3,6 +3,7 @@
 
 use audiopus::coder::{Decoder as OpusDecoder, Encoder as OpusEncoder};
 use audiopus::{Application, Bitrate, Channels, SampleRate};
+use jano_plugin::g711::{alaw_to_linear, linear_to_alaw, linear_to_ulaw, ulaw_to_linear};
 
 /// A participant's codec (`codec` in `join`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -287,68 +288,6 @@ pub fn resample(input: &[i16], in_rate: u32, output: &mut [i16], out_rate: u32) 
             (sum / span.len().max(1) as i64) as i16
         };
     }
-}
-
-/// G.711 µ-law byte to 16-bit linear PCM.
-pub fn ulaw_to_linear(b: u8) -> i16 {
-    let u = !b;
-    let t = ((i32::from(u & 0x0f) << 3) + 0x84) << ((u & 0x70) >> 4);
-    let v = if u & 0x80 != 0 { 0x84 - t } else { t - 0x84 };
-    v as i16
-}
-
-/// 16-bit linear PCM to a G.711 µ-law byte.
-pub fn linear_to_ulaw(s: i16) -> u8 {
-    const BIAS: i32 = 0x84;
-    const CLIP: i32 = 32635;
-    let mut v = i32::from(s);
-    let sign = if v < 0 {
-        v = -v;
-        0x80
-    } else {
-        0
-    };
-    v = v.min(CLIP) + BIAS;
-    // The segment: the highest set bit of v / 128 (v is at least BIAS, so that is >= 1).
-    let exp = (31 - ((v >> 7) as u32).max(1).leading_zeros()).min(7) as i32;
-    let mantissa = (v >> (exp + 3)) & 0x0f;
-    !((sign | (exp << 4) | mantissa) as u8)
-}
-
-/// G.711 A-law byte to 16-bit linear PCM.
-pub fn alaw_to_linear(b: u8) -> i16 {
-    let a = b ^ 0x55;
-    let seg = (a & 0x70) >> 4;
-    let mut t = i32::from(a & 0x0f) << 4;
-    t = match seg {
-        0 => t + 8,
-        1 => t + 0x108,
-        _ => (t + 0x108) << (seg - 1),
-    };
-    (if a & 0x80 != 0 { t } else { -t }) as i16
-}
-
-/// 16-bit linear PCM to a G.711 A-law byte.
-pub fn linear_to_alaw(s: i16) -> u8 {
-    let mut v = i32::from(s);
-    let mask = if v >= 0 {
-        0xd5
-    } else {
-        v = -v - 1;
-        0x55
-    };
-    v = v.min(32767);
-    let seg = if v < 256 {
-        0
-    } else {
-        (32 - (v as u32).leading_zeros() - 8).min(7)
-    };
-    let aval = if seg < 1 {
-        (v >> 4) & 0x0f
-    } else {
-        (v >> (seg + 3)) & 0x0f
-    };
-    ((seg << 4) as i32 | aval) as u8 ^ mask
 }
 
 #[cfg(test)]

@@ -39,13 +39,8 @@ fn local_ip(configured: Option<IpAddr>, peer: Option<SocketAddr>) -> IpAddr {
     if let Some(ip) = configured {
         return ip;
     }
-    peer.and_then(|p| {
-        let s = UdpSocket::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))).ok()?;
-        s.connect(p).ok()?;
-        s.local_addr().ok().map(|a| a.ip())
-    })
-    .filter(|ip| !ip.is_unspecified())
-    .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    peer.and_then(jano_plugin::udp::route_ip)
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
 }
 
 /// Binds the participant's socket. `ip`/`port` of the request say where to send the mix

@@ -57,14 +57,7 @@ pub struct NoSip {
 /// The address this host uses on its default route (a UDP `connect` only looks it up), else
 /// loopback: where plain sockets go without `local_ip`.
 fn default_ip() -> IpAddr {
-    std::net::UdpSocket::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))
-        .and_then(|s| {
-            s.connect(SocketAddr::from((Ipv4Addr::new(192, 0, 2, 1), 9)))?;
-            s.local_addr()
-        })
-        .map(|a| a.ip())
-        .ok()
-        .filter(|ip| !ip.is_unspecified())
+    jano_plugin::udp::route_ip(SocketAddr::from((Ipv4Addr::new(192, 0, 2, 1), 9)))
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
 }
 

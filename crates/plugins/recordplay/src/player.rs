@@ -35,16 +35,6 @@ pub struct Loaded {
     pub warning: Option<&'static str>,
 }
 
-fn clock_rate(codec: &str) -> u64 {
-    match codec {
-        "pcmu" | "pcma" | "g722" => 8000,
-        "l16" | "isac16" => 16000,
-        "isac32" => 32000,
-        "opus" | "multiopus" | "l16-48" => 48000,
-        _ => 90000,
-    }
-}
-
 /// Reads one RTP file: packets in sequence order, each with its offset from the file's first
 /// packet (µs), plus the file's first-frame time.
 fn load_rtp(path: &Path, kind: MediaKind, mindex: usize) -> Option<Timed<RtpPacket>> {
@@ -52,7 +42,7 @@ fn load_rtp(path: &Path, kind: MediaKind, mindex: usize) -> Option<Timed<RtpPack
     let codec = codec_name(&rec.info.codec)?;
     // RED packets are played as their primary block (viewers are not offered RED).
     let red = rec.info.opusred_pt;
-    let rate = clock_rate(codec);
+    let rate = u64::from(jano_plugin::rtp::clock_rate(codec));
     let mut ext = SeqExt::default();
     let mut pkts: Vec<(u64, RtpPacket)> = Vec::with_capacity(rec.frames.len());
     for f in &rec.frames {
@@ -64,7 +54,7 @@ fn load_rtp(path: &Path, kind: MediaKind, mindex: usize) -> Option<Timed<RtpPack
         };
         if red == Some(h.pt) {
             match jano_plugin::rtp::red_primary(payload) {
-                Some(p) if !p.is_empty() => payload = p,
+                Some((_, p)) if !p.is_empty() => payload = p,
                 _ => continue,
             }
         }

@@ -1,23 +1,7 @@
 //! G.711 (ITU-T G.711) μ-law and A-law to 16-bit linear PCM, and L16 (RFC 3551 §4.5.11:
 //! big-endian 16-bit samples).
 
-/// μ-law byte → linear sample.
-pub fn ulaw_to_linear(u: u8) -> i16 {
-    let u = !u;
-    let t = ((i32::from(u & 0x0f) << 3) + 0x84) << ((u >> 4) & 0x07);
-    (if u & 0x80 != 0 { 0x84 - t } else { t - 0x84 }) as i16
-}
-
-/// A-law byte → linear sample.
-pub fn alaw_to_linear(a: u8) -> i16 {
-    let a = a ^ 0x55;
-    let mut t = i32::from(a & 0x0f) << 4;
-    match (a >> 4) & 0x07 {
-        0 => t += 8,
-        seg => t = (t + 0x108) << (seg - 1),
-    }
-    (if a & 0x80 != 0 { t } else { -t }) as i16
-}
+pub use jano_plugin::g711::{alaw_to_linear, ulaw_to_linear};
 
 /// Which PCM flavour a recording holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

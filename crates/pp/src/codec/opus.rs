@@ -33,23 +33,6 @@ pub fn lost_frame_packet(like: u8) -> ([u8; 1], u32) {
     ([toc], frame_samples(toc >> 3))
 }
 
-/// The primary (last) block of an RFC 2198 RED payload: `(payload type, data)`.
-pub fn red_primary(payload: &[u8]) -> Option<(u8, &[u8])> {
-    let mut pos = 0;
-    let mut skip = 0usize;
-    loop {
-        let b = *payload.get(pos)?;
-        if b & 0x80 == 0 {
-            // Last header: one byte, block length is the rest.
-            let start = pos + 1 + skip;
-            return Some((b & 0x7f, payload.get(start..)?));
-        }
-        let len = u16::from_be_bytes([*payload.get(pos + 2)?, *payload.get(pos + 3)?]) & 0x03ff;
-        skip += usize::from(len);
-        pos += 4;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,14 +48,5 @@ mod tests {
         assert_eq!(packet_samples(&[0x0B]), None);
         assert_eq!(packet_samples(&[]), None);
         assert_eq!(lost_frame_packet(0xFD), ([0xFC], 960));
-    }
-
-    #[test]
-    fn red_primary_block() {
-        // One redundant block (pt 111, 3 bytes), then the primary (pt 111).
-        let red = [0xEF, 0x00, 0x00, 0x03, 0x6F, 1, 2, 3, 9, 8];
-        assert_eq!(red_primary(&red), Some((111, &[9u8, 8][..])));
-        assert_eq!(red_primary(&[0x6F, 7]), Some((111, &[7u8][..])));
-        assert_eq!(red_primary(&[0xEF, 0]), None);
     }
 }

@@ -82,7 +82,7 @@ pub fn opus_packets(ordered: &Ordered, red_pt: Option<u8>) -> (Vec<OpusPacket>, 
             continue;
         }
         let data = match red_pt {
-            Some(red) if red == p.pt => match opus::red_primary(&p.payload) {
+            Some(red) if red == p.pt => match jano_plugin::rtp::red_primary(&p.payload) {
                 Some((_, d)) => d,
                 None => {
                     invalid += 1;
